@@ -1,0 +1,37 @@
+"""`model:` section: the face model pack and the quality gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from gridwatch.config.base import StrictModel
+
+
+class QualityConfig(StrictModel):
+    min_face_px: int = Field(
+        default=40, ge=8, le=4096, description="Smallest accepted face (shorter box side, pixels)."
+    )
+    min_det_score: float = Field(default=0.6, ge=0.0, le=1.0, description="Smallest accepted detection score.")
+
+
+class ModelConfig(StrictModel):
+    pack: str = Field(
+        default="buffalo_s",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Model pack name, looked up under the insightface model root.",
+    )
+    path: Path | None = Field(
+        default=None, description="Explicit pack folder; if set, it must exist (no fallback)."
+    )
+    detector_input_size: int = Field(
+        default=640, ge=128, le=1280, multiple_of=32, description="Detector input side, pixels."
+    )
+    detector_threshold: float = Field(
+        default=0.5, ge=0.05, le=1.0, description="Score below which the detector drops a box."
+    )
+    threads: int = Field(default=2, ge=1, le=64, description="onnxruntime intra-op threads per session.")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Quality gate.")

@@ -1,0 +1,106 @@
+"""The event contracts between stages (versioned; they travel over Kafka).
+
+Neither contract ever carries an embedding or image bytes: only references.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SIGHTING_SCHEMA = "gridwatch.sighting/v1"
+ALERT_SCHEMA = "gridwatch.alert/v1"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quality(_Event):
+    """The quality values of the face behind a sighting."""
+
+    det_score: float = Field(ge=0.0, le=1.0, description="Detector confidence.")
+    face_px: float = Field(ge=0.0, description="Shorter side of the face box, in pixels.")
+    blur: float | None = Field(default=None, ge=0.0, description="Variance of the Laplacian of the crop.")
+    yaw: float | None = Field(default=None, description="Estimated yaw in degrees.")
+
+
+class SourceKind(enum.StrEnum):
+    CAMERA = "camera"
+    GATE = "gate"
+
+
+class Sighting(_Event):
+    """A face that matched a registry entry. Unmatched faces never become a Sighting."""
+
+    schema_: Literal["gridwatch.sighting/v1"] = Field(default=SIGHTING_SCHEMA, alias="schema")
+    sighting_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=64)
+    source: str = Field(description="Camera or gate id.")
+    source_kind: SourceKind
+    captured_at: dt.datetime = Field(description="Frame or device time, UTC.")
+    received_at: dt.datetime
+    person_id: str = Field(description="Pseudonymous id of the registry entry.")
+    registry: str
+    similarity: float
+    threshold: float
+    model: str = Field(description="Model pack name and recogniser file hash.")
+    quality: Quality
+    track_id: str | None = None
+    direction: Literal["in", "out"] | None = None
+    evidence_ref: str | None = Field(default=None, description="Id of a stored snapshot, if any.")
+    grid: str | None = Field(default=None, description="Grid (area of responsibility) of the source.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+
+
+class Alert(_Event):
+    """An advisory notification for people. Nothing acts on a person automatically."""
+
+    schema_: Literal["gridwatch.alert/v1"] = Field(default=ALERT_SCHEMA, alias="schema")
+    alert_id: str
+    rule: str
+    severity: Severity
+    person_id: str
+    registry: str
+    source: str
+    source_kind: SourceKind
+    grid: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    created_at: dt.datetime
+    sightings: list[str] = Field(description="Sighting ids that led to this alert.")
+    similarity: float
+    explanation: str
+    state: AlertState = AlertState.OPEN
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+def alert_id_for(rule: str, person_id: str, source: str, at: dt.datetime, bucket_s: int) -> str:
+    """Deterministic id: rule + person + source + time bucket, so a replay makes no new alert."""
+    bucket = int(at.timestamp()) // max(bucket_s, 1)
+    digest = hashlib.sha256(f"{rule}\x1f{person_id}\x1f{source}\x1f{bucket}".encode()).hexdigest()
+    return digest[:32]

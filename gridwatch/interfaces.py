@@ -1,0 +1,173 @@
+"""The interfaces between the stages, in one place; drivers live behind them.
+
+Every long-lived component has explicit async ``start()`` / ``stop()``; ``stop()`` is safe to
+call twice. Value types that cross a stage boundary are defined here too, except the face
+result type (``recognition.faces.Faces``) and the event contracts (``gridwatch.events``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from gridwatch.events import Alert, Sighting
+    from recognition.faces import Faces
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """A component with an explicit lifecycle. ``stop()`` must be idempotent."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded video frame.
+
+    ``image`` is BGR ``uint8`` of shape ``(H, W, 3)``; it lives in memory only.
+    ``captured_at`` is UTC: the wall-clock time the frame was read (RTSP) or its paced time (file).
+    """
+
+    source_id: str
+    seq: int
+    captured_at: dt.datetime
+    image: npt.NDArray[np.uint8]
+
+
+class SourceState(enum.StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """Health of one ingest source (camera or gate), as shown in the status output."""
+
+    source_id: str
+    kind: str
+    state: SourceState = SourceState.STARTING
+    last_frame_at: dt.datetime | None = None
+    last_error: str | None = None
+    reconnects: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    frames_dropped: int = 0
+    fps_in: float = 0.0
+    fps_out: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class FrameReader(Protocol):
+    """A blocking reader of one open stream (run in a worker thread by the camera worker)."""
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        """The next frame, or ``None`` at the end of the stream / on a disconnect."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FrameSource(Protocol):
+    """Opens a stream. Raises ``OSError`` (or a subclass) when it cannot be opened."""
+
+    @property
+    def display_url(self) -> str:
+        """Where frames come from, with any credentials masked; safe to log."""
+        ...
+
+    @property
+    def nominal_fps(self) -> float | None:
+        """The stream's own frame rate when known."""
+        ...
+
+    def open(self) -> FrameReader: ...
+
+
+class FaceAnalyzer(Protocol):
+    """Detector + embedder (one model pack)."""
+
+    @property
+    def model_id(self) -> str:
+        """Pack name and file hash, recorded on every sighting."""
+        ...
+
+    @property
+    def embedding_dim(self) -> int: ...
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> Faces:
+        """Boxes, scores and landmarks of the faces in a BGR image; no embeddings."""
+        ...
+
+    def embed(self, image: npt.NDArray[np.uint8], faces: Faces) -> Faces:
+        """The same faces with L2-normalised embeddings filled in."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The best identity for one probe in one registry."""
+
+    registry: str
+    person_id: str
+    similarity: float
+    second_similarity: float | None
+
+
+class FaceIndex(Protocol):
+    """A searchable set of normalised embeddings, each labelled with an int64 id."""
+
+    def __len__(self) -> int: ...
+
+    def add(self, ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None: ...
+
+    def remove(self, ids: npt.NDArray[np.int64]) -> int: ...
+
+    def search(
+        self, vectors: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Similarities and ids, shape ``(n, k)`` each; missing neighbours have id -1."""
+        ...
+
+
+class SightingSink(Protocol):
+    """Where recognition puts matched sightings (the rule engine, or a Kafka topic)."""
+
+    async def put(self, sighting: Sighting) -> None: ...
+
+
+class AlertSink(Protocol):
+    """One delivery channel for alerts (console, JSONL file, Kafka, ...)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def deliver(self, alert: Alert) -> None:
+        """Deliver or raise; the outbox retries what raised."""
+        ...
+
+
+class GateSource(Protocol):
+    """A gate terminal's event stream (see ``ingest.gates``)."""
+
+    status: SourceStatus
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def events(self) -> AsyncIterator[object]: ...

@@ -1,0 +1,1 @@
+"""Face detection, embedding, quality gating, registries and the FAISS index."""
