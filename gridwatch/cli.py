@@ -1,0 +1,298 @@
+"""The `gridwatch` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gridwatch import __version__
+
+EXIT_CONFIG = 2
+EXIT_MODELS = 3
+
+log = logging.getLogger("gridwatch")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_CONFIG
+    from gridwatch.config.loader import ConfigError
+    from recognition.modelpack import ModelPackError
+
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModelPackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MODELS
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gridwatch {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-c", "--config", type=Path, default=os.environ.get("GRIDWATCH_CONFIG"),
+            help="config file or directory (default: $GRIDWATCH_CONFIG)",
+        )
+
+    run = commands.add_parser("run", help="run the service")
+    config_arg(run)
+    run.add_argument("--for", dest="for_s", type=float, default=None, metavar="SECONDS", help="stop after this time")
+    run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser("demo", help="run the embedded default: a demo camera and registry, no Kafka")
+    demo.add_argument("-c", "--config", type=Path, default=None, help="demo config (default: configs/demo)")
+    demo.add_argument("--for", dest="for_s", type=float, default=None, metavar="SECONDS", help="stop after this time")
+    demo.add_argument("--keep-state", action="store_true", help="keep the demo's data directory from the last run")
+    demo.set_defaults(handler=_cmd_demo)
+
+    config = commands.add_parser("config", help="check or describe configuration").add_subparsers(metavar="ACTION")
+    check = config.add_parser("check", help="validate a config file or directory")
+    check.add_argument("path", type=Path)
+    check.set_defaults(handler=_cmd_config_check)
+    schema = config.add_parser("schema", help="print the JSON Schema of the configuration")
+    schema.set_defaults(handler=_cmd_config_schema)
+
+    registry = commands.add_parser("registry", help="enrol, list and remove registry entries").add_subparsers(
+        metavar="ACTION"
+    )
+    enroll = registry.add_parser("enroll", help="enrol one person from one or more photos")
+    config_arg(enroll)
+    enroll.add_argument("--registry", required=True)
+    enroll.add_argument("--name", required=True, help="display name shown to staff")
+    enroll.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
+    enroll.add_argument("photos", nargs="+", type=Path)
+    enroll.set_defaults(handler=_cmd_registry_enroll)
+    listing = registry.add_parser("list", help="list enrolled persons")
+    config_arg(listing)
+    listing.add_argument("--registry", default=None)
+    listing.add_argument("--actor", default=os.environ.get("USER", "cli"))
+    listing.set_defaults(handler=_cmd_registry_list)
+    remove = registry.add_parser("remove", help="erase a person and their embeddings")
+    config_arg(remove)
+    remove.add_argument("person_id")
+    remove.add_argument("--actor", default=os.environ.get("USER", "cli"))
+    remove.set_defaults(handler=_cmd_registry_remove)
+    purge = registry.add_parser("purge", help="erase every entry past its expiry")
+    config_arg(purge)
+    purge.set_defaults(handler=_cmd_registry_purge)
+
+    alerts = commands.add_parser("alerts", help="read alerts").add_subparsers(metavar="ACTION")
+    tail = alerts.add_parser("tail", help="print alerts from a Kafka topic")
+    config_arg(tail)
+    tail.add_argument("--bootstrap", default=None, help="host:port (default: from the config)")
+    tail.add_argument("--topic", default=None, help="topic (default: from the config)")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", dest="max_messages", type=int, default=None)
+    tail.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    tail.set_defaults(handler=_cmd_alerts_tail)
+
+    audit = commands.add_parser("audit", help="the append-only audit log").add_subparsers(metavar="ACTION")
+    verify = audit.add_parser("verify", help="check the hash chain of an audit log")
+    config_arg(verify)
+    verify.add_argument("path", nargs="?", type=Path, default=None, help="audit.jsonl (default: from the config)")
+    verify.set_defaults(handler=_cmd_audit_verify)
+    return parser
+
+
+def _load(path: Path | None):  # type: ignore[no-untyped-def]
+    from gridwatch.config.loader import load_config
+
+    if path is None:
+        print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return load_config(path)
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.path)
+    config = loaded.config
+    print(
+        f"{args.path}: ok ({len(config.cameras)} camera(s), {len(config.registries)} registr(ies), "
+        f"{len(config.rules)} rule(s); files: {', '.join(str(f) for f in loaded.files)})"
+    )
+    return 0
+
+
+def _cmd_config_schema(args: argparse.Namespace) -> int:
+    from gridwatch.config.schema import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    return _run_service(loaded, args.for_s)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gridwatch.demo import prepare_demo
+
+    loaded = prepare_demo(args.config, keep_state=args.keep_state)
+    return _run_service(loaded, args.for_s)
+
+
+def _run_service(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped-def]
+    from gridwatch.logs import configure_logging
+    from gridwatch.wiring import data_paths
+
+    configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
+    return asyncio.run(_serve(loaded, for_s))
+
+
+async def _serve(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped-def]
+    from gridwatch.service import Service
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    service = Service(loaded)
+    try:
+        await service.start()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=for_s)
+        except TimeoutError:
+            pass
+    finally:
+        await service.stop()
+        print(service.summary().line(), flush=True)
+    return 0
+
+
+def _recognition(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from gridwatch.audit import AuditLog
+    from gridwatch.wiring import build_recognition, data_paths
+
+    loaded = _load(args.config)
+    audit = AuditLog(data_paths(loaded).audit_log)
+    return build_recognition(loaded, audit)
+
+
+def _cmd_registry_enroll(args: argparse.Namespace) -> int:
+    from recognition.enroll import EnrollmentError, enrollment_sample, read_photo
+    from recognition.registries import UnknownRegistryError
+
+    parts = _recognition(args)
+    try:
+        parts.registries.load()
+        if args.registry not in parts.registries.configs:
+            raise UnknownRegistryError(args.registry)
+        samples, refused = [], []
+        for photo in args.photos:
+            try:
+                samples.append(
+                    enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo))
+                )
+            except EnrollmentError as exc:
+                refused.append(str(exc))
+        if refused:
+            for reason in refused:
+                print(f"refused: {reason}", file=sys.stderr)
+            print("nothing enrolled", file=sys.stderr)
+            return 1
+        person = parts.registries.enroll(
+            args.registry, args.name, [(s.photo_sha256, s.embedding) for s in samples], actor=args.actor
+        )
+    except UnknownRegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.store.close()
+        parts.registries.audit.close()
+    print(f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), expires {person.expires_at:%Y-%m-%d}")
+    return 0
+
+
+def _cmd_registry_list(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownRegistryError
+
+    parts = _recognition(args)
+    try:
+        persons = parts.registries.list_persons(args.registry, actor=args.actor)
+    except UnknownRegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.store.close()
+        parts.registries.audit.close()
+    print(f"{'person_id':<20} {'registry':<20} {'photos':>6}  {'expires':<10}  name")
+    for p in persons:
+        print(f"{p.person_id:<20} {p.registry:<20} {p.embeddings:>6}  {p.expires_at:%Y-%m-%d}  {p.display_name}")
+    return 0
+
+
+def _cmd_registry_remove(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownPersonError
+
+    parts = _recognition(args)
+    try:
+        parts.registries.load()
+        person = parts.registries.remove(args.person_id, actor=args.actor)
+    except UnknownPersonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        parts.store.close()
+        parts.registries.audit.close()
+    print(f"removed {person.person_id} from {person.registry}")
+    return 0
+
+
+def _cmd_registry_purge(args: argparse.Namespace) -> int:
+    parts = _recognition(args)
+    try:
+        parts.registries.load()
+        purged = parts.registries.purge_expired()
+    finally:
+        parts.store.close()
+        parts.registries.audit.close()
+    print(f"erased {len(purged)} expired entr{'y' if len(purged) == 1 else 'ies'}")
+    return 0
+
+
+def _cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from notifier.tail import tail_alerts
+
+    bootstrap, topic = args.bootstrap, args.topic
+    if bootstrap is None or topic is None:
+        kafka = _load(args.config).config.notifier.kafka
+        bootstrap = bootstrap or kafka.bootstrap_servers
+        topic = topic or kafka.topic
+    return asyncio.run(
+        tail_alerts(
+            bootstrap, topic, from_beginning=args.from_beginning, max_messages=args.max_messages,
+            timeout_s=args.timeout, out=sys.stdout,
+        )
+    )
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gridwatch.audit import verify
+    from gridwatch.wiring import data_paths
+
+    path = args.path if args.path is not None else data_paths(_load(args.config)).audit_log
+    result = verify(path)
+    if result.ok:
+        print(f"{path}: ok, {result.records} record(s), chain intact")
+        return 0
+    print(f"{path}: BROKEN at line {result.first_bad_line}: {result.reason}", file=sys.stderr)
+    return 1

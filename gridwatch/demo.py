@@ -1,0 +1,57 @@
+"""The embedded default: the bundled demo config, a fresh data directory and the demo enrolment."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridwatch.audit import AuditLog
+from gridwatch.config.loader import LoadedConfig, load_config
+from gridwatch.wiring import build_recognition, data_paths
+from recognition.enroll import enrollment_sample, read_photo
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPerson:
+    registry: str
+    display_name: str
+    photo: str  # relative to the config directory
+
+
+DEMO_PERSONS = (DemoPerson("demo_watchlist", "Lin-Manuel Miranda (demo)", "assets/lin1.png"),)
+
+
+def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
+    """Loads the demo config, resets its data directory and enrols the demo person."""
+    path = config or DEMO_CONFIG
+    if not path.exists():
+        raise SystemExit(f"demo config not found at {path}: run from a gridwatch checkout or pass -c PATH")
+    loaded = load_config(path)
+    paths = data_paths(loaded)
+    if not keep_state and paths.root.exists():
+        shutil.rmtree(paths.root)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    audit = AuditLog(paths.audit_log)
+    parts = build_recognition(loaded, audit)
+    try:
+        parts.registries.load()
+        for person in DEMO_PERSONS:
+            if parts.registries.size(person.registry):
+                continue
+            photo = loaded.resolve(Path(person.photo))
+            sample = enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo))
+            enrolled = parts.registries.enroll(
+                person.registry, person.display_name, [(sample.photo_sha256, sample.embedding)], actor="demo"
+            )
+            print(f"demo: enrolled {person.display_name} as {enrolled.person_id} in {person.registry}", flush=True)
+    finally:
+        parts.store.close()
+        audit.close()
+    return loaded

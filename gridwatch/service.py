@@ -1,0 +1,213 @@
+"""The one-process service: cameras → recognition → rules → notifier, plus the HTTP API.
+
+Start order: audit log, model pack and registries, rule state, notifier, HTTP API, cameras.
+Stop order is the reverse, so no frame is analysed after its alert could no longer be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from gridwatch.audit import AuditLog
+from gridwatch.config.loader import LoadedConfig
+from gridwatch.events import Alert, Sighting, SourceKind
+from gridwatch.http import HttpServer, create_app
+from gridwatch.interfaces import Frame, SourceStatus
+from gridwatch.wiring import RecognitionParts, build_recognition, data_paths
+from ingest.camera import CameraWorker
+from ingest.sources import source_for
+from notifier.notifier import Notifier, build_sinks
+from notifier.outbox import Outbox
+from recognition.recognizer import Recognizer, SourceInfo
+from rules.engine import RuleEngine
+from rules.state import RuleState
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    frames_analysed: int
+    faces: int
+    sightings: int
+    alerts: int
+
+    def line(self) -> str:
+        return (
+            f"summary: frames analysed {self.frames_analysed}, faces {self.faces}, "
+            f"sightings {self.sightings}, alerts {self.alerts}"
+        )
+
+
+class Service:
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self._loaded = loaded
+        config = loaded.config
+        self._paths = data_paths(loaded)
+        self.audit = AuditLog(self._paths.audit_log)
+        self._parts: RecognitionParts | None = None
+        self._recognizer: Recognizer | None = None
+        self._rule_state = RuleState(self._paths.rule_state_db)
+        self._engine = RuleEngine(config.rules, self._rule_state)
+        self._outbox = Outbox(self._paths.outbox_db)
+        self._notifier: Notifier | None = None
+        self._cameras: list[CameraWorker] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: HttpServer | None = None
+        self._started = False
+        self.alerts_seen: list[Alert] = []
+
+    @property
+    def http_port(self) -> int | None:
+        return None if self._http is None else self._http.port
+
+    @property
+    def registries(self) -> RecognitionParts:
+        assert self._parts is not None, "service not started"
+        return self._parts
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        config = self._loaded.config
+        self._paths.root.mkdir(parents=True, exist_ok=True)
+        parts = build_recognition(self._loaded, self.audit)
+        await asyncio.to_thread(parts.analyzer.load)
+        await asyncio.to_thread(parts.registries.load)
+        purged = await asyncio.to_thread(parts.registries.purge_expired)
+        if purged:
+            log.info("retention: erased %d expired registry entries", len(purged))
+        self._parts = parts
+        self._recognizer = Recognizer(parts.analyzer, parts.gate, parts.registries)
+        log.info("model pack %s (%s, %s)", parts.analyzer.model_id, parts.analyzer.pack.origin, parts.analyzer.pack.directory)
+        self._rule_state.open()
+        self._notifier = Notifier(
+            config.notifier,
+            self._outbox,
+            build_sinks(config.notifier, self._paths.root, config.service.name),
+            self.audit,
+        )
+        await self._notifier.start()
+        if config.service.http.enabled:
+            app = create_app(status=self.status)
+            self._http = HttpServer(app, config.service.http.host, config.service.http.port)
+            await self._http.start()
+        self._tasks.append(asyncio.create_task(self._purge_loop(), name="gridwatch.retention-purge"))
+        for camera in config.cameras:
+            if not camera.enabled:
+                continue
+            info = SourceInfo(camera.id, SourceKind.CAMERA, camera.grid)
+            worker = CameraWorker(camera, source_for(camera, self._loaded.root), self._frame_handler(info))
+            self._cameras.append(worker)
+            await worker.start()
+        log.info("gridwatch started: %d camera(s), %d registr(ies), %d rule(s)",
+                 len(self._cameras), len(config.registries), len(config.rules))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for worker in reversed(self._cameras):
+            await worker.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.stop()
+        if self._notifier is not None:
+            await self._notifier.stop()
+        self._rule_state.close()
+        if self._parts is not None:
+            self._parts.store.close()
+        self.audit.close()
+        log.info("gridwatch stopped")
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _frame_handler(self, source: SourceInfo):  # type: ignore[no-untyped-def]
+        async def on_frame(frame: Frame) -> None:
+            assert self._recognizer is not None
+            sightings = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
+            for sighting in sightings:
+                await self.handle_sighting(sighting)
+
+        return on_frame
+
+    async def handle_sighting(self, sighting: Sighting) -> None:
+        log.info(
+            "sighting %s: person %s of %s at %s (similarity %.2f)",
+            sighting.sighting_id, sighting.person_id, sighting.registry, sighting.source, sighting.similarity,
+        )
+        assert self._notifier is not None
+        for alert in self._engine.evaluate(sighting):
+            self.alerts_seen.append(alert)
+            await self._notifier.submit(alert)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL_S)
+            assert self._parts is not None
+            purged = await asyncio.to_thread(self._parts.registries.purge_expired)
+            if purged:
+                log.info("retention: erased %d expired registry entries", len(purged))
+
+    def camera_status(self) -> list[SourceStatus]:
+        return [worker.status for worker in self._cameras]
+
+    def status(self) -> dict[str, object]:
+        stats = self._recognizer.stats if self._recognizer is not None else None
+        return {
+            "service": self._loaded.config.service.name,
+            "model": None if self._parts is None else self._parts.analyzer.model_id,
+            "cameras": [_status_dict(s) for s in self.camera_status()],
+            "recognition": None if stats is None else {
+                "images": stats.images, "faces": stats.faces, "faces_rejected": stats.faces_rejected,
+                "faces_searched": stats.faces_searched, "sightings": stats.sightings,
+            },
+            "rules": {"sightings": self._engine.sightings, "alerts": self._engine.alerts},
+        }
+
+    def summary(self) -> Summary:
+        stats = self._recognizer.stats if self._recognizer is not None else None
+        return Summary(
+            frames_analysed=sum(s.frames_out for s in self.camera_status()),
+            faces=0 if stats is None else stats.faces,
+            sightings=0 if stats is None else stats.sightings,
+            alerts=self._engine.alerts,
+        )
+
+
+def _status_dict(status: SourceStatus) -> dict[str, object]:
+    def iso(value: dt.datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": status.source_id,
+        "kind": status.kind,
+        "state": str(status.state),
+        "last_frame_at": iso(status.last_frame_at),
+        "last_error": status.last_error,
+        "reconnects": status.reconnects,
+        "frames_in": status.frames_in,
+        "frames_out": status.frames_out,
+        "frames_dropped": status.frames_dropped,
+        "fps_in": round(status.fps_in, 2),
+        "fps_out": round(status.fps_out, 2),
+        **status.extra,
+    }
+

@@ -1,0 +1,96 @@
+"""Face detection (SCRFD) and embedding (ArcFace) through insightface on onnxruntime."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gridwatch.config.model import ModelConfig
+from recognition.faces import Faces
+from recognition.modelpack import ModelPack
+
+ARCFACE_INPUT = 112
+
+
+class InsightFaceAnalyzer:
+    """The ``FaceAnalyzer`` of one model pack. Sessions are created in ``load()``, not at import.
+
+    Calls are serialised by a lock: onnxruntime sessions are thread-safe, but two inference
+    calls competing for 2 cores only slow each other down.
+    """
+
+    def __init__(self, pack: ModelPack, config: ModelConfig) -> None:
+        self._pack = pack
+        self._config = config
+        self._detector: Any = None
+        self._recognizer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._pack.model_id
+
+    @property
+    def pack(self) -> ModelPack:
+        return self._pack
+
+    @property
+    def embedding_dim(self) -> int:
+        return 512
+
+    def load(self) -> None:
+        if self._detector is not None:
+            return
+        import onnxruntime as ort
+        from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+        from insightface.model_zoo.scrfd import SCRFD
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._config.threads
+        options.inter_op_num_threads = 1
+        # Spinning threads of two sessions steal each other's cores on small machines.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The recogniser declares a fixed batch of 1 and warns on every batched call.
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        det_session = ort.InferenceSession(str(self._pack.detector), sess_options=options, providers=providers)
+        rec_session = ort.InferenceSession(str(self._pack.recognizer), sess_options=options, providers=providers)
+        size = self._config.detector_input_size
+        detector = SCRFD(str(self._pack.detector), session=det_session)
+        detector.prepare(-1, input_size=(size, size), det_thresh=self._config.detector_threshold)
+        recognizer = ArcFaceONNX(str(self._pack.recognizer), session=rec_session)
+        self._detector, self._recognizer = detector, recognizer
+
+    def detect(self, image: npt.NDArray[np.uint8]) -> Faces:
+        self.load()
+        size = self._config.detector_input_size
+        with self._lock:
+            boxes, keypoints = self._detector.detect(image, input_size=(size, size))
+        return Faces.from_insightface(boxes, keypoints)
+
+    def embed(self, image: npt.NDArray[np.uint8], faces: Faces) -> Faces:
+        self.load()
+        if len(faces) == 0:
+            return faces.with_embeddings(np.empty((0, self.embedding_dim), np.float32))
+        from insightface.utils import face_align
+
+        with warnings.catch_warnings():
+            # scikit-image 0.26 deprecates an API insightface's aligner still uses.
+            warnings.simplefilter("ignore", FutureWarning)
+            crops = [
+                face_align.norm_crop(image, landmark=faces.landmarks[i], image_size=ARCFACE_INPUT)
+                for i in range(len(faces))
+            ]
+        with self._lock:
+            vectors = np.concatenate([self._recognizer.get_feat(crop) for crop in crops]).astype(np.float32)
+        del crops  # aligned crops are personal data: never kept beyond this call
+        return faces.with_embeddings(normalize(vectors))
+
+
+def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

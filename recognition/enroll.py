@@ -1,0 +1,55 @@
+"""Turning an enrolment photo into one embedding, or a clear refusal."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from gridwatch.interfaces import FaceAnalyzer
+from recognition.quality import QualityGate
+
+
+class EnrollmentError(ValueError):
+    """The photo cannot be enrolled; the message says why, in words for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentSample:
+    photo_sha256: str
+    embedding: npt.NDArray[np.float32]
+
+
+def decode_image(data: bytes, *, what: str = "image") -> npt.NDArray[np.uint8]:
+    if not data:
+        raise EnrollmentError(f"{what}: empty file")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise EnrollmentError(f"{what}: not a decodable image (JPEG, PNG, ...) or truncated")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def enrollment_sample(analyzer: FaceAnalyzer, gate: QualityGate, data: bytes, *, what: str) -> EnrollmentSample:
+    image = decode_image(data, what=what)
+    faces = analyzer.detect(image)
+    if len(faces) == 0:
+        raise EnrollmentError(f"{what}: no face found")
+    if len(faces) > 1:
+        raise EnrollmentError(f"{what}: {len(faces)} faces found; an enrolment photo must show exactly one person")
+    verdict = gate.check(faces)
+    if not verdict.accepted[0]:
+        raise EnrollmentError(f"{what}: face rejected by the quality gate: {verdict.reasons[0]}")
+    embedded = analyzer.embed(image, faces)
+    assert embedded.embeddings is not None
+    return EnrollmentSample(hashlib.sha256(data).hexdigest(), embedded.embeddings[0])
+
+
+def read_photo(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EnrollmentError(f"{path}: cannot read ({exc.strerror})") from exc

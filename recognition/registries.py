@@ -1,0 +1,195 @@
+"""Registries: the store, one in-memory FAISS index per registry, thresholds, and the audit trail.
+
+Every change and every human read of registry data is written to the audit log. Matching a
+probe is not audited here: what it leads to (a sighting, an alert) is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gridwatch.audit import AuditLog
+from gridwatch.config.registries import RegistryConfig
+from gridwatch.interfaces import Match
+from recognition.index import FaissIndex
+from recognition.store import Person, RegistryStore
+
+
+class UnknownRegistryError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown registry {self.args[0]!r}"
+
+
+class UnknownPersonError(KeyError):
+    def __str__(self) -> str:
+        return f"no person with id {self.args[0]!r}"
+
+
+@dataclass
+class _LoadedRegistry:
+    config: RegistryConfig
+    index: FaissIndex
+    person_of: dict[int, str]
+
+
+class Registries:
+    def __init__(
+        self,
+        configs: Sequence[RegistryConfig],
+        store: RegistryStore,
+        *,
+        model_id: str,
+        dim: int,
+        audit: AuditLog,
+    ) -> None:
+        self._configs = {c.name: c for c in configs}
+        self._store = store
+        self._model_id = model_id
+        self._dim = dim
+        self._audit = audit
+        self._loaded: dict[str, _LoadedRegistry] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
+
+    @property
+    def configs(self) -> dict[str, RegistryConfig]:
+        return dict(self._configs)
+
+    def load(self) -> None:
+        """Rebuild every index from the store (the index is never persisted)."""
+        self._store.open()
+        loaded: dict[str, _LoadedRegistry] = {}
+        for name, config in self._configs.items():
+            stored = self._store.embeddings(name, self._model_id)
+            index = FaissIndex(self._dim)
+            index.add(stored.ids, stored.vectors)
+            loaded[name] = _LoadedRegistry(config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)))
+        with self._lock:
+            self._loaded = loaded
+
+    def covers(self, source_id: str) -> bool:
+        return any(_covers(r.config, source_id) for r in self._loaded.values() if len(r.index))
+
+    def size(self, registry: str) -> int:
+        return len(self._registry(registry).index)
+
+    def enroll(
+        self,
+        registry: str,
+        display_name: str,
+        embeddings: list[tuple[str, npt.NDArray[np.float32]]],
+        *,
+        actor: str,
+        now: dt.datetime | None = None,
+    ) -> Person:
+        loaded = self._registry(registry)
+        now = now or dt.datetime.now(dt.UTC)
+        expires_at = now + dt.timedelta(days=loaded.config.retention_days)
+        person, ids = self._store.add_person(
+            registry=registry,
+            display_name=display_name,
+            model_id=self._model_id,
+            embeddings=embeddings,
+            now=now,
+            expires_at=expires_at,
+        )
+        loaded.index.add(ids, np.stack([v for _, v in embeddings]).astype(np.float32))
+        with self._lock:
+            loaded.person_of.update(dict.fromkeys(ids.tolist(), person.person_id))
+        self._audit.append(
+            "registry.enroll",
+            actor=actor,
+            target=person.person_id,
+            details={
+                "registry": registry,
+                "photos": [sha for sha, _ in embeddings],
+                "expires_at": expires_at.isoformat(),
+                "model": self._model_id,
+            },
+        )
+        return person
+
+    def remove(self, person_id: str, *, actor: str, reason: str = "removed") -> Person:
+        person, ids = self._store.remove_person(person_id)
+        if person is None:
+            raise UnknownPersonError(person_id)
+        loaded = self._loaded.get(person.registry)
+        if loaded is not None:
+            loaded.index.remove(ids)
+            with self._lock:
+                for embedding_id in ids.tolist():
+                    loaded.person_of.pop(embedding_id, None)
+        self._audit.append(
+            "registry.remove", actor=actor, target=person_id, details={"registry": person.registry, "reason": reason}
+        )
+        return person
+
+    def list_persons(self, registry: str | None, *, actor: str) -> list[Person]:
+        if registry is not None:
+            self._registry(registry)
+        persons = self._store.list_persons(registry)
+        self._audit.append(
+            "registry.list", actor=actor, target=registry or "*", details={"persons": len(persons)}
+        )
+        return persons
+
+    def purge_expired(self, *, now: dt.datetime | None = None) -> list[Person]:
+        """Erase entries past their ``expires_at`` from the store and the index."""
+        now = now or dt.datetime.now(dt.UTC)
+        purged = []
+        for person in self._store.expired(now):
+            purged.append(self.remove(person.person_id, actor="system:retention", reason="expired"))
+        return purged
+
+    def match(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Match]]:
+        """For each probe, the matches at or above threshold in each registry covering the source."""
+        results: list[list[Match]] = [[] for _ in range(len(vectors))]
+        for loaded in self._loaded.values():
+            if not len(loaded.index) or not _covers(loaded.config, source_id):
+                continue
+            k = min(len(loaded.index), 16)
+            similarities, ids = loaded.index.search(vectors, k)
+            for row in range(len(vectors)):
+                match = self._best(loaded, similarities[row], ids[row])
+                if match is not None and match.similarity >= loaded.config.threshold:
+                    results[row].append(match)
+        return results
+
+    def _best(
+        self, loaded: _LoadedRegistry, similarities: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
+    ) -> Match | None:
+        best_person: str | None = None
+        best = second = None
+        for similarity, embedding_id in zip(similarities.tolist(), ids.tolist(), strict=True):
+            person = loaded.person_of.get(embedding_id)
+            if person is None:
+                continue
+            if best_person is None:
+                best_person, best = person, similarity
+            elif person != best_person:
+                second = similarity
+                break
+        if best_person is None or best is None:
+            return None
+        return Match(loaded.config.name, best_person, float(best), None if second is None else float(second))
+
+    def _registry(self, name: str) -> _LoadedRegistry:
+        if not self._loaded and self._configs:
+            self.load()
+        try:
+            return self._loaded[name]
+        except KeyError:
+            raise UnknownRegistryError(name) from None
+
+
+def _covers(config: RegistryConfig, source_id: str) -> bool:
+    return "*" in config.sources or source_id in config.sources

@@ -1,0 +1,31 @@
+"""Runs every configured rule over each sighting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from gridwatch.config.rules import RuleConfig
+from gridwatch.events import Alert, Sighting
+from rules.seen import SeenRule
+from rules.state import RuleState
+
+
+class RuleEngine:
+    def __init__(
+        self,
+        configs: Sequence[RuleConfig],
+        state: RuleState,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._rules = [SeenRule(config, state) for config in configs]
+        self._clock = clock
+        self.sightings = 0
+        self.alerts = 0
+
+    def evaluate(self, sighting: Sighting) -> list[Alert]:
+        self.sightings += 1
+        now = self._clock()
+        alerts = [alert for rule in self._rules if (alert := rule.evaluate(sighting, now)) is not None]
+        self.alerts += len(alerts)
+        return alerts

@@ -1,0 +1,100 @@
+"""The "seen" warning model: cooldown per (person, rule), severity passes, state survives restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from gridwatch.config.rules import SeenRuleConfig
+from gridwatch.events import Quality, Severity, Sighting, SourceKind
+from rules.engine import RuleEngine
+from rules.state import RuleState
+
+T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+
+
+def sighting(person: str = "p_1", source: str = "cam-1", registry: str = "watch", at: dt.datetime = T0) -> Sighting:
+    return Sighting(
+        source=source,
+        source_kind=SourceKind.CAMERA,
+        captured_at=at,
+        received_at=at,
+        person_id=person,
+        registry=registry,
+        similarity=0.61,
+        threshold=0.45,
+        model="test@0",
+        quality=Quality(det_score=0.8, face_px=90),
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def engine(tmp_path: Path, clock: Clock, **rule: object) -> RuleEngine:
+    config = SeenRuleConfig.model_validate({"id": "seen-1", "kind": "seen", "registries": ["watch"], **rule})
+    return RuleEngine([config], RuleState(tmp_path / "state.sqlite3"), clock)
+
+
+def test_cooldown_suppresses_repeats_then_lets_one_through(tmp_path: Path) -> None:
+    clock = Clock()
+    rules = engine(tmp_path, clock, cooldown_s=600)
+    first = rules.evaluate(sighting())
+    assert len(first) == 1 and first[0].rule == "seen-1" and first[0].person_id == "p_1"
+    clock.now = T0 + dt.timedelta(seconds=599)
+    assert rules.evaluate(sighting(at=clock.now)) == []
+    assert rules.evaluate(sighting(person="p_2", at=clock.now)) != []  # per person
+    clock.now = T0 + dt.timedelta(seconds=601)
+    assert len(rules.evaluate(sighting(at=clock.now))) == 1
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    clock = Clock()
+    assert engine(tmp_path, clock).evaluate(sighting())
+    clock.now = T0 + dt.timedelta(seconds=10)
+    restarted = engine(tmp_path, clock)
+    assert restarted.evaluate(sighting(at=clock.now)) == []
+    assert RuleState(tmp_path / "state.sqlite3").cooldown("seen-1", "p_1").suppressed == 1  # type: ignore[union-attr]
+
+
+def test_alert_id_is_deterministic(tmp_path: Path) -> None:
+    a = engine(tmp_path / "a", Clock()).evaluate(sighting())[0]
+    b = engine(tmp_path / "b", Clock()).evaluate(sighting())[0]
+    assert a.alert_id == b.alert_id
+
+
+@pytest.mark.parametrize(
+    ("rule", "s", "alerts"),
+    [
+        ({}, sighting(), 1),
+        ({"sources": ["cam-2"]}, sighting(), 0),
+        ({"sources": ["cam-1"]}, sighting(), 1),
+        ({}, sighting(registry="other"), 0),
+    ],
+)
+def test_rule_scope(tmp_path: Path, rule: dict[str, object], s: Sighting, alerts: int) -> None:
+    assert len(engine(tmp_path, Clock(), **rule).evaluate(s)) == alerts
+
+
+def test_higher_severity_passes_the_cooldown(tmp_path: Path) -> None:
+    clock = Clock()
+    state = RuleState(tmp_path / "state.sqlite3")
+    low = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.INFO)
+    assert RuleEngine([low], state, clock).evaluate(sighting())
+    high = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.CRITICAL)
+    assert RuleEngine([high], state, clock).evaluate(sighting())
+    assert RuleEngine([high], state, clock).evaluate(sighting()) == []
+
+
+def test_alerts_carry_references_only(tmp_path: Path) -> None:
+    alert = engine(tmp_path, Clock()).evaluate(sighting())[0]
+    payload = alert.to_json()
+    assert "embedding" not in payload and "image" not in payload
+    assert '"schema":"gridwatch.alert/v1"' in payload
