@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -48,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def config_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "-c", "--config", type=Path, default=os.environ.get("GRIDWATCH_CONFIG"),
+            "-c",
+            "--config",
+            type=Path,
+            default=os.environ.get("GRIDWATCH_CONFIG"),
             help="config file or directory (default: $GRIDWATCH_CONFIG)",
         )
 
@@ -168,10 +172,8 @@ async def _serve(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped
     service = Service(loaded)
     try:
         await service.start()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=for_s)
-        except TimeoutError:
-            pass
     finally:
         await service.stop()
         print(service.summary().line(), flush=True)
@@ -199,9 +201,7 @@ def _cmd_registry_enroll(args: argparse.Namespace) -> int:
         samples, refused = [], []
         for photo in args.photos:
             try:
-                samples.append(
-                    enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo))
-                )
+                samples.append(enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo)))
             except EnrollmentError as exc:
                 refused.append(str(exc))
         if refused:
@@ -218,7 +218,10 @@ def _cmd_registry_enroll(args: argparse.Namespace) -> int:
     finally:
         parts.store.close()
         parts.registries.audit.close()
-    print(f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), expires {person.expires_at:%Y-%m-%d}")
+    print(
+        f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
+        f"expires {person.expires_at:%Y-%m-%d}"
+    )
     return 0
 
 
@@ -279,8 +282,12 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
         topic = topic or kafka.topic
     return asyncio.run(
         tail_alerts(
-            bootstrap, topic, from_beginning=args.from_beginning, max_messages=args.max_messages,
-            timeout_s=args.timeout, out=sys.stdout,
+            bootstrap,
+            topic,
+            from_beginning=args.from_beginning,
+            max_messages=args.max_messages,
+            timeout_s=args.timeout,
+            out=sys.stdout,
         )
     )
 

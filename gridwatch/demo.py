@@ -50,7 +50,10 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
             enrolled = parts.registries.enroll(
                 person.registry, person.display_name, [(sample.photo_sha256, sample.embedding)], actor="demo"
             )
-            print(f"demo: enrolled {person.display_name} as {enrolled.person_id} in {person.registry}", flush=True)
+            print(
+                f"demo: enrolled {person.display_name} as {enrolled.person_id} in {person.registry}",
+                flush=True,
+            )
     finally:
         parts.store.close()
         audit.close()

@@ -38,7 +38,7 @@ class SourceKind(enum.StrEnum):
 class Sighting(_Event):
     """A face that matched a registry entry. Unmatched faces never become a Sighting."""
 
-    schema_: Literal["gridwatch.sighting/v1"] = Field(default=SIGHTING_SCHEMA, alias="schema")
+    schema_: Literal["gridwatch.sighting/v1"] = Field(default="gridwatch.sighting/v1", alias="schema")
     sighting_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=64)
     source: str = Field(description="Camera or gate id.")
     source_kind: SourceKind
@@ -77,7 +77,7 @@ class AlertState(enum.StrEnum):
 class Alert(_Event):
     """An advisory notification for people. Nothing acts on a person automatically."""
 
-    schema_: Literal["gridwatch.alert/v1"] = Field(default=ALERT_SCHEMA, alias="schema")
+    schema_: Literal["gridwatch.alert/v1"] = Field(default="gridwatch.alert/v1", alias="schema")
     alert_id: str
     rule: str
     severity: Severity

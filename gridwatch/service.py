@@ -86,7 +86,12 @@ class Service:
             log.info("retention: erased %d expired registry entries", len(purged))
         self._parts = parts
         self._recognizer = Recognizer(parts.analyzer, parts.gate, parts.registries)
-        log.info("model pack %s (%s, %s)", parts.analyzer.model_id, parts.analyzer.pack.origin, parts.analyzer.pack.directory)
+        log.info(
+            "model pack %s (%s, %s)",
+            parts.analyzer.model_id,
+            parts.analyzer.pack.origin,
+            parts.analyzer.pack.directory,
+        )
         self._rule_state.open()
         self._notifier = Notifier(
             config.notifier,
@@ -107,8 +112,12 @@ class Service:
             worker = CameraWorker(camera, source_for(camera, self._loaded.root), self._frame_handler(info))
             self._cameras.append(worker)
             await worker.start()
-        log.info("gridwatch started: %d camera(s), %d registr(ies), %d rule(s)",
-                 len(self._cameras), len(config.registries), len(config.rules))
+        log.info(
+            "gridwatch started: %d camera(s), %d registr(ies), %d rule(s)",
+            len(self._cameras),
+            len(config.registries),
+            len(config.rules),
+        )
 
     async def stop(self) -> None:
         if not self._started:
@@ -142,16 +151,22 @@ class Service:
     def _frame_handler(self, source: SourceInfo):  # type: ignore[no-untyped-def]
         async def on_frame(frame: Frame) -> None:
             assert self._recognizer is not None
-            sightings = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
+            sightings = await self._recognizer.recognize_async(
+                frame.image, source, captured_at=frame.captured_at
+            )
             for sighting in sightings:
                 await self.handle_sighting(sighting)
 
         return on_frame
 
     async def handle_sighting(self, sighting: Sighting) -> None:
-        log.info(
+        log.debug(
             "sighting %s: person %s of %s at %s (similarity %.2f)",
-            sighting.sighting_id, sighting.person_id, sighting.registry, sighting.source, sighting.similarity,
+            sighting.sighting_id,
+            sighting.person_id,
+            sighting.registry,
+            sighting.source,
+            sighting.similarity,
         )
         assert self._notifier is not None
         for alert in self._engine.evaluate(sighting):
@@ -175,9 +190,14 @@ class Service:
             "service": self._loaded.config.service.name,
             "model": None if self._parts is None else self._parts.analyzer.model_id,
             "cameras": [_status_dict(s) for s in self.camera_status()],
-            "recognition": None if stats is None else {
-                "images": stats.images, "faces": stats.faces, "faces_rejected": stats.faces_rejected,
-                "faces_searched": stats.faces_searched, "sightings": stats.sightings,
+            "recognition": None
+            if stats is None
+            else {
+                "images": stats.images,
+                "faces": stats.faces,
+                "faces_rejected": stats.faces_rejected,
+                "faces_searched": stats.faces_searched,
+                "sightings": stats.sightings,
             },
             "rules": {"sightings": self._engine.sightings, "alerts": self._engine.alerts},
         }
@@ -210,4 +230,3 @@ def _status_dict(status: SourceStatus) -> dict[str, object]:
         "fps_out": round(status.fps_out, 2),
         **status.extra,
     }
-

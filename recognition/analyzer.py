@@ -57,8 +57,12 @@ class InsightFaceAnalyzer:
         # The recogniser declares a fixed batch of 1 and warns on every batched call.
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
-        det_session = ort.InferenceSession(str(self._pack.detector), sess_options=options, providers=providers)
-        rec_session = ort.InferenceSession(str(self._pack.recognizer), sess_options=options, providers=providers)
+        det_session = ort.InferenceSession(
+            str(self._pack.detector), sess_options=options, providers=providers
+        )
+        rec_session = ort.InferenceSession(
+            str(self._pack.recognizer), sess_options=options, providers=providers
+        )
         size = self._config.detector_input_size
         detector = SCRFD(str(self._pack.detector), session=det_session)
         detector.prepare(-1, input_size=(size, size), det_thresh=self._config.detector_threshold)
@@ -93,4 +97,5 @@ class InsightFaceAnalyzer:
 
 def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    normalized: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return normalized

@@ -40,7 +40,8 @@ class FaissIndex:
         if len(ids) == 0:
             return 0
         with self._lock:
-            return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+            return int(self._index.remove_ids(selector))
 
     def search(
         self, vectors: npt.NDArray[np.float32], k: int

@@ -37,7 +37,11 @@ class SeenRule:
             return None
         alert = Alert(
             alert_id=alert_id_for(
-                self.id, sighting.person_id, sighting.source, sighting.captured_at, max(self._config.cooldown_s, 60)
+                self.id,
+                sighting.person_id,
+                sighting.source,
+                sighting.captured_at,
+                max(self._config.cooldown_s, 60),
             ),
             rule=self.id,
             severity=self._config.severity,

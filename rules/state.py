@@ -55,10 +55,14 @@ class RuleState:
 
     def cooldown(self, rule: str, person_id: str) -> Cooldown | None:
         with self._lock:
-            row = self._db().execute(
-                "SELECT last_alert_at, severity_rank, suppressed FROM cooldowns WHERE rule = ? AND person_id = ?",
-                (rule, person_id),
-            ).fetchone()
+            row = (
+                self._db()
+                .execute(
+                    "SELECT last_alert_at, severity_rank, suppressed FROM cooldowns WHERE rule = ? AND person_id = ?",
+                    (rule, person_id),
+                )
+                .fetchone()
+            )
         return None if row is None else Cooldown(dt.datetime.fromisoformat(row[0]), int(row[1]), int(row[2]))
 
     def record_alert(self, rule: str, person_id: str, at: dt.datetime, severity_rank: int) -> None:

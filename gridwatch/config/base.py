@@ -12,6 +12,12 @@ Identifier = Annotated[
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
 ]
 
+# A reference to a camera/gate id, or "*" for all of them.
+SourceRef = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9_.-]*)$"),
+]
+
 
 class StrictModel(BaseModel):
     """Unknown keys are errors; values are validated on assignment too."""

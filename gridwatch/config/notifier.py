@@ -24,16 +24,23 @@ class KafkaSinkConfig(StrictModel):
         default="127.0.0.1:9092", min_length=3, max_length=2000, description="host:port[,host:port...]"
     )
     topic: str = Field(
-        default="gridwatch.alerts", min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$",
+        default="gridwatch.alerts",
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="Alert topic; keyed by person id.",
     )
     client_id: str = Field(default="gridwatch", min_length=1, max_length=100, description="Kafka client id.")
     enable_idempotence: bool = Field(
         default=True, description="Idempotent producer (turn off only for brokers that lack it)."
     )
-    request_timeout_ms: int = Field(default=10000, ge=1000, le=300000, description="Producer request timeout.")
+    request_timeout_ms: int = Field(
+        default=10000, ge=1000, le=300000, description="Producer request timeout."
+    )
     security_protocol: str = Field(
-        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$", description="Kafka protocol."
+        default="PLAINTEXT",
+        pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="Kafka protocol.",
     )
     sasl_mechanism: str | None = Field(
         default=None, pattern=r"^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$", description="SASL mechanism."

@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import Field
 
-from gridwatch.config.base import Identifier, StrictModel
+from gridwatch.config.base import Identifier, SourceRef, StrictModel
+
+
+class CalibrationEvidence(StrictModel):
+    """Where a registry's threshold came from; written by `gridwatch calibrate`, kept for auditors."""
+
+    data: str | None = Field(
+        default=None, max_length=500, description="The labelled data the report was made from (path or name)."
+    )
+    mated: int | None = Field(default=None, ge=0, le=10**9, description="Mated searches in the report.")
+    nonmated: int | None = Field(default=None, ge=0, le=10**9, description="Non-mated searches in the report.")
+    date: dt.date | None = Field(default=None, description="Day the threshold was set.")
+    target_fpir: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="False-positive identification rate the threshold aims at."
+    )
+    fnir: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="False-negative identification rate the report saw there."
+    )
+    model: str | None = Field(
+        default=None, max_length=200, description="Model pack (name@hash) the scores were computed with."
+    )
+    report: str | None = Field(default=None, max_length=1000, description="Path of the evaluation report.")
 
 
 class RegistryConfig(StrictModel):
@@ -17,7 +40,19 @@ class RegistryConfig(StrictModel):
     threshold: float = Field(
         default=0.45, ge=0.0, le=1.0, description="Cosine similarity at or above which a face matches."
     )
-    sources: list[Identifier] = Field(
+    margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A match also needs the best identity to beat the second-best identity by this much "
+            "(cosine); otherwise the face is unknown. Vacuous with a single enrolled identity."
+        ),
+    )
+    calibration: CalibrationEvidence | None = Field(
+        default=None, description="Evidence for `threshold`, recorded by `gridwatch calibrate`."
+    )
+    sources: list[SourceRef] = Field(
         default_factory=lambda: ["*"],
         min_length=1,
         description='Cameras/gates searched against this registry; "*" means all.',

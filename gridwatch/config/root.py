@@ -12,6 +12,17 @@ from gridwatch.config.registries import RegistryConfig
 from gridwatch.config.rules import RuleConfig
 from gridwatch.config.service import ServiceConfig
 
+# A key path into the config: mapping keys and sequence indexes.
+Loc = tuple[str | int, ...]
+
+
+class ConfigReferenceError(ValueError):
+    """Cross-reference problems, each with the key path it is about (the loader turns that into file:line)."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        super().__init__("; ".join(f"{_dotted(loc)}: {reason}" for loc, reason in problems))
+        self.problems = problems
+
 
 class GridwatchConfig(StrictModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service settings.")
@@ -23,31 +34,49 @@ class GridwatchConfig(StrictModel):
 
     @model_validator(mode="after")
     def _references(self) -> GridwatchConfig:
-        _unique("cameras", [c.id for c in self.cameras])
-        _unique("registries", [r.name for r in self.registries])
-        _unique("rules", [r.id for r in self.rules])
-        sources = {c.id for c in self.cameras}
+        problems: list[tuple[Loc, str]] = []
+        problems += _unique("cameras", "id", [c.id for c in self.cameras])
+        problems += _unique("registries", "name", [r.name for r in self.registries])
+        problems += _unique("rules", "id", [r.id for r in self.rules])
+        sources = self.source_ids()
         registries = {r.name for r in self.registries}
-        for reg in self.registries:
-            _known(f"registry {reg.name!r} sources", reg.sources, sources)
-        for rule in self.rules:
-            _known(f"rule {rule.id!r} registries", rule.registries, registries, wildcard=False)
-            _known(f"rule {rule.id!r} sources", rule.sources, sources)
+        for i, reg in enumerate(self.registries):
+            problems += _known(("registries", i, "sources"), "source", reg.sources, sources)
+        for i, rule in enumerate(self.rules):
+            problems += _known(
+                ("rules", i, "registries"), "registry", rule.registries, registries, wildcard=False
+            )
+            problems += _known(("rules", i, "sources"), "source", rule.sources, sources)
+        if problems:
+            raise ConfigReferenceError(problems)
         return self
 
     def source_ids(self) -> set[str]:
         return {c.id for c in self.cameras}
 
 
-def _unique(section: str, ids: list[str]) -> None:
-    seen: set[str] = set()
-    for item in ids:
-        if item in seen:
-            raise ValueError(f"{section}: duplicate id {item!r}")
-        seen.add(item)
+def _unique(section: str, key: str, ids: list[str]) -> list[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    problems: list[tuple[Loc, str]] = []
+    for index, item in enumerate(ids):
+        if item in first:
+            problems.append(
+                ((section, index, key), f"duplicate {key} {item!r} (first at {section}[{first[item]}])")
+            )
+        else:
+            first[item] = index
+    return problems
 
 
-def _known(what: str, names: list[str], known: set[str], *, wildcard: bool = True) -> None:
-    unknown = [n for n in names if n not in known and not (wildcard and n == "*")]
-    if unknown:
-        raise ValueError(f"{what}: unknown {', '.join(map(repr, unknown))} (known: {sorted(known) or 'none'})")
+def _known(
+    loc: Loc, what: str, names: list[str], known: set[str], *, wildcard: bool = True
+) -> list[tuple[Loc, str]]:
+    return [
+        ((*loc, index), f"unknown {what} {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+        for index, name in enumerate(names)
+        if name not in known and not (wildcard and name == "*")
+    ]
+
+
+def _dotted(loc: Loc) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

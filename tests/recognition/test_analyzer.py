@@ -70,7 +70,8 @@ def test_group_photo_gives_two_faces_with_landmarks(analyzer: InsightFaceAnalyze
     assert faces.landmarks.shape == (2, 5, 2)
     assert faces.embeddings is None
     embedded = analyzer.embed(image, faces)
-    assert embedded.embeddings is not None and embedded.embeddings.shape == (2, 512)
+    assert embedded.embeddings is not None
+    assert embedded.embeddings.shape == (2, 512)
 
 
 def test_faces_rejects_inconsistent_shapes() -> None:

@@ -22,4 +22,5 @@ def test_add_search_remove() -> None:
 
 def test_empty_index_returns_no_neighbours() -> None:
     similarities, ids = FaissIndex(4).search(np.ones((1, 4), np.float32), 3)
-    assert (ids == -1).all() and similarities.shape == (1, 3)
+    assert (ids == -1).all()
+    assert similarities.shape == (1, 3)

@@ -15,7 +15,9 @@ from rules.state import RuleState
 T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
 
 
-def sighting(person: str = "p_1", source: str = "cam-1", registry: str = "watch", at: dt.datetime = T0) -> Sighting:
+def sighting(
+    person: str = "p_1", source: str = "cam-1", registry: str = "watch", at: dt.datetime = T0
+) -> Sighting:
     return Sighting(
         source=source,
         source_kind=SourceKind.CAMERA,
@@ -47,7 +49,9 @@ def test_cooldown_suppresses_repeats_then_lets_one_through(tmp_path: Path) -> No
     clock = Clock()
     rules = engine(tmp_path, clock, cooldown_s=600)
     first = rules.evaluate(sighting())
-    assert len(first) == 1 and first[0].rule == "seen-1" and first[0].person_id == "p_1"
+    assert len(first) == 1
+    assert first[0].rule == "seen-1"
+    assert first[0].person_id == "p_1"
     clock.now = T0 + dt.timedelta(seconds=599)
     assert rules.evaluate(sighting(at=clock.now)) == []
     assert rules.evaluate(sighting(person="p_2", at=clock.now)) != []  # per person
@@ -96,5 +100,6 @@ def test_higher_severity_passes_the_cooldown(tmp_path: Path) -> None:
 def test_alerts_carry_references_only(tmp_path: Path) -> None:
     alert = engine(tmp_path, Clock()).evaluate(sighting())[0]
     payload = alert.to_json()
-    assert "embedding" not in payload and "image" not in payload
+    assert "embedding" not in payload
+    assert "image" not in payload
     assert '"schema":"gridwatch.alert/v1"' in payload

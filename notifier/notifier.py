@@ -1,0 +1,266 @@
+"""The notifier: outbox first, then one delivery task per sink.
+
+``submit()`` returns once the alert is committed to the outbox (or found there already: a replayed
+``alert_id`` is neither stored nor delivered twice). Each sink has its own task that delivers the
+pending alerts in order, records each delivery and, when the sink raises, backs off exponentially
+(``outbox.retry_initial_s`` doubling up to ``outbox.retry_max_s``) before it tries again, so a
+Kafka outage never holds up the console. Rows left pending by a crash or a shutdown are delivered
+when a notifier starts on the same outbox file.
+
+Every step is audited when an audit log is given: ``alert.created``, ``alert.delivered`` (with the
+sink) and ``alert.delivery_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gridwatch.audit import AuditLog
+from gridwatch.config.notifier import NotifierConfig
+from gridwatch.events import Alert
+from gridwatch.interfaces import AlertSink
+from gridwatch.redact import redact_text
+from notifier.outbox import Outbox, PendingDelivery
+from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
+
+logger = logging.getLogger(__name__)
+
+AUDIT_ACTOR = "notifier"
+
+
+def retry_delay(failures: int, initial_s: float, max_s: float) -> float:
+    """Capped exponential backoff: initial, 2x, 4x, ... never more than ``max_s``."""
+    exponent = min(max(failures - 1, 0), 32)
+    return float(min(initial_s * (2**exponent), max_s))
+
+
+class NotifierStoppedError(RuntimeError):
+    """``submit()`` after ``stop()``."""
+
+
+class Notifier:
+    """Durable, per-sink-independent alert delivery; see the module docstring."""
+
+    def __init__(
+        self,
+        config: NotifierConfig,
+        outbox: Outbox,
+        sinks: Sequence[AlertSink],
+        audit: AuditLog | None,
+        *,
+        batch_size: int = 100,
+        shutdown_flush_s: float = 3.0,
+    ) -> None:
+        names = [sink.name for sink in sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sink names must be unique, got {names}")
+        self._config = config
+        self._outbox = outbox
+        self._sinks = list(sinks)
+        self._audit = audit
+        self._batch_size = batch_size
+        self._shutdown_flush_s = shutdown_flush_s
+        outbox.set_sinks(names)
+        self._wake = {name: asyncio.Event() for name in names}
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = True
+        self._started = False
+        self._stopped = False
+
+    @property
+    def sinks(self) -> list[AlertSink]:
+        return list(self._sinks)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        if self._stopped:
+            raise NotifierStoppedError("a stopped notifier cannot be started again")
+        self._started = True
+        for sink in self._sinks:
+            try:
+                await sink.start()
+            except Exception as exc:
+                # A sink that cannot start is retried through deliver(); it must not stop the others.
+                logger.warning("alert sink %s failed to start: %s", sink.name, redact_text(str(exc)))
+        self._tasks = [
+            asyncio.create_task(self._deliver_loop(sink), name=f"notifier.deliver.{sink.name}")
+            for sink in self._sinks
+        ]
+
+    async def stop(self) -> None:
+        """Stop accepting, give pending deliveries one last short chance, then stop the sinks."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._accepting = False
+        self._stopping.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self._shutdown_flush_s)
+            for task in late:
+                task.cancel()
+            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+            for task, result in zip(self._tasks, results, strict=True):
+                if isinstance(result, Exception):
+                    logger.error("%s ended with an error: %r", task.get_name(), result)
+            self._tasks = []
+        if self._started:
+            for sink in self._sinks:
+                try:
+                    await sink.stop()
+                except Exception as exc:
+                    logger.warning(
+                        "alert sink %s failed to stop cleanly: %s", sink.name, redact_text(str(exc))
+                    )
+
+    async def __aenter__(self) -> Notifier:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def submit(self, alert: Alert) -> bool:
+        """Store the alert durably and wake the delivery tasks; False for an alert_id seen before."""
+        if not self._accepting:
+            raise NotifierStoppedError("notifier is stopped; alert not accepted")
+        added = await asyncio.to_thread(self._outbox.add, alert)
+        if not added:
+            logger.debug("alert %s already in the outbox; not delivered again", alert.alert_id)
+            return False
+        await self._audit_step(
+            "alert.created",
+            alert.alert_id,
+            {
+                "rule": alert.rule,
+                "severity": alert.severity.value,
+                "person_id": alert.person_id,
+                "registry": alert.registry,
+                "source": alert.source,
+            },
+        )
+        for event in self._wake.values():
+            event.set()
+        return True
+
+    async def _deliver_loop(self, sink: AlertSink) -> None:
+        wake = self._wake[sink.name]
+        failures = 0
+        # The first pass ignores the stored retry times: after a restart, try everything at once.
+        due_at: float | None = None
+        while True:
+            wake.clear()
+            final = self._stopping.is_set()
+            try:
+                rows = await asyncio.to_thread(
+                    self._outbox.pending, sink.name, self._batch_size, due_at=None if final else due_at
+                )
+                due_at = time.time()
+                failed = False
+                for row in rows:
+                    if not await self._deliver_one(sink, row, failures + 1):
+                        failed = True
+                        break
+                    failures = 0
+            except Exception:
+                # Not a sink error (those are handled per row) but e.g. the outbox disk: keep the task
+                # alive and try again later rather than silently stop delivering.
+                logger.exception("delivery loop of sink %s failed; trying again", sink.name)
+                rows, failed = [], True
+            if failed:
+                failures += 1
+                if final:
+                    return
+                delay = retry_delay(
+                    failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s
+                )
+                # Back off the whole sink: new alerts wake nobody until the delay is over.
+                await self._sleep_unless_stopping(delay)
+                continue
+            if len(rows) == self._batch_size:
+                continue  # more may be waiting
+            if final:
+                return
+            next_due = await asyncio.to_thread(self._outbox.next_due, sink.name)
+            within_s = None if next_due is None else max(next_due - time.time(), 0.0)
+            await self._wait_for_work(wake, within_s)
+
+    async def _deliver_one(self, sink: AlertSink, row: PendingDelivery, failures: int) -> bool:
+        try:
+            alert = row.alert()
+            await sink.deliver(alert)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = redact_text(f"{type(exc).__name__}: {exc}")
+            delay = retry_delay(
+                failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s
+            )
+            attempts = await asyncio.to_thread(
+                self._outbox.mark_failed, row.alert_id, sink.name, error, time.time() + delay
+            )
+            logger.warning(
+                "alert %s: delivery to %s failed (attempt %d, retry in %.1fs): %s",
+                row.alert_id,
+                sink.name,
+                attempts,
+                delay,
+                error,
+            )
+            await self._audit_step(
+                "alert.delivery_failed",
+                row.alert_id,
+                {"sink": sink.name, "attempt": attempts, "error": error, "retry_in_s": round(delay, 3)},
+            )
+            return False
+        await asyncio.to_thread(self._outbox.mark_delivered, row.alert_id, sink.name)
+        await self._audit_step(
+            "alert.delivered", row.alert_id, {"sink": sink.name, "attempt": row.attempts + 1}
+        )
+        return True
+
+    async def _audit_step(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:
+        if self._audit is None:
+            return
+        try:
+            await asyncio.to_thread(
+                self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details
+            )
+        except Exception:
+            # The alert path must not stop because the audit disk failed; the failure is loud instead.
+            logger.exception("audit log append failed for %s %s", action, alert_id)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def _wait_for_work(self, wake: asyncio.Event, within_s: float | None) -> None:
+        waiters = [
+            asyncio.create_task(wake.wait(), name="notifier.wake"),
+            asyncio.create_task(self._stopping.wait(), name="notifier.stopping"),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def build_sinks(config: NotifierConfig, data_dir: Path, service_name: str) -> list[AlertSink]:
+    """The sinks the config enables, in a fixed order: console, jsonl, kafka."""
+    sinks: list[AlertSink] = []
+    if config.console.enabled:
+        sinks.append(ConsoleSink())
+    if config.jsonl.enabled:
+        path = config.jsonl.path if config.jsonl.path.is_absolute() else data_dir / config.jsonl.path
+        sinks.append(JsonlSink(path))
+    if config.kafka.enabled:
+        sinks.append(KafkaSink(config.kafka, service_name=service_name))
+    return sinks
