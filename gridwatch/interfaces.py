@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -134,9 +134,7 @@ class FaceIndex(Protocol):
 
     def remove(self, ids: npt.NDArray[np.int64]) -> int: ...
 
-    def search(
-        self, vectors: npt.NDArray[np.float32], k: int
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def search(self, vectors: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Similarities and ids, shape ``(n, k)`` each; missing neighbours have id -1."""
         ...
 
@@ -161,13 +159,40 @@ class AlertSink(Protocol):
         ...
 
 
-class GateSource(Protocol):
-    """A gate terminal's event stream (see ``ingest.gates``)."""
+@dataclass(frozen=True, slots=True)
+class GateEvent:
+    """One access event of a gate terminal, in every dialect's terms.
 
-    status: SourceStatus
+    The face snapshot lives in memory only: it goes through recognition and is dropped. Device-side
+    person, card and employee numbers never leave the process either (they are not on sightings).
+    """
+
+    gate_id: str
+    received_at: dt.datetime  # UTC, when gridwatch got it
+    device_time: dt.datetime  # timezone-aware, the device's own clock
+    door: str | None = None
+    direction: Literal["in", "out"] | None = None
+    serial: int | None = None  # serialNo / RecNo / sequence_no: orders events, reveals gaps
+    event_type: str = "access"  # the dialect's event name (e.g. "5/75" for ISAPI major/minor)
+    verify_mode: str | None = None
+    device_person_id: str | None = field(default=None, repr=False)
+    card_no: str | None = field(default=None, repr=False)
+    face_image: bytes | None = field(default=None, repr=False)  # JPEG bytes; memory only
+
+
+GateEventHandler = Callable[[GateEvent], Awaitable[None]]
+
+
+class GateSource(Protocol):
+    """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event.
+
+    Push sources (HTTP, MQTT) and pull sources (long-poll streams) look the same from outside.
+    The handler must not block the source for long: gates never wait on gridwatch.
+    """
+
+    @property
+    def status(self) -> SourceStatus: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-    def events(self) -> AsyncIterator[object]: ...

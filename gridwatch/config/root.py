@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from gridwatch.config.base import StrictModel
 from gridwatch.config.cameras import CameraConfig
+from gridwatch.config.gates import GateConfig
 from gridwatch.config.model import ModelConfig
 from gridwatch.config.notifier import NotifierConfig
 from gridwatch.config.registries import RegistryConfig
@@ -28,6 +29,7 @@ class GridwatchConfig(StrictModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Service settings.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Face model pack and quality gate.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras.")
+    gates: list[GateConfig] = Field(default_factory=list, description="Face terminals of gates.")
     registries: list[RegistryConfig] = Field(default_factory=list, description="Watchlist registries.")
     rules: list[RuleConfig] = Field(default_factory=list, description="Warning rules.")
     notifier: NotifierConfig = Field(default_factory=NotifierConfig, description="Alert delivery.")
@@ -36,6 +38,13 @@ class GridwatchConfig(StrictModel):
     def _references(self) -> GridwatchConfig:
         problems: list[tuple[Loc, str]] = []
         problems += _unique("cameras", "id", [c.id for c in self.cameras])
+        problems += _unique("gates", "id", [g.id for g in self.gates])
+        camera_ids = {c.id for c in self.cameras}
+        problems += [
+            (("gates", i, "id"), f"id {g.id!r} is already a camera id (cameras and gates share one id space)")
+            for i, g in enumerate(self.gates)
+            if g.id in camera_ids
+        ]
         problems += _unique("registries", "name", [r.name for r in self.registries])
         problems += _unique("rules", "id", [r.id for r in self.rules])
         sources = self.source_ids()
@@ -43,16 +52,14 @@ class GridwatchConfig(StrictModel):
         for i, reg in enumerate(self.registries):
             problems += _known(("registries", i, "sources"), "source", reg.sources, sources)
         for i, rule in enumerate(self.rules):
-            problems += _known(
-                ("rules", i, "registries"), "registry", rule.registries, registries, wildcard=False
-            )
+            problems += _known(("rules", i, "registries"), "registry", rule.registries, registries, wildcard=False)
             problems += _known(("rules", i, "sources"), "source", rule.sources, sources)
         if problems:
             raise ConfigReferenceError(problems)
         return self
 
     def source_ids(self) -> set[str]:
-        return {c.id for c in self.cameras}
+        return {c.id for c in self.cameras} | {g.id for g in self.gates}
 
 
 def _unique(section: str, key: str, ids: list[str]) -> list[tuple[Loc, str]]:
@@ -60,17 +67,13 @@ def _unique(section: str, key: str, ids: list[str]) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for index, item in enumerate(ids):
         if item in first:
-            problems.append(
-                ((section, index, key), f"duplicate {key} {item!r} (first at {section}[{first[item]}])")
-            )
+            problems.append(((section, index, key), f"duplicate {key} {item!r} (first at {section}[{first[item]}])"))
         else:
             first[item] = index
     return problems
 
 
-def _known(
-    loc: Loc, what: str, names: list[str], known: set[str], *, wildcard: bool = True
-) -> list[tuple[Loc, str]]:
+def _known(loc: Loc, what: str, names: list[str], known: set[str], *, wildcard: bool = True) -> list[tuple[Loc, str]]:
     return [
         ((*loc, index), f"unknown {what} {name!r} (known: {', '.join(sorted(known)) or 'none'})")
         for index, name in enumerate(names)

@@ -58,7 +58,7 @@ CASES = [
     pytest.param(
         "invalid/unknown_section.yaml",
         pytest.raises(ConfigError),
-        [("invalid/unknown_section.yaml", 4, "gates")],
+        [("invalid/unknown_section.yaml", 4, "alarms")],
         "Extra inputs are not permitted",
         id="unknown-section",
     ),
