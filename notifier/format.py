@@ -18,7 +18,7 @@ def format_alert_line(alert: Alert) -> str:
     """Time, severity, rule, registry, person, source, similarity and the explanation on one line."""
     explanation = " ".join(alert.explanation.split())  # one alert, one line, whatever the rule wrote
     return (
-        f"{utc_iso(alert.created_at)} {alert.severity.value.upper():<8} rule={alert.rule} "
+        f"ALERT {utc_iso(alert.created_at)} {alert.severity.value.upper():<8} rule={alert.rule} "
         f"registry={alert.registry} person={alert.person_id} source={alert.source} "
         f"similarity={alert.similarity:.3f} id={alert.alert_id} | {explanation}"
     )

@@ -1,0 +1,1 @@
+"""Ingest: camera workers (RTSP / file sources) that deliver sampled frames to recognition."""

@@ -1,0 +1,1 @@
+"""Gate terminal event sources, one per configured gate, chosen by ``kind``."""

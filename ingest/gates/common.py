@@ -1,0 +1,97 @@
+"""What every gate dialect shares: health counters, door directions, device times, rejections."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from zoneinfo import ZoneInfo
+
+from gridwatch.config.gates import Direction, GateConfig
+from gridwatch.interfaces import SourceState, SourceStatus
+
+log = logging.getLogger(__name__)
+
+
+class PayloadRejected(ValueError):
+    """A gate payload that cannot be used; the message says why, in words safe to return and log."""
+
+    def __init__(self, reason: str, *, status_code: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class GateHealth:
+    """Health of one gate, shown in the service status next to the cameras."""
+
+    def __init__(self, gate_id: str, kind: str) -> None:
+        self.status = SourceStatus(source_id=gate_id, kind=kind)
+        self._recent: deque[dt.datetime] = deque()
+        self.status.extra.update(
+            {"connected": False, "heartbeats": 0, "events": 0, "events_per_minute": 0, "rejected": 0}
+        )
+
+    def connected(self) -> None:
+        if self.status.state is not SourceState.ONLINE:
+            log.info("gate %s connected", self.status.source_id)
+        self.status.state = SourceState.ONLINE
+        self.status.extra["connected"] = True
+
+    def disconnected(self, reason: str) -> None:
+        if self.status.state is SourceState.ONLINE:
+            log.warning("gate %s disconnected: %s", self.status.source_id, reason)
+            self.status.reconnects += 1
+        self.status.state = SourceState.OFFLINE
+        self.status.extra["connected"] = False
+        self.status.last_error = reason
+
+    def stopped(self) -> None:
+        self.status.state = SourceState.STOPPED
+        self.status.extra["connected"] = False
+
+    def heartbeat(self) -> None:
+        self.status.extra["heartbeats"] = int(self.status.extra["heartbeats"]) + 1  # type: ignore[call-overload]
+
+    def event(self, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        self.status.last_frame_at = now
+        self.status.frames_in += 1
+        self.status.extra["events"] = int(self.status.extra["events"]) + 1  # type: ignore[call-overload]
+        self._recent.append(now)
+        while self._recent and now - self._recent[0] > dt.timedelta(minutes=1):
+            self._recent.popleft()
+        self.status.extra["events_per_minute"] = len(self._recent)
+
+    def rejected(self, reason: str) -> None:
+        self.status.extra["rejected"] = int(self.status.extra["rejected"]) + 1  # type: ignore[call-overload]
+        self.status.last_error = reason
+        log.warning("gate %s: rejected payload: %s", self.status.source_id, reason)
+
+
+def direction_for(config: GateConfig, door: str | None) -> Direction | None:
+    """The configured direction of a door or reader, else the gate's default."""
+    if door is not None:
+        for entry in config.doors:
+            if entry.door == door:
+                return entry.direction
+    return config.default_direction
+
+
+def device_time(value: str | int | float | None, config: GateConfig, *, received_at: dt.datetime) -> dt.datetime:
+    """A timezone-aware device time: ISO 8601 (with or without offset) or Unix seconds.
+
+    Times without an offset are in the gate's configured zone. A missing or unreadable time falls
+    back to the receive time (the event is still useful; the gap is visible in the sighting).
+    """
+    if value is None or value == "":
+        return received_at
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        raise PayloadRejected(f"unreadable device time {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(config.timezone))
+    return parsed
