@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from gridwatch.audit import AuditLog
 from gridwatch.config.loader import LoadedConfig
 from gridwatch.paths import DataPaths
-from recognition.analyzer import InsightFaceAnalyzer
-from recognition.modelpack import resolve_model_pack
+from recognition.backends import Analyzer, build_analyzer
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
@@ -16,7 +15,7 @@ from recognition.store import RegistryStore
 
 @dataclass
 class RecognitionParts:
-    analyzer: InsightFaceAnalyzer
+    analyzer: Analyzer
     gate: QualityGate
     store: RegistryStore
     registries: Registries
@@ -29,8 +28,7 @@ def data_paths(loaded: LoadedConfig) -> DataPaths:
 def build_recognition(loaded: LoadedConfig, audit: AuditLog) -> RecognitionParts:
     """Resolves the model pack (raises ModelPackError with install advice) and opens the store."""
     config = loaded.config
-    pack = resolve_model_pack(config.model, config_dir=loaded.root)
-    analyzer = InsightFaceAnalyzer(pack, config.model)
+    analyzer = build_analyzer(config.model, config_dir=loaded.root)
     store = RegistryStore(data_paths(loaded).registry_db)
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit

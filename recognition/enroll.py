@@ -44,7 +44,7 @@ def enrollment_sample(
         raise EnrollmentError(
             f"{what}: {len(faces)} faces found; an enrolment photo must show exactly one person"
         )
-    verdict = gate.check(faces)
+    verdict = gate.check(faces, image)
     if not verdict.accepted[0]:
         raise EnrollmentError(f"{what}: face rejected by the quality gate: {verdict.reasons[0]}")
     embedded = analyzer.embed(image, faces)

@@ -56,13 +56,15 @@ class Recognizer:
         self.stats.images += 1
         faces = self._analyzer.detect(image)
         self.stats.faces += len(faces)
-        if len(faces) == 0:
+        if len(faces) == 0 or not self._registries.covers(source.source_id):
             return []
-        verdict = self._gate.check(faces)
+        verdict = self._gate.check(faces, image)
         accepted = faces.select(verdict.accepted)
         face_px = verdict.face_px[verdict.accepted]
+        blur = verdict.blur[verdict.accepted]
+        yaw = verdict.yaw[verdict.accepted]
         self.stats.faces_rejected += len(faces) - len(accepted)
-        if len(accepted) == 0 or not self._registries.covers(source.source_id):
+        if len(accepted) == 0:
             return []
         embedded = self._analyzer.embed(image, accepted)
         assert embedded.embeddings is not None
@@ -84,7 +86,12 @@ class Recognizer:
                         similarity=round(match.similarity, 4),
                         threshold=registry.threshold,
                         model=self._analyzer.model_id,
-                        quality=Quality(det_score=float(embedded.scores[i]), face_px=float(face_px[i])),
+                        quality=Quality(
+                            det_score=float(embedded.scores[i]),
+                            face_px=float(face_px[i]),
+                            blur=round(float(blur[i]), 1),
+                            yaw=round(float(yaw[i]), 1),
+                        ),
                         direction=direction,  # type: ignore[arg-type]
                         grid=source.grid,
                     )

@@ -7,6 +7,7 @@ probe is not audited here: what it leads to (a sighting, an alert) is.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,47 @@ from gridwatch.config.registries import RegistryConfig
 from gridwatch.interfaces import Match
 from recognition.index import FaissIndex
 from recognition.store import Person, RegistryStore
+
+
+class Outcome(enum.StrEnum):
+    MATCH = "match"
+    UNKNOWN = "unknown"
+
+
+class UnknownReason(enum.StrEnum):
+    BELOW_THRESHOLD = "below_threshold"  # the best identity is not similar enough
+    AMBIGUOUS = "ambiguous"  # the best two identities are within the margin of each other
+    EMPTY = "empty"  # nobody to compare with
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The decision for one probe in one registry: a match, or an explicit unknown (with why).
+
+    ``candidate`` is the best identity found, for both outcomes; an unknown face's candidate must
+    never leave the process (it is not a sighting).
+    """
+
+    registry: str
+    outcome: Outcome
+    candidate: Match | None
+    reason: UnknownReason | None = None
+
+    @property
+    def match(self) -> Match | None:
+        return self.candidate if self.outcome is Outcome.MATCH else None
+
+
+def decide(config: RegistryConfig, candidate: Match | None) -> Decision:
+    """Threshold plus margin: the best identity matches only if it reaches the registry's threshold and
+    beats the second-best identity by at least the registry's margin."""
+    if candidate is None:
+        return Decision(config.name, Outcome.UNKNOWN, None, UnknownReason.EMPTY)
+    if candidate.similarity < config.threshold:
+        return Decision(config.name, Outcome.UNKNOWN, candidate, UnknownReason.BELOW_THRESHOLD)
+    if candidate.second_similarity is not None and candidate.similarity - candidate.second_similarity < config.margin:
+        return Decision(config.name, Outcome.UNKNOWN, candidate, UnknownReason.AMBIGUOUS)
+    return Decision(config.name, Outcome.MATCH, candidate)
 
 
 class UnknownRegistryError(KeyError):
@@ -72,7 +114,9 @@ class Registries:
             stored = self._store.embeddings(name, self._model_id)
             index = FaissIndex(self._dim)
             index.add(stored.ids, stored.vectors)
-            loaded[name] = _LoadedRegistry(config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)))
+            loaded[name] = _LoadedRegistry(
+                config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True))
+            )
         with self._lock:
             self._loaded = loaded
 
@@ -151,18 +195,35 @@ class Registries:
         return purged
 
     def match(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Match]]:
-        """For each probe, the matches at or above threshold in each registry covering the source."""
-        results: list[list[Match]] = [[] for _ in range(len(vectors))]
+        """For each probe, its matches (see ``decide``) in the registries covering the source."""
+        return [[d.match for d in row if d.match is not None] for row in self.decide(vectors, source_id)]
+
+    def decide(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Decision]]:
+        """For each probe, one decision per non-empty registry covering the source: a match, or unknown."""
+        results: list[list[Decision]] = [[] for _ in range(len(vectors))]
         for loaded in self._loaded.values():
             if not len(loaded.index) or not _covers(loaded.config, source_id):
                 continue
-            k = min(len(loaded.index), 16)
-            similarities, ids = loaded.index.search(vectors, k)
-            for row in range(len(vectors)):
-                match = self._best(loaded, similarities[row], ids[row])
-                if match is not None and match.similarity >= loaded.config.threshold:
-                    results[row].append(match)
+            for row, candidate in enumerate(self._candidates(loaded, vectors)):
+                results[row].append(decide(loaded.config, candidate))
         return results
+
+    def _candidates(self, loaded: _LoadedRegistry, vectors: npt.NDArray[np.float32]) -> list[Match | None]:
+        """The best and second-best identity of each probe (second ``None`` if only one identity)."""
+        k = min(len(loaded.index), 16)
+        similarities, ids = loaded.index.search(vectors, k)
+        candidates = [self._best(loaded, similarities[row], ids[row]) for row in range(len(vectors))]
+        # A person with many embeddings can fill the first k neighbours: search deeper for the
+        # second identity, or the margin rule would be skipped exactly when it matters.
+        while k < len(loaded.index):
+            short = [row for row, c in enumerate(candidates) if c is not None and c.second_similarity is None]
+            if not short:
+                break
+            k = min(len(loaded.index), k * 4)
+            similarities, ids = loaded.index.search(vectors[short], k)
+            for i, row in enumerate(short):
+                candidates[row] = self._best(loaded, similarities[i], ids[i])
+        return candidates
 
     def _best(
         self, loaded: _LoadedRegistry, similarities: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from gridwatch.config.base import StrictModel
+
+# Chosen with `gridwatch eval` on the shared photos and clip: see docs/recognition-quality.md.
+MAX_YAW_DEG_DEFAULT = 70.0
+MIN_BLUR_DEFAULT = 15.0
 
 
 class QualityConfig(StrictModel):
@@ -14,9 +19,32 @@ class QualityConfig(StrictModel):
         default=40, ge=8, le=4096, description="Smallest accepted face (shorter box side, pixels)."
     )
     min_det_score: float = Field(default=0.6, ge=0.0, le=1.0, description="Smallest accepted detection score.")
+    max_yaw_deg: float = Field(
+        default=MAX_YAW_DEG_DEFAULT,
+        ge=0.0,
+        le=90.0,
+        description="Largest accepted head yaw (degrees, estimated from the 5 landmarks); 90 switches it off.",
+    )
+    min_blur: float = Field(
+        default=MIN_BLUR_DEFAULT,
+        ge=0.0,
+        le=100000.0,
+        description=(
+            "Smallest accepted sharpness: variance of the Laplacian of the aligned 112x112 grey face crop "
+            "(higher is sharper); 0 switches it off."
+        ),
+    )
 
 
 class ModelConfig(StrictModel):
+    backend: Literal["insightface", "opencv_zoo"] = Field(
+        default="insightface",
+        description=(
+            "Model pack family: insightface (SCRFD + ArcFace; non-commercial research licence) or "
+            "opencv_zoo (YuNet + SFace; MIT/Apache-2.0). Embeddings of two packs are not comparable: "
+            "re-enrol and recalibrate after a change."
+        ),
+    )
     pack: str = Field(
         default="buffalo_s",
         min_length=1,
@@ -24,9 +52,7 @@ class ModelConfig(StrictModel):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="Model pack name, looked up under the insightface model root.",
     )
-    path: Path | None = Field(
-        default=None, description="Explicit pack folder; if set, it must exist (no fallback)."
-    )
+    path: Path | None = Field(default=None, description="Explicit pack folder; if set, it must exist (no fallback).")
     detector_input_size: int = Field(
         default=640, ge=128, le=1280, multiple_of=32, description="Detector input side, pixels."
     )
