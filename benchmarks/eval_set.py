@@ -1,4 +1,4 @@
-"""Build the evaluation set used in docs/recognition-quality.md from the shared test data.
+"""Build the evaluation set used in the README section "Recognition quality" from the shared test data.
 
     .venv/bin/python benchmarks/eval_set.py /tmp/gridwatch-eval-set
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from gridwatch.config.base import StrictModel
 
-# Chosen with `gridwatch eval` on the shared photos and clip: see docs/recognition-quality.md.
+# Chosen with `gridwatch eval` on the shared photos and clip: see the README, "Recognition quality".
 MAX_YAW_DEG_DEFAULT = 70.0
 MIN_BLUR_DEFAULT = 15.0
 
