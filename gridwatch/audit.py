@@ -242,9 +242,7 @@ class AuditLog:
                     # the chain goes on from the last whole record (verify would flag it otherwise).
                     reader.seek(0)
                     whole = reader.read(size).rfind(b"\n") + 1
-                    logger.warning(
-                        "audit log %s: dropping %d bytes of a torn last record", self._path, size - whole
-                    )
+                    logger.warning("audit log %s: dropping %d bytes of a torn last record", self._path, size - whole)
                     os.truncate(self._path, whole)
                     size = whole
             last = _read_last_line(reader, size) if size > 0 else b""
@@ -290,9 +288,7 @@ def verify(path: Path) -> VerifyResult:
         for line_no, raw in enumerate(handle, start=1):
             bad = _check_line(raw, prev, count + 1)
             if bad is not None:
-                return VerifyResult(
-                    ok=False, records=count, first_bad_line=line_no, reason=bad, last_hash=prev
-                )
+                return VerifyResult(ok=False, records=count, first_bad_line=line_no, reason=bad, last_hash=prev)
             prev = json.loads(raw)["hash"]
             count += 1
     return VerifyResult(ok=True, records=count, last_hash=prev)

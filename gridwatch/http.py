@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from gridwatch import __version__
 
 log = logging.getLogger(__name__)
 
 
-def create_app(status: Callable[[], dict[str, Any]]) -> FastAPI:
+def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The API: health, status, and the ``routers`` of push sources (gates that POST their events)."""
     app = FastAPI(title="gridwatch", version=__version__)
 
     @app.get("/healthz")
@@ -25,9 +26,11 @@ def create_app(status: Callable[[], dict[str, Any]]) -> FastAPI:
 
     @app.get("/status")
     async def get_status() -> dict[str, Any]:
-        """Cameras (and later gates) with their health, recognition and rule counters."""
+        """Cameras and gates with their health, recognition and rule counters."""
         return status()
 
+    for router in routers:
+        app.include_router(router)
     return app
 
 

@@ -90,8 +90,7 @@ class Notifier:
                 # A sink that cannot start is retried through deliver(); it must not stop the others.
                 logger.warning("alert sink %s failed to start: %s", sink.name, redact_text(str(exc)))
         self._tasks = [
-            asyncio.create_task(self._deliver_loop(sink), name=f"notifier.deliver.{sink.name}")
-            for sink in self._sinks
+            asyncio.create_task(self._deliver_loop(sink), name=f"notifier.deliver.{sink.name}") for sink in self._sinks
         ]
 
     async def stop(self) -> None:
@@ -115,9 +114,7 @@ class Notifier:
                 try:
                     await sink.stop()
                 except Exception as exc:
-                    logger.warning(
-                        "alert sink %s failed to stop cleanly: %s", sink.name, redact_text(str(exc))
-                    )
+                    logger.warning("alert sink %s failed to stop cleanly: %s", sink.name, redact_text(str(exc)))
 
     async def __aenter__(self) -> Notifier:
         await self.start()
@@ -177,9 +174,7 @@ class Notifier:
                 failures += 1
                 if final:
                     return
-                delay = retry_delay(
-                    failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s
-                )
+                delay = retry_delay(failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s)
                 # Back off the whole sink: new alerts wake nobody until the delay is over.
                 await self._sleep_unless_stopping(delay)
                 continue
@@ -199,9 +194,7 @@ class Notifier:
             raise
         except Exception as exc:
             error = redact_text(f"{type(exc).__name__}: {exc}")
-            delay = retry_delay(
-                failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s
-            )
+            delay = retry_delay(failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s)
             attempts = await asyncio.to_thread(
                 self._outbox.mark_failed, row.alert_id, sink.name, error, time.time() + delay
             )
@@ -220,18 +213,14 @@ class Notifier:
             )
             return False
         await asyncio.to_thread(self._outbox.mark_delivered, row.alert_id, sink.name)
-        await self._audit_step(
-            "alert.delivered", row.alert_id, {"sink": sink.name, "attempt": row.attempts + 1}
-        )
+        await self._audit_step("alert.delivered", row.alert_id, {"sink": sink.name, "attempt": row.attempts + 1})
         return True
 
     async def _audit_step(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:
         if self._audit is None:
             return
         try:
-            await asyncio.to_thread(
-                self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details
-            )
+            await asyncio.to_thread(self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details)
         except Exception:
             # The alert path must not stop because the audit disk failed; the failure is loud instead.
             logger.exception("audit log append failed for %s %s", action, alert_id)

@@ -66,9 +66,7 @@ class Outbox:
         self._sinks: tuple[str, ...] = tuple(dict.fromkeys(sinks))
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: explicit transactions below, so each add is one atomic commit.
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None
-        )
+        self._db: sqlite3.Connection | None = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -110,9 +108,7 @@ class Outbox:
                 raise
             return added
 
-    def pending(
-        self, sink_name: str, limit: int = 100, *, due_at: float | None = None
-    ) -> list[PendingDelivery]:
+    def pending(self, sink_name: str, limit: int = 100, *, due_at: float | None = None) -> list[PendingDelivery]:
         """Undelivered alerts for a sink, oldest first; with ``due_at`` only those due by then."""
         query = (
             "SELECT a.seq, d.alert_id, d.sink, a.alert_json, d.attempts, d.next_attempt_at, d.last_error "
@@ -180,11 +176,7 @@ class Outbox:
 
     def get(self, alert_id: str) -> Alert | None:
         with self._lock:
-            row = (
-                self._conn()
-                .execute("SELECT alert_json FROM alerts WHERE alert_id = ?", (alert_id,))
-                .fetchone()
-            )
+            row = self._conn().execute("SELECT alert_json FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         return None if row is None else Alert.model_validate_json(row[0])
 
     def close(self) -> None:

@@ -56,9 +56,7 @@ async def tail_alerts(
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        logger.error(
-            "cannot read %s from %s: %s", topic, redact_text(bootstrap_servers), redact_text(str(exc))
-        )
+        logger.error("cannot read %s from %s: %s", topic, redact_text(bootstrap_servers), redact_text(str(exc)))
         return 1
     printed = 0
     try:

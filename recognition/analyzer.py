@@ -57,12 +57,8 @@ class InsightFaceAnalyzer:
         # The recogniser declares a fixed batch of 1 and warns on every batched call.
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
-        det_session = ort.InferenceSession(
-            str(self._pack.detector), sess_options=options, providers=providers
-        )
-        rec_session = ort.InferenceSession(
-            str(self._pack.recognizer), sess_options=options, providers=providers
-        )
+        det_session = ort.InferenceSession(str(self._pack.detector), sess_options=options, providers=providers)
+        rec_session = ort.InferenceSession(str(self._pack.recognizer), sess_options=options, providers=providers)
         size = self._config.detector_input_size
         detector = SCRFD(str(self._pack.detector), session=det_session)
         detector.prepare(-1, input_size=(size, size), det_thresh=self._config.detector_threshold)

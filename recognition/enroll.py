@@ -33,17 +33,13 @@ def decode_image(data: bytes, *, what: str = "image") -> npt.NDArray[np.uint8]:
     return np.asarray(image, dtype=np.uint8)
 
 
-def enrollment_sample(
-    analyzer: FaceAnalyzer, gate: QualityGate, data: bytes, *, what: str
-) -> EnrollmentSample:
+def enrollment_sample(analyzer: FaceAnalyzer, gate: QualityGate, data: bytes, *, what: str) -> EnrollmentSample:
     image = decode_image(data, what=what)
     faces = analyzer.detect(image)
     if len(faces) == 0:
         raise EnrollmentError(f"{what}: no face found")
     if len(faces) > 1:
-        raise EnrollmentError(
-            f"{what}: {len(faces)} faces found; an enrolment photo must show exactly one person"
-        )
+        raise EnrollmentError(f"{what}: {len(faces)} faces found; an enrolment photo must show exactly one person")
     verdict = gate.check(faces, image)
     if not verdict.accepted[0]:
         raise EnrollmentError(f"{what}: face rejected by the quality gate: {verdict.reasons[0]}")

@@ -48,9 +48,7 @@ class Faces:
         )
 
     @classmethod
-    def from_insightface(
-        cls, detections: npt.NDArray[np.float32], keypoints: npt.NDArray[np.float32] | None
-    ) -> Faces:
+    def from_insightface(cls, detections: npt.NDArray[np.float32], keypoints: npt.NDArray[np.float32] | None) -> Faces:
         """From SCRFD's ``detect()``: ``(n, 5)`` boxes+score and ``(n, 5, 2)`` keypoints."""
         if len(detections) == 0:
             return cls.empty()

@@ -43,9 +43,7 @@ class FaissIndex:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
             return int(self._index.remove_ids(selector))
 
-    def search(
-        self, vectors: npt.NDArray[np.float32], k: int
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def search(self, vectors: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
             if self._index.ntotal == 0:

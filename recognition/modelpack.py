@@ -89,9 +89,7 @@ def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -
         if pack is not None:
             return pack
         tried.append(f"{folder}: no detector/recogniser pair")
-    raise ModelPackError(
-        "no face model pack found. Looked in:\n  " + "\n  ".join(tried) + "\n" + INSTALL_HINT
-    )
+    raise ModelPackError("no face model pack found. Looked in:\n  " + "\n  ".join(tried) + "\n" + INSTALL_HINT)
 
 
 def _pack_in(folder: Path, *, name: str, origin: str) -> ModelPack | None:

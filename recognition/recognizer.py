@@ -109,6 +109,4 @@ class Recognizer:
         captured_at: dt.datetime,
         direction: str | None = None,
     ) -> list[Sighting]:
-        return await asyncio.to_thread(
-            self.recognize, image, source, captured_at=captured_at, direction=direction
-        )
+        return await asyncio.to_thread(self.recognize, image, source, captured_at=captured_at, direction=direction)

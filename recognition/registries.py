@@ -181,9 +181,7 @@ class Registries:
         if registry is not None:
             self._registry(registry)
         persons = self._store.list_persons(registry)
-        self._audit.append(
-            "registry.list", actor=actor, target=registry or "*", details={"persons": len(persons)}
-        )
+        self._audit.append("registry.list", actor=actor, target=registry or "*", details={"persons": len(persons)})
         return persons
 
     def purge_expired(self, *, now: dt.datetime | None = None) -> list[Person]:

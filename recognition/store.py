@@ -126,9 +126,7 @@ class RegistryStore:
         """Deletes the person and their embeddings; returns what was removed."""
         with self._tx() as conn:
             person = self._get(conn, person_id)
-            rows = conn.execute(
-                "SELECT embedding_id FROM embeddings WHERE person_id = ?", (person_id,)
-            ).fetchall()
+            rows = conn.execute("SELECT embedding_id FROM embeddings WHERE person_id = ?", (person_id,)).fetchall()
             conn.execute("DELETE FROM persons WHERE person_id = ?", (person_id,))
         return person, np.array([r[0] for r in rows], dtype=np.int64)
 

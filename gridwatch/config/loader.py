@@ -95,9 +95,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
             continue
         if not isinstance(parsed.data, dict):
             expected = ", ".join(f"{name}:" for name in GridwatchConfig.model_fields)
-            issues.append(
-                ConfigIssue(file, 1, "", f"the top level must be a mapping of sections ({expected})")
-            )
+            issues.append(ConfigIssue(file, 1, "", f"the top level must be a mapping of sections ({expected})"))
             continue
         _join_sections(file, parsed.data, parsed.positions, sections, positions, issues)
 
@@ -133,11 +131,7 @@ def _sorted_error(issues: list[ConfigIssue], files: list[Path]) -> ConfigError:
 def _config_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(
-            (
-                p
-                for p in path.iterdir()
-                if p.suffix in CONFIG_SUFFIXES and p.is_file() and not p.name.startswith(".")
-            ),
+            (p for p in path.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file() and not p.name.startswith(".")),
             key=lambda p: p.name,
         )
         if not files:
@@ -200,9 +194,7 @@ def _issues_from_error(
     return [(key_path, _issue_at(key_path, reason, positions, fallback))]
 
 
-def _issue_at(
-    key_path: KeyPath, reason: str, positions: Mapping[KeyPath, Position], fallback: Path
-) -> ConfigIssue:
+def _issue_at(key_path: KeyPath, reason: str, positions: Mapping[KeyPath, Position], fallback: Path) -> ConfigIssue:
     position = locate(positions, key_path)
     file, line = position if position is not None else (fallback, None)
     return ConfigIssue(file, line, format_key_path(key_path), reason)

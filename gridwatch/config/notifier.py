@@ -34,9 +34,7 @@ class KafkaSinkConfig(StrictModel):
     enable_idempotence: bool = Field(
         default=True, description="Idempotent producer (turn off only for brokers that lack it)."
     )
-    request_timeout_ms: int = Field(
-        default=10000, ge=1000, le=300000, description="Producer request timeout."
-    )
+    request_timeout_ms: int = Field(default=10000, ge=1000, le=300000, description="Producer request timeout.")
     security_protocol: str = Field(
         default="PLAINTEXT",
         pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",

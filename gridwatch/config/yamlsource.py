@@ -98,9 +98,7 @@ class _Converter:
         self._parsed.positions[path] = (self._file, node.start_mark.line + 1)
 
     def _issue(self, path: KeyPath, node: Node, reason: str) -> None:
-        self._parsed.issues.append(
-            ConfigIssue(self._file, node.start_mark.line + 1, format_key_path(path), reason)
-        )
+        self._parsed.issues.append(ConfigIssue(self._file, node.start_mark.line + 1, format_key_path(path), reason))
 
     def convert(self, node: Node, path: KeyPath) -> Any:
         if not path:
@@ -127,9 +125,7 @@ class _Converter:
         explicit: list[tuple[ScalarNode, Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                merge_sources.extend(
-                    value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                )
+                merge_sources.extend(value_node.value if isinstance(value_node, SequenceNode) else [value_node])
             elif isinstance(key_node, ScalarNode):
                 explicit.append((key_node, value_node))
             else:
@@ -147,9 +143,7 @@ class _Converter:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in first_line:
-                self._issue(
-                    (*path, key), key_node, f"duplicate key (first defined at line {first_line[key]})"
-                )
+                self._issue((*path, key), key_node, f"duplicate key (first defined at line {first_line[key]})")
                 continue
             first_line[key] = line
             if merge_sources and key in result:

@@ -52,9 +52,7 @@ class KafkaNotConnectedError(ConnectionError):
 class KafkaSink:
     """Publishes alerts with an ``AIOKafkaProducer(acks="all")``; see the module docstring."""
 
-    def __init__(
-        self, config: KafkaSinkConfig, *, service_name: str = "gridwatch", name: str = "kafka"
-    ) -> None:
+    def __init__(self, config: KafkaSinkConfig, *, service_name: str = "gridwatch", name: str = "kafka") -> None:
         self.name = name
         self._config = config
         self._service_name = service_name
@@ -80,9 +78,7 @@ class KafkaSink:
         try:
             await self._ensure_producer()
         except KafkaNotConnectedError as exc:
-            logger.warning(
-                "kafka sink %s: broker not reachable at start, will retry on delivery: %s", self.name, exc
-            )
+            logger.warning("kafka sink %s: broker not reachable at start, will retry on delivery: %s", self.name, exc)
 
     async def stop(self) -> None:
         """Flush what was handed to the producer and close it. Idempotent."""
@@ -121,9 +117,7 @@ class KafkaSink:
                         f"cannot connect to {where}: {type(exc).__name__}: {redact_text(str(exc))}"
                     ) from exc
                 raise
-            logger.info(
-                "kafka sink %s: connected to %s", self.name, redact_text(self._config.bootstrap_servers)
-            )
+            logger.info("kafka sink %s: connected to %s", self.name, redact_text(self._config.bootstrap_servers))
             self._producer = producer
             return producer
 

@@ -7,7 +7,6 @@ outbox) publishes to a Tansu broker, and a real aiokafka consumer reads the aler
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,14 +19,12 @@ from aiokafka import AIOKafkaConsumer
 
 from gridwatch.audit import verify
 from gridwatch.config.loader import load_config
-from gridwatch.events import Alert
 from gridwatch.service import Service
-from gridwatch.wiring import build_recognition
 from recognition.enroll import enrollment_sample, read_photo
-from tests.support.kafka import TansuBroker, create_topic
+from tests.support.e2e import alert_consumer, assert_no_trace_of_unmatched_faces, enrol, next_alert
+from tests.support.kafka import TansuBroker
 from tests.support.models import shared_analyzer
 from tests.support.paths import CLIP, TESTDATA
-from tests.support.privacy import scan_tree
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.e2e
@@ -70,41 +67,10 @@ notifier:
     return config
 
 
-def enrol(config: Path, photo: Path, name: str) -> str:
-    loaded = load_config(config)
-    from gridwatch.audit import AuditLog
-    from gridwatch.wiring import data_paths
-
-    with AuditLog(data_paths(loaded).audit_log) as audit:
-        parts = build_recognition(loaded, audit)
-        parts.registries.load()
-        sample = enrollment_sample(shared_analyzer(), parts.gate, read_photo(photo), what=photo.name)
-        person = parts.registries.enroll(
-            "watch", name, [(sample.photo_sha256, sample.embedding)], actor="e2e"
-        )
-        parts.store.close()
-    return person.person_id
-
-
 @pytest.fixture
 async def consumer(kafka: TansuBroker) -> AsyncIterator[AIOKafkaConsumer]:
-    await create_topic(kafka.bootstrap, TOPIC, partitions=1)
-    consumer = AIOKafkaConsumer(
-        TOPIC, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
+    async with alert_consumer(kafka.bootstrap, TOPIC) as consumer:
         yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def next_alert(consumer: AIOKafkaConsumer, deadline_s: float) -> Alert | None:
-    try:
-        record = await asyncio.wait_for(consumer.getone(), timeout=deadline_s)
-    except TimeoutError:
-        return None
-    return Alert.model_validate_json(record.value)
 
 
 async def test_enrolled_performer_becomes_a_kafka_alert(
@@ -164,19 +130,6 @@ async def test_registry_without_the_performer_gives_no_alert(
         await service.stop()
     assert await next_alert(consumer, 2.0) is None
     assert_no_trace_of_unmatched_faces(tmp_path / "data", enrolled=1)
-
-
-def assert_no_trace_of_unmatched_faces(data_dir: Path, *, enrolled: int) -> None:
-    """Only the enrolled embedding(s) may exist on disk; no image of any kind; logs are clean."""
-    images, vectors = scan_tree(data_dir)
-    assert images == {}, f"image data found on disk: {images}"
-    assert len(vectors) == enrolled, f"{len(vectors)} stored vectors, expected only the {enrolled} enrolled"
-    for log_file in data_dir.rglob("*.log"):
-        text = log_file.read_text()
-        assert "embedding" not in text.lower()
-    for line in (data_dir / "audit.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        assert not any(isinstance(v, list) and len(v) > 16 for v in record.get("details", {}).values())
 
 
 def test_clip_really_shows_audience_faces() -> None:

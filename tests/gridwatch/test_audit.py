@@ -152,18 +152,13 @@ def test_torn_last_record_is_dropped_on_open(tmp_path: Path) -> None:
         ({"nan": float("nan")}, ValueError),
     ],
 )
-def test_refuses_binary_numpy_and_secrets(
-    tmp_path: Path, details: dict[str, object], error: type[Exception]
-) -> None:
+def test_refuses_binary_numpy_and_secrets(tmp_path: Path, details: dict[str, object], error: type[Exception]) -> None:
     path = tmp_path / "audit.jsonl"
     with AuditLog(path) as log:
         with pytest.raises(error):
             log.append("x", actor="a", target="t", details=details)
         assert (
-            log.append(
-                "ok", actor="a", target="t", details={"when": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}
-            ).seq
-            == 1
+            log.append("ok", actor="a", target="t", details={"when": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}).seq == 1
         )
     assert verify(path).ok
     assert verify(path).records == 1

@@ -384,9 +384,7 @@ def test_issue_format() -> None:
         "c/a.yaml:7: cameras[0].url: Field required"
     )
     assert str(ConfigIssue(Path("c/a.yaml"), 3, "", "YAML syntax error")) == "c/a.yaml:3: YAML syntax error"
-    assert (
-        str(ConfigIssue(Path("c"), None, "", "no such file or directory")) == "c: no such file or directory"
-    )
+    assert str(ConfigIssue(Path("c"), None, "", "no such file or directory")) == "c: no such file or directory"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -408,7 +406,7 @@ def test_example_site() -> None:
     loaded = load_config(EXAMPLE, env)
     config = loaded.config
     assert [f.name for f in loaded.files] == [
-        "cameras.yaml", "model.yaml", "notifier.yaml", "registries.yaml", "rules.yaml", "service.yaml",
+        "cameras.yaml", "gates.yaml", "model.yaml", "notifier.yaml", "registries.yaml", "rules.yaml", "service.yaml",
     ]  # fmt: skip
     assert len(config.cameras) == 4
     for camera in config.cameras:

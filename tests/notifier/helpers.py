@@ -45,9 +45,7 @@ async def read_whole_topic(bootstrap: str, topic: str, timeout_s: float = 20.0) 
         deadline = time.monotonic() + timeout_s
         while waiting:
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"sentinels of partitions {sorted(waiting)} not read within {timeout_s}s"
-                )
+                raise AssertionError(f"sentinels of partitions {sorted(waiting)} not read within {timeout_s}s")
             batches = await consumer.getmany(timeout_ms=200)
             for tp, batch in batches.items():
                 for record in batch:

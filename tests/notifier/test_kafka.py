@@ -119,9 +119,7 @@ async def test_broker_lost_after_connect_then_back_delivers_exactly_once(
 
             kafka_broker.stop()
             assert await notifier.submit(during)
-            await wait_until(
-                lambda: any(p.attempts >= 1 for p in outbox.pending("kafka")), what="a failed attempt"
-            )
+            await wait_until(lambda: any(p.attempts >= 1 for p in outbox.pending("kafka")), what="a failed attempt")
             kafka_broker.start()
             await create_topic(kafka_broker.bootstrap, TOPIC, exist_ok=True)
             await wait_until(lambda: outbox.count_pending("kafka") == 0, what="delivery after the outage")
@@ -196,9 +194,7 @@ async def test_tail_prints_alerts_and_skips_malformed(
     assert out.getvalue().splitlines() == [format_alert_line(alert)]
 
 
-async def test_tail_without_a_broker_fails_cleanly(
-    kafka_broker: TansuBroker, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_tail_without_a_broker_fails_cleanly(kafka_broker: TansuBroker, caplog: pytest.LogCaptureFixture) -> None:
     kafka_broker.stop()
     out = io.StringIO()
     status = await tail_alerts(

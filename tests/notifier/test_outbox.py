@@ -32,9 +32,7 @@ def test_per_sink_delivery_rows(tmp_path: Path, make_alert: AlertFactory) -> Non
 
         assert outbox.mark_failed(first.alert_id, "kafka", "broker down", next_attempt_at=200.0) == 1
         assert outbox.mark_failed(first.alert_id, "kafka", "broker down", next_attempt_at=300.0) == 2
-        assert (
-            outbox.mark_failed(first.alert_id, "console", "x", next_attempt_at=1.0) == 0
-        )  # already delivered
+        assert outbox.mark_failed(first.alert_id, "console", "x", next_attempt_at=1.0) == 0  # already delivered
         due = outbox.pending("kafka", due_at=150.0)
         assert [p.alert_id for p in due] == [second.alert_id]
         retried = outbox.pending("kafka", due_at=300.0)[0]

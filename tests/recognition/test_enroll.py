@@ -40,9 +40,7 @@ def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Regist
     )
     store = RegistryStore(tmp_path / "registry.sqlite3")
     with AuditLog(tmp_path / "audit.jsonl") as audit:
-        regs = Registries(
-            [config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
-        )
+        regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()
         yield regs
     store.close()
@@ -51,9 +49,7 @@ def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Regist
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        pytest.param(
-            lambda: (FACES / "group" / "two_people.jpg").read_bytes(), "2 faces found", id="two-faces"
-        ),
+        pytest.param(lambda: (FACES / "group" / "two_people.jpg").read_bytes(), "2 faces found", id="two-faces"),
         pytest.param(no_face_jpeg, "no face found", id="no-face"),
         pytest.param(lambda: b"\xff\xd8\xff\xe0 truncated", "not a decodable image", id="corrupt"),
         pytest.param(lambda: b"", "empty file", id="empty"),
@@ -73,22 +69,14 @@ def test_tiny_face_is_refused_by_the_quality_gate(analyzer: InsightFaceAnalyzer)
         enrollment_sample(analyzer, QualityGate(QualityConfig(min_face_px=40)), data.tobytes(), what="tiny")
 
 
-def test_enrol_match_remove_forgets(
-    analyzer: InsightFaceAnalyzer, registries: Registries, tmp_path: Path
-) -> None:
+def test_enrol_match_remove_forgets(analyzer: InsightFaceAnalyzer, registries: Registries, tmp_path: Path) -> None:
     gate = QualityGate(QualityConfig())
     sample = enrollment_sample(analyzer, gate, (FACES / "biden" / "biden.jpg").read_bytes(), what="biden.jpg")
-    person = registries.enroll(
-        "watch", "Test Person", [(sample.photo_sha256, sample.embedding)], actor="tester"
-    )
+    person = registries.enroll("watch", "Test Person", [(sample.photo_sha256, sample.embedding)], actor="tester")
     assert person.expires_at - person.enrolled_at == dt.timedelta(days=30)
 
-    probe = enrollment_sample(
-        analyzer, gate, (FACES / "biden" / "biden2.jpg").read_bytes(), what="biden2.jpg"
-    )
-    stranger = enrollment_sample(
-        analyzer, gate, (FACES / "obama" / "obama.jpg").read_bytes(), what="obama.jpg"
-    )
+    probe = enrollment_sample(analyzer, gate, (FACES / "biden" / "biden2.jpg").read_bytes(), what="biden2.jpg")
+    stranger = enrollment_sample(analyzer, gate, (FACES / "obama" / "obama.jpg").read_bytes(), what="obama.jpg")
     matches = registries.match(np.stack([probe.embedding, stranger.embedding]), "any-camera")
     assert [m.person_id for m in matches[0]] == [person.person_id]
     assert matches[1] == []
@@ -115,9 +103,7 @@ def test_expired_entries_are_purged(analyzer: InsightFaceAnalyzer, registries: R
         what="kit1",
     )
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
-    registries.enroll(
-        "watch", "Old Entry", [(sample.photo_sha256, sample.embedding)], actor="tester", now=long_ago
-    )
+    registries.enroll("watch", "Old Entry", [(sample.photo_sha256, sample.embedding)], actor="tester", now=long_ago)
     assert registries.size("watch") == 1
     purged = registries.purge_expired()
     assert [p.display_name for p in purged] == ["Old Entry"]

@@ -15,9 +15,7 @@ from rules.state import RuleState
 T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
 
 
-def sighting(
-    person: str = "p_1", source: str = "cam-1", registry: str = "watch", at: dt.datetime = T0
-) -> Sighting:
+def sighting(person: str = "p_1", source: str = "cam-1", registry: str = "watch", at: dt.datetime = T0) -> Sighting:
     return Sighting(
         source=source,
         source_kind=SourceKind.CAMERA,

@@ -99,15 +99,11 @@ class TansuBroker:
             if self._process.poll() is not None:
                 output = self._read_log()
                 self.stop()
-                raise RuntimeError(
-                    f"tansu exited with {self._process.returncode} on port {self.port}: {output}"
-                )
+                raise RuntimeError(f"tansu exited with {self._process.returncode} on port {self.port}: {output}")
             if time.monotonic() > deadline:
                 output = self._read_log()
                 self.stop()
-                raise RuntimeError(
-                    f"tansu did not listen on port {self.port} within {READY_DEADLINE_S}s: {output}"
-                )
+                raise RuntimeError(f"tansu did not listen on port {self.port} within {READY_DEADLINE_S}s: {output}")
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -148,9 +144,7 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 1, *, exist_
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridwatch-tests-admin")
     await admin.start()
     try:
-        response = await admin.create_topics(
-            [NewTopic(name=name, num_partitions=partitions, replication_factor=1)]
-        )
+        response = await admin.create_topics([NewTopic(name=name, num_partitions=partitions, replication_factor=1)])
     finally:
         await admin.close()
     # aiokafka returns per-topic error codes instead of raising.

@@ -1,0 +1,175 @@
+"""What the long-poll stream clients share: one named task that connects, reads the endless
+multipart body part by part, and reconnects forever with backoff.
+
+A disconnect, an HTTP error, a read idle for ``idle_timeout_s`` (not even a heartbeat) or the end
+of the body all lead to the same place: mark the gate OFFLINE, wait a backoff delay, connect again.
+A malformed part is a counted rejection; the stream goes on. Credentials are never logged: the
+device URL carries none (config rule) and every error text goes through ``redact_text``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from typing import ClassVar
+
+import httpx
+
+from gridwatch.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
+from gridwatch.interfaces import GateEvent, GateEventHandler, SourceState, SourceStatus
+from gridwatch.redact import mask_url, redact_text
+from ingest.backoff import Backoff
+from ingest.gates.common import GateHealth, PayloadRejected
+from ingest.gates.isapi import MAX_EVENT_JSON_BYTES
+from ingest.gates.multipart import (
+    MalformedPart,
+    MultipartError,
+    MultipartStreamReader,
+    Part,
+    boundary_from_content_type,
+)
+from ingest.gates.serials import SerialTracker
+
+log = logging.getLogger(__name__)
+
+StreamGateConfig = IsapiStreamGateConfig | DahuaStreamGateConfig
+
+
+class StreamEnded(Exception):
+    """The device ended or refused the stream; the message says how (safe to log)."""
+
+
+class HttpStreamSource(abc.ABC):
+    """Base of ``IsapiStreamSource`` and ``DahuaStreamSource``."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: StreamGateConfig, on_event: GateEventHandler) -> None:
+        self._config = config
+        self._on_event = on_event
+        self._health = GateHealth(config.id, self.kind)
+        self._serials = SerialTracker(self._health.status)
+        self._health.status.extra["handler_errors"] = 0
+        self._backoff = Backoff.from_config(config.backoff)
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(gate_id={self._config.id!r}, url={mask_url(self._config.url)!r})"
+
+    @property
+    def status(self) -> SourceStatus:
+        return self._health.status
+
+    @property
+    @abc.abstractmethod
+    def stream_url(self) -> str:
+        """The URL of the endless event stream."""
+
+    @abc.abstractmethod
+    async def _handle_part(self, part: Part) -> None:
+        """Handle one part; raise ``PayloadRejected`` for unusable content."""
+
+    def _connection_lost(self) -> None:  # noqa: B027 - optional hook
+        """Forget per-connection state (e.g. an event still waiting for its pictures)."""
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        auth = (
+            httpx.DigestAuth(self._config.username, self._config.password or "")
+            if self._config.username is not None
+            else None
+        )
+        # The read timeout is the idle timeout: no byte for that long (not even a heartbeat) → reconnect.
+        timeout = httpx.Timeout(
+            connect=self._config.connect_timeout_s,
+            read=self._config.idle_timeout_s,
+            write=self._config.connect_timeout_s,
+            pool=self._config.connect_timeout_s,
+        )
+        self._client = httpx.AsyncClient(auth=auth, timeout=timeout, follow_redirects=False, trust_env=False)
+        self._health.status.state = SourceState.STARTING
+        self._task = asyncio.create_task(self._run(), name=f"gate-{self._config.id}-{self.kind}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+        if self._health.status.state is not SourceState.STOPPED:
+            self._health.stopped()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+                reason = "the device ended the stream"
+            except StreamEnded as ended:
+                reason = str(ended)
+            except httpx.TimeoutException:
+                reason = f"nothing received for {self._config.idle_timeout_s:g} s (or connect timed out)"
+            except (httpx.HTTPError, OSError) as error:
+                reason = redact_text(f"{type(error).__name__}: {error}") or type(error).__name__
+            self._connection_lost()
+            self._health.disconnected(reason)
+            delay = self._backoff.next_delay()
+            log.info("gate %s: reconnecting in %.1f s (%s)", self._config.id, delay, reason)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        assert self._client is not None
+        async with self._client.stream("GET", self.stream_url) as response:
+            if response.status_code == 401:
+                raise StreamEnded("authentication failed (HTTP 401): check the gate's username and password")
+            if response.status_code != 200:
+                raise StreamEnded(f"HTTP {response.status_code} from the device")
+            try:
+                boundary = boundary_from_content_type(response.headers.get("content-type"))
+            except MultipartError as error:
+                raise StreamEnded(str(error)) from None
+            reader = MultipartStreamReader(
+                boundary, max_part_bytes=max(self._config.max_image_bytes, MAX_EVENT_JSON_BYTES)
+            )
+            self._health.connected()
+            async for chunk in response.aiter_bytes():
+                for item in reader.feed(chunk):
+                    if isinstance(item, MalformedPart):
+                        self._health.rejected(item.reason)
+                        continue
+                    # A stream that delivers parts is healthy again: the next failure starts from a short delay.
+                    self._backoff.reset()
+                    try:
+                        await self._handle_part(item)
+                    except PayloadRejected as rejected:
+                        self._health.rejected(rejected.reason)
+                if reader.closed:
+                    return
+
+    def _drop_duplicate(self, serial: int | None) -> bool:
+        """Whether ``serial`` was seen recently (e.g. replayed after a reconnect); counts it if so."""
+        if serial is not None and self._serials.is_duplicate(serial):
+            self._serials.duplicate(serial)
+            return True
+        return False
+
+    async def _emit(self, event: GateEvent) -> None:
+        """An accepted event: serial bookkeeping (gaps), counting, and the handler when it has a face."""
+        if event.serial is not None:
+            self._serials.record(event.serial)
+        self._health.event(event.received_at)
+        if event.face_image is None:
+            return
+        try:
+            await self._on_event(event)
+        except Exception:
+            # Our downstream failing must not stop the stream.
+            extra = self._health.status.extra
+            extra["handler_errors"] = int(extra["handler_errors"]) + 1  # type: ignore[call-overload]
+            log.exception("gate %s: event handler failed", self._config.id)

@@ -1,0 +1,166 @@
+"""``isapi_stream`` and ``dahua_stream`` against a real emulated terminal that is killed and restarted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from gridwatch.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
+from gridwatch.interfaces import GateEvent, SourceState
+from ingest.gates.dahua_stream import DahuaStreamSource
+from ingest.gates.http_stream import HttpStreamSource
+from ingest.gates.isapi_stream import IsapiStreamSource
+from tests.ingest.polling import eventually
+from tests.support.gate_device import Dialect, GateDevice
+from tests.support.gate_payloads import face_jpeg
+from tests.support.rtsp import free_port
+
+DEVICE_PASSWORD = "Dev1ce-Secret-pw"
+FACES = [face_jpeg(name) for name in ("obama", "biden", "kit")]  # the emulator's picture of serial n: FACES[n % 3]
+SOURCES: dict[Dialect, tuple[type[HttpStreamSource], type[Any]]] = {
+    "isapi": (IsapiStreamSource, IsapiStreamGateConfig),
+    "dahua": (DahuaStreamSource, DahuaStreamGateConfig),
+}
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.events: list[GateEvent] = []
+
+    async def __call__(self, event: GateEvent) -> None:
+        self.events.append(event)
+
+    @property
+    def serials(self) -> list[int | None]:
+        return [event.serial for event in self.events]
+
+
+def make_source(dialect: Dialect, url: str, handler: Collected, **overrides: Any) -> HttpStreamSource:
+    source_type, config_type = SOURCES[dialect]
+    values: dict[str, Any] = {
+        "id": f"{dialect}-gate",
+        "kind": f"{dialect}_stream",
+        "url": url,
+        "username": "admin",
+        "password": DEVICE_PASSWORD,
+        "doors": [{"door": "1", "direction": "in"}],
+        "idle_timeout_s": 5.0,
+        "connect_timeout_s": 2.0,
+        "backoff": {"initial_s": 0.05, "max_s": 0.3},
+    }
+    values.update(overrides)
+    return source_type(config_type.model_validate(values), handler)
+
+
+@pytest.fixture
+def devices() -> Iterator[list[GateDevice]]:
+    started: list[GateDevice] = []
+    try:
+        yield started
+    finally:
+        for device in started:
+            device.stop()
+
+
+@pytest.fixture
+async def sources() -> AsyncIterator[list[HttpStreamSource]]:
+    started: list[HttpStreamSource] = []
+    try:
+        yield started
+    finally:
+        for source in started:
+            await source.stop()
+
+
+def extra(source: HttpStreamSource, name: str) -> int:
+    value = source.status.extra[name]
+    assert isinstance(value, int)
+    return value
+
+
+@pytest.mark.parametrize("dialect", ["isapi", "dahua"])
+async def test_the_source_reconnects_after_a_device_restart_drops_replays_and_reports_the_gap(
+    dialect: Dialect,
+    devices: list[GateDevice],
+    sources: list[HttpStreamSource],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    device = GateDevice(dialect, port=free_port(), password=DEVICE_PASSWORD, serials="1-5", inject_bad=True)
+    devices.append(device)
+    device.start()
+    handler = Collected()
+    source = make_source(dialect, device.url, handler)
+    sources.append(source)
+    await source.start()
+    await source.start()  # idempotent
+
+    await eventually(lambda: handler.serials == [1, 2, 3, 4, 5], 15, "events 1-5")
+    assert source.status.state is SourceState.ONLINE
+    assert [event.face_image for event in handler.events] == [FACES[n % 3] for n in range(1, 6)]
+    first = handler.events[0]
+    assert (first.gate_id, first.door, first.direction) == (f"{dialect}-gate", "1", "in")
+    assert first.device_time.tzinfo is not None
+    assert first.verify_mode == "face"
+    assert first.device_person_id == "1001"
+    # The malformed parts the device sent after event 1 were counted; the stream went on.
+    assert extra(source, "rejected") == (2 if dialect == "isapi" else 1)
+    await eventually(lambda: extra(source, "heartbeats") >= 1, 10, "a heartbeat")
+
+    device.kill()  # mid-stream: the connection is open, heartbeats flowing
+    await eventually(lambda: source.status.state is SourceState.OFFLINE, 10, "OFFLINE after the kill")
+    # The restarted device replays 4 and 5 (duplicates) and has skipped 6-8 (the gap).
+    device.start(serials="4-5,9-11", inject_bad=False)
+    await eventually(lambda: handler.serials[-1:] == [11], 15, "events after the restart")
+
+    assert source.status.state is SourceState.ONLINE
+    assert source.status.reconnects >= 1
+    assert handler.serials == [1, 2, 3, 4, 5, 9, 10, 11]
+    assert extra(source, "duplicates") == 2
+    assert extra(source, "serial_gaps") == 1
+    assert extra(source, "missed_events") == 3
+    assert "3 event(s) missed between 5 and 9" in caplog.text
+    assert DEVICE_PASSWORD not in caplog.text
+    assert DEVICE_PASSWORD not in repr(source)
+
+    await source.stop()
+    await source.stop()  # idempotent
+    assert source.status.state.value == "stopped"
+
+
+@pytest.mark.parametrize("dialect", ["isapi", "dahua"])
+async def test_wrong_credentials_keep_the_gate_offline_with_a_clear_reason(
+    dialect: Dialect, devices: list[GateDevice], sources: list[HttpStreamSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    device = GateDevice(dialect, port=free_port(), password=DEVICE_PASSWORD)
+    devices.append(device)
+    device.start()
+    handler = Collected()
+    source = make_source(dialect, device.url, handler, password="not-the-password")
+    sources.append(source)
+    await source.start()
+
+    await eventually(lambda: len(device.requests) >= 4, 10, "several attempts")
+
+    assert source.status.state is SourceState.OFFLINE
+    assert "authentication failed" in (source.status.last_error or "")
+    assert handler.events == []
+    assert "not-the-password" not in caplog.text
+
+
+async def test_an_idle_stream_is_reconnected(devices: list[GateDevice], sources: list[HttpStreamSource]) -> None:
+    # No events, and heartbeats far apart: the connection stays open but silent.
+    device = GateDevice("isapi", port=free_port(), password=DEVICE_PASSWORD, serials="", heartbeat_s=3600)
+    devices.append(device)
+    device.start()
+    source = make_source("isapi", device.url, Collected(), idle_timeout_s=0.3)
+    sources.append(source)
+    await source.start()
+
+    await eventually(lambda: source.status.reconnects >= 2, 10, "reconnects after idle timeouts")
+
+    assert "nothing received" in (source.status.last_error or "")
