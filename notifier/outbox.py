@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridwatch.events import Alert
+from gridwatch.sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -64,13 +65,8 @@ class Outbox:
         self._path = path
         self._lock = threading.Lock()
         self._sinks: tuple[str, ...] = tuple(dict.fromkeys(sinks))
-        path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: explicit transactions below, so each add is one atomic commit.
-        self._db: sqlite3.Connection | None = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db: sqlite3.Connection | None = open_database(path, _SCHEMA)
 
     @property
     def path(self) -> Path:

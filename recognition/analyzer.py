@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from gridwatch.config.model import ModelConfig
 from recognition.faces import Faces
-from recognition.modelpack import ModelPack
+from recognition.modelpack import ModelPack, cpu_session_options
 
 ARCFACE_INPUT = 112
 
@@ -49,13 +49,7 @@ class InsightFaceAnalyzer:
         from insightface.model_zoo.arcface_onnx import ArcFaceONNX
         from insightface.model_zoo.scrfd import SCRFD
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._config.threads
-        options.inter_op_num_threads = 1
-        # Spinning threads of two sessions steal each other's cores on small machines.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # The recogniser declares a fixed batch of 1 and warns on every batched call.
-        options.log_severity_level = 3
+        options = cpu_session_options(self._config.threads)
         providers = ["CPUExecutionProvider"]
         det_session = ort.InferenceSession(str(self._pack.detector), sess_options=options, providers=providers)
         rec_session = ort.InferenceSession(str(self._pack.recognizer), sess_options=options, providers=providers)

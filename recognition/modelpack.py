@@ -14,6 +14,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gridwatch.config.model import ModelConfig
 
@@ -70,7 +71,7 @@ def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -
     tried: list[str] = []
     if config.path is not None:
         path = config.path if config.path.is_absolute() or config_dir is None else config_dir / config.path
-        pack = _pack_in(path, name=config.pack, origin="config")
+        pack = find_pack(path, name=config.pack, origin="config")
         if pack is None:
             raise ModelPackError(
                 f"model.path {path} holds no usable pack (need one of {DETECTOR_FILES} and one of "
@@ -85,18 +86,26 @@ def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -
         if folder is None:
             tried.append(f"{WHEEL_PACKAGE} wheel: not installed")
             continue
-        pack = _pack_in(folder, name=name, origin=origin)
+        pack = find_pack(folder, name=name, origin=origin)
         if pack is not None:
             return pack
         tried.append(f"{folder}: no detector/recogniser pair")
     raise ModelPackError("no face model pack found. Looked in:\n  " + "\n  ".join(tried) + "\n" + INSTALL_HINT)
 
 
-def _pack_in(folder: Path, *, name: str, origin: str) -> ModelPack | None:
+def find_pack(
+    folder: Path,
+    *,
+    name: str,
+    origin: str,
+    detector_files: tuple[str, ...] = DETECTOR_FILES,
+    recognizer_files: tuple[str, ...] = RECOGNIZER_FILES,
+) -> ModelPack | None:
+    """The first known detector and recogniser in ``folder`` (hashed), or None."""
     if not folder.is_dir():
         return None
-    detector = next((folder / f for f in DETECTOR_FILES if (folder / f).is_file()), None)
-    recognizer = next((folder / f for f in RECOGNIZER_FILES if (folder / f).is_file()), None)
+    detector = next((folder / f for f in detector_files if (folder / f).is_file()), None)
+    recognizer = next((folder / f for f in recognizer_files if (folder / f).is_file()), None)
     if detector is None or recognizer is None:
         return None
     return ModelPack(
@@ -115,3 +124,17 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cpu_session_options(threads: int) -> Any:
+    """onnxruntime options for small CPU machines, shared by every pack's sessions."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning threads of two sessions steal each other's cores on small machines.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Recognisers declare a fixed batch of 1 and warn on every batched call.
+    options.log_severity_level = 3
+    return options

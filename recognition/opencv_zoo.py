@@ -29,7 +29,7 @@ from gridwatch.config.model import ModelConfig
 from recognition.align import align_face
 from recognition.analyzer import normalize
 from recognition.faces import Faces
-from recognition.modelpack import ModelPack, ModelPackError, file_sha256
+from recognition.modelpack import ModelPack, ModelPackError, cpu_session_options, find_pack
 
 DETECTOR_FILES = ("face_detection_yunet_2023mar_int8bq.onnx", "face_detection_yunet_2023mar.onnx")
 RECOGNIZER_FILES = ("face_recognition_sface_2021dec_int8bq.onnx", "face_recognition_sface_2021dec.onnx")
@@ -73,20 +73,7 @@ def resolve_zoo_pack(config: ModelConfig, *, config_dir: Path | None = None) -> 
 
 
 def _pack_in(folder: Path, *, name: str, origin: str) -> ModelPack | None:
-    if not folder.is_dir():
-        return None
-    detector = next((folder / f for f in DETECTOR_FILES if (folder / f).is_file()), None)
-    recognizer = next((folder / f for f in RECOGNIZER_FILES if (folder / f).is_file()), None)
-    if detector is None or recognizer is None:
-        return None
-    return ModelPack(
-        name=name,
-        origin=origin,
-        directory=folder,
-        detector=detector,
-        recognizer=recognizer,
-        sha256={p.name: file_sha256(p) for p in (detector, recognizer)},
-    )
+    return find_pack(folder, name=name, origin=origin, detector_files=DETECTOR_FILES, recognizer_files=RECOGNIZER_FILES)
 
 
 def sface_model_bytes(path: Path) -> bytes:
@@ -130,11 +117,7 @@ class OpenCVZooAnalyzer:
             return
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._config.threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        options = cpu_session_options(self._config.threads)
         recognizer = ort.InferenceSession(
             sface_model_bytes(self._pack.recognizer), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from gridwatch.sqlite import open_database
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS persons (
     person_id    TEXT PRIMARY KEY,
@@ -67,13 +69,8 @@ class RegistryStore:
     def open(self) -> None:
         if self._conn is not None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
-        conn.executescript(SCHEMA)
-        self._conn = conn
+        # Erased rows are overwritten, not left in free pages.
+        self._conn = open_database(self._path, SCHEMA, secure_delete=True)
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridwatch.sqlite import open_database
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cooldowns (
     rule          TEXT NOT NULL,
@@ -36,11 +38,7 @@ class RuleState:
     def open(self) -> None:
         if self._conn is not None:
             return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
-        self._conn = conn
+        self._conn = open_database(self._path, SCHEMA)
 
     def close(self) -> None:
         with self._lock:

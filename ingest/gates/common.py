@@ -26,11 +26,23 @@ class GateHealth:
     """Health of one gate, shown in the service status next to the cameras."""
 
     def __init__(self, gate_id: str, kind: str) -> None:
-        self.status = SourceStatus(source_id=gate_id, kind=kind)
+        self._status = SourceStatus(source_id=gate_id, kind=kind)
         self._recent: deque[dt.datetime] = deque()
-        self.status.extra.update(
+        self._status.extra.update(
             {"connected": False, "heartbeats": 0, "events": 0, "events_per_minute": 0, "rejected": 0}
         )
+
+    @property
+    def status(self) -> SourceStatus:
+        """The live status; the events-per-minute figure is brought up to date on every read,
+        so a gate that went quiet shows 0 instead of its last rate."""
+        self._prune(dt.datetime.now(dt.UTC))
+        return self._status
+
+    def _prune(self, now: dt.datetime) -> None:
+        while self._recent and now - self._recent[0] > dt.timedelta(minutes=1):
+            self._recent.popleft()
+        self._status.extra["events_per_minute"] = len(self._recent)
 
     def connected(self) -> None:
         if self.status.state is not SourceState.ONLINE:
@@ -59,9 +71,7 @@ class GateHealth:
         self.status.frames_in += 1
         self.status.extra["events"] = int(self.status.extra["events"]) + 1  # type: ignore[call-overload]
         self._recent.append(now)
-        while self._recent and now - self._recent[0] > dt.timedelta(minutes=1):
-            self._recent.popleft()
-        self.status.extra["events_per_minute"] = len(self._recent)
+        self._prune(now)
 
     def rejected(self, reason: str) -> None:
         self.status.extra["rejected"] = int(self.status.extra["rejected"]) + 1  # type: ignore[call-overload]
