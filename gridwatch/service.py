@@ -15,19 +15,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter
 
 from gridwatch.audit import AuditLog
 from gridwatch.config.loader import LoadedConfig
 from gridwatch.events import Alert, Sighting, SourceKind
+from gridwatch.gate_intake import GateIntake, decode_jpeg
 from gridwatch.http import HttpServer, create_app
 from gridwatch.interfaces import Frame, GateEvent, GateSource, SourceState, SourceStatus
+from gridwatch.status import camera_status_dict, gate_status_dict
 from gridwatch.wiring import RecognitionParts, build_recognition, data_paths
 from ingest.camera import CameraWorker
 from ingest.gates.factory import GateSourceUnavailable, gate_source_for
@@ -41,8 +40,6 @@ from rules.state import RuleState
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 3600.0
-GATE_QUEUE_SIZE = 64
-GATE_DRAIN_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,81 +54,6 @@ class Summary:
             f"summary: frames analysed {self.frames_analysed}, faces {self.faces}, "
             f"sightings {self.sightings}, alerts {self.alerts}"
         )
-
-
-class GateIntake:
-    """The bounded queue between gate sources and recognition, and the worker that empties it.
-
-    ``put`` is the handler the gate sources call: it never waits. When the queue is full the
-    oldest event is dropped (a fresh face at the door matters more than a stale one) and counted
-    per gate.
-    """
-
-    def __init__(self, process: Callable[[GateEvent], Awaitable[None]], capacity: int = GATE_QUEUE_SIZE) -> None:
-        self._process = process
-        self._queue: asyncio.Queue[GateEvent] = asyncio.Queue(maxsize=capacity)
-        self._task: asyncio.Task[None] | None = None
-        self.dropped: dict[str, int] = {}
-        self.processed = 0
-        self.failed = 0
-
-    @property
-    def capacity(self) -> int:
-        return self._queue.maxsize
-
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    async def put(self, event: GateEvent) -> None:
-        if self._task is None or event.face_image is None:
-            return  # stopped, or nothing to recognise (the source counted the event already)
-        while self._queue.full():
-            stale = self._queue.get_nowait()
-            self._queue.task_done()
-            self.dropped[stale.gate_id] = self.dropped.get(stale.gate_id, 0) + 1
-            log.warning("gate %s: recognition queue full; dropped the oldest event", stale.gate_id)
-        self._queue.put_nowait(event)
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._work(), name="gridwatch.gate-recognition")
-
-    async def stop(self, drain_s: float = GATE_DRAIN_S) -> None:
-        """Finish the queued events (at most ``drain_s``), then stop the worker. Idempotent."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), drain_s)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        while not self._queue.empty():  # left over after the drain deadline: memory only, let go
-            self._queue.get_nowait()
-            self._queue.task_done()
-
-    async def _work(self) -> None:
-        while True:
-            event = await self._queue.get()
-            try:
-                await self._process(event)
-                self.processed += 1
-            except Exception as exc:  # one bad event must not stop the gates
-                self.failed += 1
-                # The type only: a message could quote the snapshot's bytes.
-                log.error(
-                    "gate %s: recognition failed on event %s: %s", event.gate_id, event.serial, type(exc).__name__
-                )
-            finally:
-                self._queue.task_done()
-
-
-def decode_jpeg(data: bytes) -> npt.NDArray[np.uint8] | None:
-    """A BGR image decoded in memory, or None when the bytes are not a decodable image."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, dtype=np.uint8)
 
 
 class Service:
@@ -154,7 +76,8 @@ class Service:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: HttpServer | None = None
         self._started = False
-        self.alerts_seen: list[Alert] = []
+        # The latest alerts, for the demo summary and tests; bounded, the outbox is the record.
+        self.alerts_seen: deque[Alert] = deque(maxlen=1000)
 
     @property
     def http_port(self) -> int | None:
@@ -331,8 +254,8 @@ class Service:
         return {
             "service": self._loaded.config.service.name,
             "model": None if self._parts is None else self._parts.analyzer.model_id,
-            "cameras": [_status_dict(s) for s in self.camera_status()],
-            "gates": [_gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
+            "cameras": [camera_status_dict(s) for s in self.camera_status()],
+            "gates": [gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
             "gate_queue": {
                 "pending": self._gate_intake.pending,
                 "capacity": self._gate_intake.capacity,
@@ -360,42 +283,3 @@ class Service:
             sightings=0 if stats is None else stats.sightings,
             alerts=self._engine.alerts,
         )
-
-
-def _status_dict(status: SourceStatus) -> dict[str, object]:
-    def iso(value: dt.datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "id": status.source_id,
-        "kind": status.kind,
-        "state": str(status.state),
-        "last_frame_at": iso(status.last_frame_at),
-        "last_error": status.last_error,
-        "reconnects": status.reconnects,
-        "frames_in": status.frames_in,
-        "frames_out": status.frames_out,
-        "frames_dropped": status.frames_dropped,
-        "fps_in": round(status.fps_in, 2),
-        "fps_out": round(status.fps_out, 2),
-        **status.extra,
-    }
-
-
-def _gate_status_dict(status: SourceStatus, dropped: int) -> dict[str, object]:
-    extra = dict(status.extra)
-    return {
-        "id": status.source_id,
-        "kind": status.kind,
-        "state": str(status.state),
-        "connected": bool(extra.pop("connected", False)),
-        "last_event_at": None if status.last_frame_at is None else status.last_frame_at.isoformat(),
-        "last_error": status.last_error,
-        "heartbeats": extra.pop("heartbeats", 0),
-        "events": extra.pop("events", status.frames_in),
-        "events_per_minute": extra.pop("events_per_minute", 0),
-        "rejected": extra.pop("rejected", 0),
-        "reconnects": status.reconnects,
-        "dropped": dropped,
-        **extra,
-    }
