@@ -78,6 +78,7 @@ class Service:
         self._started = False
         # The latest alerts, for the demo summary and tests; bounded, the outbox is the record.
         self.alerts_seen: deque[Alert] = deque(maxlen=1000)
+        self._alerts_submitted = 0
 
     @property
     def http_port(self) -> int | None:
@@ -232,8 +233,11 @@ class Service:
         )
         assert self._notifier is not None
         for alert in self._engine.evaluate(sighting):
-            self.alerts_seen.append(alert)
-            await self._notifier.submit(alert)
+            if await self._notifier.submit(alert):
+                self.alerts_seen.append(alert)
+                self._alerts_submitted += 1
+            else:
+                log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
 
     async def _purge_loop(self) -> None:
         while True:
@@ -281,5 +285,5 @@ class Service:
             frames_analysed=sum(s.frames_out for s in self.camera_status()),
             faces=0 if stats is None else stats.faces,
             sightings=0 if stats is None else stats.sightings,
-            alerts=self._engine.alerts,
+            alerts=self._alerts_submitted,
         )

@@ -41,7 +41,9 @@ class SeenRule:
                 sighting.person_id,
                 sighting.source,
                 sighting.captured_at,
-                max(self._config.cooldown_s, 60),
+                # The cooldown is the bucket: two alerts of one person and rule are at least a
+                # cooldown apart, so they never share an id, while a replayed sighting does.
+                max(self._config.cooldown_s, 1),
             ),
             rule=self.id,
             severity=self._config.severity,

@@ -101,3 +101,12 @@ def test_alerts_carry_references_only(tmp_path: Path) -> None:
     assert "embedding" not in payload
     assert "image" not in payload
     assert '"schema":"gridwatch.alert/v1"' in payload
+
+
+def test_alerts_a_cooldown_apart_have_distinct_ids(tmp_path: Path) -> None:
+    clock = Clock()
+    rules = engine(tmp_path, clock, cooldown_s=30)
+    first = rules.evaluate(sighting())[0]
+    clock.now = T0 + dt.timedelta(seconds=30)
+    second = rules.evaluate(sighting(at=clock.now))[0]
+    assert first.alert_id != second.alert_id
