@@ -7,6 +7,7 @@ outbox) publishes to a Tansu broker, and a real aiokafka consumer reads the aler
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,6 +106,16 @@ async def test_enrolled_performer_becomes_a_kafka_alert(
     assert await next_alert(consumer, 2.0) is None
     assert_no_trace_of_unmatched_faces(tmp_path / "data", enrolled=1)
     assert verify(tmp_path / "data" / "audit.jsonl").ok
+
+    # What staff on the console see: `gridwatch alerts tail` reads the same alert from the topic.
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gridwatch", "alerts", "tail", "-c", str(config),
+        "--from-beginning", "--max", "1", "--timeout", "20",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(tail.communicate(), 60)
+    assert tail.returncode == 0, err.decode()
+    assert f"id={alert.alert_id}" in out.decode()
 
 
 async def test_registry_without_the_performer_gives_no_alert(
