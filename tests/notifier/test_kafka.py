@@ -86,7 +86,8 @@ async def test_broker_down_then_back_delivers_exactly_once(
             assert await notifier.submit(alert) is True
             assert outbox.get(alert.alert_id) == alert
             await wait_until(lambda: alert.alert_id in out.getvalue(), what="console line")
-            assert outbox.count_pending("console") == 0
+            # The line is written before the delivery is recorded: wait for the record too.
+            await wait_until(lambda: outbox.count_pending("console") == 0, what="console delivery recorded")
             await wait_until(
                 lambda: any(p.attempts >= 2 for p in outbox.pending("kafka")), what="failed Kafka attempts"
             )
