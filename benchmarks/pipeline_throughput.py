@@ -75,8 +75,13 @@ def throughput(frames: list[np.ndarray], repeat: int) -> tuple[float, float]:
             index.search(embedded.embeddings, 1)
 
     rate(frames[:10], naive)  # warm-up
-    naive_rates = [rate(frames, naive) for _ in range(repeat)]
-    ours = [rate(frames, gridwatch) for _ in range(repeat)]
+    # Interleaved, so that a change in the machine's load (CPU steal on a VM) hits both alike.
+    naive_rates, ours = [], []
+    for _ in range(repeat):
+        naive_rates.append(rate(frames, naive))
+        ours.append(rate(frames, gridwatch))
+    pairs = zip(naive_rates, ours, strict=True)
+    print("runs (baseline, gridwatch):", ", ".join(f"({a:.1f}, {b:.1f})" for a, b in pairs))
     return statistics.median(naive_rates), statistics.median(ours)
 
 
