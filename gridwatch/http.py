@@ -15,6 +15,10 @@ from gridwatch import __version__
 
 log = logging.getLogger(__name__)
 
+# How long stop() lets open requests finish before cancelling them. Unbounded, one client that
+# announces a body and never sends it (anyone on the gate network can) keeps the service from stopping.
+GRACEFUL_SHUTDOWN_S = 5
+
 
 def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter] = ()) -> FastAPI:
     """The API: health, status, and the ``routers`` of push sources (gates that POST their events)."""
@@ -51,7 +55,15 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self._server = _EmbeddedServer(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -68,7 +80,9 @@ class HttpServer:
         self._task = asyncio.create_task(self._server.serve_or_raise(), name="gridwatch.http")
         while not self._server.started:
             if self._task.done():
-                self._task.result()  # re-raises a bind error
+                # Forgotten first: stop() must not re-raise this start-up error while shutting down.
+                task, self._task = self._task, None
+                task.result()  # re-raises a bind error
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.02)
         log.info("HTTP API on http://%s:%s", self._server.config.host, self.port)

@@ -93,6 +93,15 @@ class Service:
         if self._started:
             return
         self._started = True
+        try:
+            await self._start_components()
+        except BaseException:
+            # A half-started service (a busy HTTP port, a missing model pack) must not leave its
+            # notifier, gates or open files behind: callers only stop what started.
+            await self.stop()
+            raise
+
+    async def _start_components(self) -> None:
         config = self._loaded.config
         self._paths.root.mkdir(parents=True, exist_ok=True)
         parts = build_recognition(self._loaded, self.audit)

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,8 @@ class _LoadedRegistry:
     config: RegistryConfig
     index: FaissIndex
     person_of: dict[int, str]
+    # A person past their expiry is never matched, even before the (hourly) purge erases them.
+    expires_of: dict[str, dt.datetime] = field(default_factory=dict)
 
 
 class Registries:
@@ -97,6 +99,10 @@ class Registries:
         self._audit = audit
         self._loaded: dict[str, _LoadedRegistry] = {}
         self._lock = threading.Lock()
+        # Held across each change of the store plus the index (enrol, remove, load), so that a
+        # reload cannot bring back an entry that is being erased.
+        self._update_lock = threading.RLock()
+        self._data_version: int | None = None
 
     @property
     def audit(self) -> AuditLog:
@@ -109,18 +115,37 @@ class Registries:
     def load(self) -> None:
         """Rebuild every index from the store (the index is never persisted)."""
         self._store.open()
-        loaded: dict[str, _LoadedRegistry] = {}
-        for name, config in self._configs.items():
-            stored = self._store.embeddings(name, self._model_id)
-            index = FaissIndex(self._dim)
-            index.add(stored.ids, stored.vectors)
-            loaded[name] = _LoadedRegistry(
-                config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True))
-            )
-        with self._lock:
-            self._loaded = loaded
+        with self._update_lock:
+            # Read the version first: a change committed while we read is picked up by the next sync.
+            version = self._store.data_version()
+            loaded: dict[str, _LoadedRegistry] = {}
+            for name, config in self._configs.items():
+                stored = self._store.embeddings(name, self._model_id)
+                # Read after the embeddings, so every person they name is here unless erased meanwhile.
+                expires_of = {p.person_id: p.expires_at for p in self._store.list_persons(name)}
+                index = FaissIndex(self._dim)
+                index.add(stored.ids, stored.vectors)
+                loaded[name] = _LoadedRegistry(
+                    config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
+                )
+            with self._lock:
+                self._loaded = loaded
+                self._data_version = version
+
+    def sync(self) -> None:
+        """Rebuild the indexes if another process (a CLI command) changed the store since the last load.
+
+        Without this, a person erased with `gridwatch registry remove` while the service runs would
+        stay matchable in the service's in-memory index until a restart.
+        """
+        if self._data_version is None or self._store.data_version() == self._data_version:
+            return
+        with self._update_lock:
+            if self._store.data_version() != self._data_version:
+                self.load()
 
     def covers(self, source_id: str) -> bool:
+        self.sync()
         return any(_covers(r.config, source_id) for r in self._loaded.values() if len(r.index))
 
     def size(self, registry: str) -> int:
@@ -135,20 +160,24 @@ class Registries:
         actor: str,
         now: dt.datetime | None = None,
     ) -> Person:
-        loaded = self._registry(registry)
         now = now or dt.datetime.now(dt.UTC)
-        expires_at = now + dt.timedelta(days=loaded.config.retention_days)
-        person, ids = self._store.add_person(
-            registry=registry,
-            display_name=display_name,
-            model_id=self._model_id,
-            embeddings=embeddings,
-            now=now,
-            expires_at=expires_at,
-        )
-        loaded.index.add(ids, np.stack([v for _, v in embeddings]).astype(np.float32))
-        with self._lock:
-            loaded.person_of.update(dict.fromkeys(ids.tolist(), person.person_id))
+        with self._update_lock:
+            loaded = self._registry(registry)
+            expires_at = now + dt.timedelta(days=loaded.config.retention_days)
+            person, ids = self._store.add_person(
+                registry=registry,
+                display_name=display_name,
+                model_id=self._model_id,
+                embeddings=embeddings,
+                now=now,
+                expires_at=expires_at,
+            )
+            # Owner first, vectors second: a search between the two must not find vectors of nobody
+            # (it would skip them and could name the second-best person without the margin check).
+            with self._lock:
+                loaded.expires_of[person.person_id] = expires_at
+                loaded.person_of.update(dict.fromkeys(ids.tolist(), person.person_id))
+            loaded.index.add(ids, np.stack([v for _, v in embeddings]).astype(np.float32))
         self._audit.append(
             "registry.enroll",
             actor=actor,
@@ -163,15 +192,17 @@ class Registries:
         return person
 
     def remove(self, person_id: str, *, actor: str, reason: str = "removed") -> Person:
-        person, ids = self._store.remove_person(person_id)
-        if person is None:
-            raise UnknownPersonError(person_id)
-        loaded = self._loaded.get(person.registry)
-        if loaded is not None:
-            loaded.index.remove(ids)
-            with self._lock:
-                for embedding_id in ids.tolist():
-                    loaded.person_of.pop(embedding_id, None)
+        with self._update_lock:
+            person, ids = self._store.remove_person(person_id)
+            if person is None:
+                raise UnknownPersonError(person_id)
+            loaded = self._loaded.get(person.registry)
+            if loaded is not None:
+                loaded.index.remove(ids)
+                with self._lock:
+                    for embedding_id in ids.tolist():
+                        loaded.person_of.pop(embedding_id, None)
+                    loaded.expires_of.pop(person_id, None)
         self._audit.append(
             "registry.remove", actor=actor, target=person_id, details={"registry": person.registry, "reason": reason}
         )
@@ -189,7 +220,12 @@ class Registries:
         now = now or dt.datetime.now(dt.UTC)
         purged = []
         for person in self._store.expired(now):
-            purged.append(self.remove(person.person_id, actor="system:retention", reason="expired"))
+            try:
+                purged.append(self.remove(person.person_id, actor="system:retention", reason="expired"))
+            except UnknownPersonError:
+                # Erased meanwhile by another process (a CLI remove or purge): not a reason to stop
+                # erasing the others.
+                continue
         return purged
 
     def match(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Match]]:
@@ -198,6 +234,7 @@ class Registries:
 
     def decide(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Decision]]:
         """For each probe, one decision per non-empty registry covering the source: a match, or unknown."""
+        self.sync()
         results: list[list[Decision]] = [[] for _ in range(len(vectors))]
         for loaded in self._loaded.values():
             if not len(loaded.index) or not _covers(loaded.config, source_id):
@@ -208,9 +245,10 @@ class Registries:
 
     def _candidates(self, loaded: _LoadedRegistry, vectors: npt.NDArray[np.float32]) -> list[Match | None]:
         """The best and second-best identity of each probe (second ``None`` if only one identity)."""
+        now = dt.datetime.now(dt.UTC)
         k = min(len(loaded.index), 16)
         similarities, ids = loaded.index.search(vectors, k)
-        candidates = [self._best(loaded, similarities[row], ids[row]) for row in range(len(vectors))]
+        candidates = [self._best(loaded, similarities[row], ids[row], now) for row in range(len(vectors))]
         # A person with many embeddings can fill the first k neighbours: search deeper for the
         # second identity, or the margin rule would be skipped exactly when it matters.
         while k < len(loaded.index):
@@ -220,11 +258,15 @@ class Registries:
             k = min(len(loaded.index), k * 4)
             similarities, ids = loaded.index.search(vectors[short], k)
             for i, row in enumerate(short):
-                candidates[row] = self._best(loaded, similarities[i], ids[i])
+                candidates[row] = self._best(loaded, similarities[i], ids[i], now)
         return candidates
 
     def _best(
-        self, loaded: _LoadedRegistry, similarities: npt.NDArray[np.float32], ids: npt.NDArray[np.int64]
+        self,
+        loaded: _LoadedRegistry,
+        similarities: npt.NDArray[np.float32],
+        ids: npt.NDArray[np.int64],
+        now: dt.datetime,
     ) -> Match | None:
         best_person: str | None = None
         best = second = None
@@ -232,6 +274,9 @@ class Registries:
             person = loaded.person_of.get(embedding_id)
             if person is None:
                 continue
+            expires_at = loaded.expires_of.get(person)
+            if expires_at is None or expires_at <= now:
+                continue  # expired (the purge has not erased it yet) or being erased
             if best_person is None:
                 best_person, best = person, similarity
             elif person != best_person:

@@ -127,6 +127,13 @@ class RegistryStore:
             conn.execute("DELETE FROM persons WHERE person_id = ?", (person_id,))
         return person, np.array([r[0] for r in rows], dtype=np.int64)
 
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (e.g. a CLI command) commits to the store."""
+        self.open()
+        assert self._conn is not None
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def get(self, person_id: str) -> Person | None:
         with self._tx() as conn:
             return self._get(conn, person_id)

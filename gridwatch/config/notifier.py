@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gridwatch.config.base import StrictModel
 
@@ -45,6 +45,15 @@ class KafkaSinkConfig(StrictModel):
     )
     sasl_username: str | None = Field(default=None, max_length=256, description="Use ${ENV}.")
     sasl_password: str | None = Field(default=None, max_length=256, description="Use ${ENV}.", repr=False)
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> KafkaSinkConfig:
+        # The producer cannot be built without them: every delivery would fail and alerts pile up.
+        if self.enabled and self.security_protocol.startswith("SASL_"):
+            missing = [key for key in ("sasl_username", "sasl_password") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"security_protocol {self.security_protocol} needs {' and '.join(missing)}")
+        return self
 
 
 class OutboxConfig(StrictModel):

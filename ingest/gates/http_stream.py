@@ -117,6 +117,12 @@ class HttpStreamSource(abc.ABC):
                 reason = f"nothing received for {self._config.idle_timeout_s:g} s (or connect timed out)"
             except (httpx.HTTPError, OSError) as error:
                 reason = redact_text(f"{type(error).__name__}: {error}") or type(error).__name__
+            except Exception as error:
+                # Whatever the device sent, the gate must keep reconnecting: a task that dies here
+                # leaves the gate silently dead for the life of the process. The type only: the
+                # message could quote the stream's bytes (a face picture).
+                reason = f"unexpected {type(error).__name__}"
+                log.error("gate %s: %s in the event stream", self._config.id, reason)
             self._connection_lost()
             self._health.disconnected(reason)
             delay = self._backoff.next_delay()

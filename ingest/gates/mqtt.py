@@ -46,6 +46,10 @@ DATA_URL_PREFIX = re.compile(r"^data:image/[a-z]+;base64,", re.IGNORECASE)
 JSON_OVERHEAD_BYTES = 64 * 1024
 # Sequence numbers remembered per device to drop resent captures.
 SEEN_PER_DEVICE = 1024
+# Devices whose sequence numbers are remembered; the least recently heard one is forgotten first.
+# ``device_no`` comes from the payload: without a bound, captures naming ever new devices grow
+# the memory of a long-running service without end.
+MAX_DEVICES = 1024
 DEVICE_NO_PATTERN = r"^[^/+#\x00-\x1f]+$"
 MILLISECONDS_ABOVE = 1e11
 STOP_TIMEOUT_S = 5.0
@@ -237,7 +241,7 @@ class MqttGateSource:
         self._health.status.extra.update({"duplicates": 0, "serial_gaps": 0, "missed_events": 0, "acks": 0})
         self._backoff = Backoff.from_config(config.backoff)
         self._ack_pattern = _ack_topic_pattern(config.ack_topic)
-        self._seen: dict[str, collections.OrderedDict[int, None]] = {}
+        self._seen: collections.OrderedDict[str, collections.OrderedDict[int, None]] = collections.OrderedDict()
         self._last_sequence: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -368,7 +372,14 @@ class MqttGateSource:
         """Whether this capture was seen already; counts the sequence numbers that never came."""
         if capture.sequence_no is None:
             return False
-        seen = self._seen.setdefault(capture.device_no, collections.OrderedDict())
+        seen = self._seen.get(capture.device_no)
+        if seen is None:
+            seen = self._seen[capture.device_no] = collections.OrderedDict()
+            while len(self._seen) > MAX_DEVICES:
+                forgotten, _ = self._seen.popitem(last=False)
+                self._last_sequence.pop(forgotten, None)
+        else:
+            self._seen.move_to_end(capture.device_no)
         if capture.sequence_no in seen:
             return True
         seen[capture.sequence_no] = None

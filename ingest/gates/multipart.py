@@ -41,6 +41,9 @@ def boundary_from_content_type(content_type: str | None) -> str:
     boundary = match["quoted"] or match["token"]
     if len(boundary) > 200:
         raise MultipartError("multipart boundary longer than 200 characters")
+    if not boundary.isascii():
+        # RFC 2046 boundaries are ASCII; a UTF-8 header value could not even be encoded to match bytes.
+        raise MultipartError("multipart boundary with non-ASCII characters")
     return boundary
 
 

@@ -417,3 +417,23 @@ def test_parse_capture(payload: bytes, error: str | None) -> None:
         with pytest.raises(CaptureRejected, match=error) as caught:
             parse_capture(payload, CONFIG)
         assert "/9j/" not in caught.value.reason  # no base64 JPEG quoted back
+
+
+def test_the_memory_of_device_numbers_is_bounded() -> None:
+    """``device_no`` comes from the payload: ever new numbers must not grow the memory forever."""
+    from ingest.gates.mqtt import MAX_DEVICES, MqttCapture
+
+    async def ignore(event: GateEvent) -> None:
+        pass
+
+    source = MqttGateSource(gate_config("bounded/+/capture"), ignore)
+    remember = source._remember  # the duplicate check behind every accepted capture
+    assert not remember(MqttCapture(device_no="T-kept", sequence_no=1))
+    for number in range(MAX_DEVICES * 3):
+        assert not remember(MqttCapture(device_no=f"T-{number}", sequence_no=1))
+        if number % 100 == 0:  # a device that keeps sending stays remembered
+            assert not remember(MqttCapture(device_no="T-kept", sequence_no=2 + number))
+    assert len(source._seen) <= MAX_DEVICES
+    assert len(source._last_sequence) <= MAX_DEVICES
+    assert remember(MqttCapture(device_no="T-kept", sequence_no=2))  # its resend is still caught
+    assert remember(MqttCapture(device_no=f"T-{MAX_DEVICES * 3 - 1}", sequence_no=1))
