@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     from gridwatch.config.loader import ConfigError
+    from gridwatch.http import HttpStartError
     from recognition.modelpack import ModelPackError
 
     try:
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelPackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODELS
+    except HttpStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -306,13 +310,15 @@ def _cmd_registry_purge(args: argparse.Namespace) -> int:
 
 
 def _cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from notifier.sinks.kafka import security_kwargs
     from notifier.tail import tail_alerts
 
-    bootstrap, topic = args.bootstrap, args.topic
-    if bootstrap is None or topic is None:
+    bootstrap, topic, security = args.bootstrap, args.topic, None
+    if args.config is not None or bootstrap is None or topic is None:
         kafka = _load(args.config).config.notifier.kafka
         bootstrap = bootstrap or kafka.bootstrap_servers
         topic = topic or kafka.topic
+        security = security_kwargs(kafka)  # the site's TLS/SASL settings
     return asyncio.run(
         tail_alerts(
             bootstrap,
@@ -321,6 +327,7 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
             max_messages=args.max_messages,
             timeout_s=args.timeout,
             out=sys.stdout,
+            security=security,
         )
     )
 

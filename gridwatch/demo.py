@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo"
+DEMO_MARKER = ".gridwatch-demo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,17 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
         raise SystemExit(f"demo config not found at {path}: run from a gridwatch checkout or pass -c PATH")
     loaded = load_config(path)
     paths = data_paths(loaded)
-    if not keep_state and paths.root.exists():
+    marker = paths.root / DEMO_MARKER
+    if not keep_state and paths.root.exists() and any(paths.root.iterdir()):
+        # Only ever wipe a directory the demo made: `-c` could name a real site's data.
+        if not marker.is_file():
+            raise SystemExit(
+                f"refusing to reset {paths.root}: it was not made by `gridwatch demo` "
+                "(pass --keep-state, or point service.data_dir at an empty directory)"
+            )
         shutil.rmtree(paths.root)
     paths.root.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `gridwatch demo`; the demo resets this directory on every run\n")
     audit = AuditLog(paths.audit_log)
     parts = build_recognition(loaded, audit)
     try:

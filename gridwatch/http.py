@@ -38,6 +38,10 @@ def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter
     return app
 
 
+class HttpStartError(OSError):
+    """The HTTP API could not start (typically: its port is taken)."""
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside the service's loop: the service, not uvicorn, owns the signal handlers."""
 
@@ -49,7 +53,10 @@ class _EmbeddedServer(uvicorn.Server):
         try:
             await self.serve()
         except SystemExit as exc:  # uvicorn exits the process when it cannot bind
-            raise OSError(f"HTTP server could not start on {self.config.host}:{self.config.port}") from exc
+            raise HttpStartError(
+                f"the HTTP API could not listen on {self.config.host}:{self.config.port} (port in use?); "
+                "free the port or set service.http.port"
+            ) from exc
 
 
 class HttpServer:

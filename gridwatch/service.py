@@ -242,7 +242,14 @@ class Service:
         )
         assert self._notifier is not None
         for alert in self._engine.evaluate(sighting):
-            if await self._notifier.submit(alert):
+            try:
+                submitted = await self._notifier.submit(alert)
+            except Exception:
+                # Not stored, so not sent: release the cooldown the rule just took, or the person
+                # would stay silent for a whole cooldown after a lost alert.
+                self._engine.release(alert)
+                raise
+            if submitted:
                 self.alerts_seen.append(alert)
                 self._alerts_submitted += 1
             else:
@@ -252,7 +259,12 @@ class Service:
         while True:
             await asyncio.sleep(PURGE_INTERVAL_S)
             assert self._parts is not None
-            purged = await asyncio.to_thread(self._parts.registries.purge_expired)
+            try:
+                purged = await asyncio.to_thread(self._parts.registries.purge_expired)
+            except Exception:
+                # Retention must go on: one failed pass (a locked database, a full disk) is retried.
+                log.exception("retention: purge failed; retrying in %.0f s", PURGE_INTERVAL_S)
+                continue
             if purged:
                 log.info("retention: erased %d expired registry entries", len(purged))
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -33,6 +34,7 @@ async def tail_alerts(
     timeout_s: float | None,
     out: TextIO,
     client_id: str = "gridwatch-alerts-tail",
+    security: Mapping[str, Any] | None = None,
 ) -> int:
     """Print alerts until ``max_messages`` were printed or ``timeout_s`` passed without a new record.
 
@@ -40,7 +42,8 @@ async def tail_alerts(
     after the consumer has started (Tansu's end offsets are unreliable: use ``from_beginning``
     against it). ``timeout_s`` is an idle timeout; ``None`` waits forever (until cancelled).
     Malformed records are logged and skipped. Returns the process exit status: 0, or 1 when no
-    broker could be reached.
+    broker could be reached. ``security`` carries the cluster's TLS/SASL settings
+    (``notifier.sinks.kafka.security_kwargs`` of the site's config).
     """
     if max_messages is not None and max_messages <= 0:
         return 0
@@ -51,6 +54,7 @@ async def tail_alerts(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        **dict(security or {}),
     )
     try:
         await consumer.start()

@@ -18,6 +18,7 @@ class RuleEngine:
         state: RuleState,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        self._state = state
         self._rules = [SeenRule(config, state) for config in configs]
         self._clock = clock
         self.sightings = 0
@@ -29,3 +30,8 @@ class RuleEngine:
         alerts = [alert for rule in self._rules if (alert := rule.evaluate(sighting, now)) is not None]
         self.alerts += len(alerts)
         return alerts
+
+    def release(self, alert: Alert) -> None:
+        """Forget the cooldown an alert took, because it could not be stored for delivery."""
+        self._state.clear(alert.rule, alert.person_id)
+        self.alerts -= 1

@@ -71,6 +71,10 @@ class RuleState:
                 (rule, person_id, at.isoformat(), severity_rank),
             )
 
+    def clear(self, rule: str, person_id: str) -> None:
+        with self._lock:
+            self._db().execute("DELETE FROM cooldowns WHERE rule = ? AND person_id = ?", (rule, person_id))
+
     def record_suppressed(self, rule: str, person_id: str) -> None:
         with self._lock:
             self._db().execute(

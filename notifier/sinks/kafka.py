@@ -123,20 +123,25 @@ class KafkaSink:
 
     def _producer_kwargs(self) -> dict[str, Any]:
         cfg = self._config
-        kwargs: dict[str, Any] = {
+        return {
+            **security_kwargs(cfg),
             "bootstrap_servers": cfg.bootstrap_servers,
             "client_id": cfg.client_id,
             "acks": "all",
             "enable_idempotence": cfg.enable_idempotence,
             "request_timeout_ms": cfg.request_timeout_ms,
-            "security_protocol": cfg.security_protocol,
         }
-        if cfg.security_protocol in ("SSL", "SASL_SSL"):
-            kwargs["ssl_context"] = ssl.create_default_context()
-        if cfg.sasl_mechanism is not None:
-            kwargs["sasl_mechanism"] = cfg.sasl_mechanism
-        if cfg.sasl_username is not None:
-            kwargs["sasl_plain_username"] = cfg.sasl_username
-        if cfg.sasl_password is not None:
-            kwargs["sasl_plain_password"] = cfg.sasl_password
-        return kwargs
+
+
+def security_kwargs(cfg: KafkaSinkConfig) -> dict[str, Any]:
+    """The aiokafka connection-security settings of a config (shared by the sink and ``alerts tail``)."""
+    kwargs: dict[str, Any] = {"security_protocol": cfg.security_protocol}
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl.create_default_context()
+    if cfg.sasl_mechanism is not None:
+        kwargs["sasl_mechanism"] = cfg.sasl_mechanism
+    if cfg.sasl_username is not None:
+        kwargs["sasl_plain_username"] = cfg.sasl_username
+    if cfg.sasl_password is not None:
+        kwargs["sasl_plain_password"] = cfg.sasl_password
+    return kwargs

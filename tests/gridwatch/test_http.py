@@ -49,6 +49,6 @@ async def test_stop_after_a_failed_start_does_not_raise_the_bind_error_again() -
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         server = HttpServer(create_app(status=dict), "127.0.0.1", busy.getsockname()[1])
-        with pytest.raises(OSError, match="could not start"):
+        with pytest.raises(OSError, match="could not listen"):
             await server.start()
         await server.stop()  # the caller's clean-up path: it must not fail with the start-up error

@@ -43,7 +43,7 @@ async def test_a_start_that_fails_on_a_busy_http_port_stops_what_it_started(tmp_
         busy.listen()
         service = Service(load_config(write_config(tmp_path, busy.getsockname()[1])))
         try:
-            with pytest.raises(OSError, match="could not start"):
+            with pytest.raises(OSError, match="could not listen"):
                 await service.start()
             # The notifier was started before the HTTP server: its delivery tasks must be gone.
             leftover = [

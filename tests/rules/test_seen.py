@@ -110,3 +110,13 @@ def test_alerts_a_cooldown_apart_have_distinct_ids(tmp_path: Path) -> None:
     clock.now = T0 + dt.timedelta(seconds=30)
     second = rules.evaluate(sighting(at=clock.now))[0]
     assert first.alert_id != second.alert_id
+
+
+def test_a_released_alert_frees_the_cooldown(tmp_path: Path) -> None:
+    """The service releases an alert the outbox could not store: the next sighting alerts again."""
+    clock = Clock()
+    rules = engine(tmp_path, clock, cooldown_s=600)
+    lost = rules.evaluate(sighting())[0]
+    rules.release(lost)
+    clock.now = T0 + dt.timedelta(seconds=5)
+    assert len(rules.evaluate(sighting(at=clock.now))) == 1
