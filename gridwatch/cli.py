@@ -253,8 +253,7 @@ def _cmd_registry_enroll(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
-        parts.store.close()
-        parts.registries.audit.close()
+        parts.close()
     print(
         f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
         f"expires {person.expires_at:%Y-%m-%d}"
@@ -272,8 +271,7 @@ def _cmd_registry_list(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
-        parts.store.close()
-        parts.registries.audit.close()
+        parts.close()
     print(f"{'person_id':<20} {'registry':<20} {'photos':>6}  {'expires':<10}  name")
     for p in persons:
         print(f"{p.person_id:<20} {p.registry:<20} {p.embeddings:>6}  {p.expires_at:%Y-%m-%d}  {p.display_name}")
@@ -291,8 +289,7 @@ def _cmd_registry_remove(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        parts.store.close()
-        parts.registries.audit.close()
+        parts.close()
     print(f"removed {person.person_id} from {person.registry}")
     return 0
 
@@ -303,8 +300,7 @@ def _cmd_registry_purge(args: argparse.Namespace) -> int:
         parts.registries.load()
         purged = parts.registries.purge_expired()
     finally:
-        parts.store.close()
-        parts.registries.audit.close()
+        parts.close()
     print(f"erased {len(purged)} expired entr{'y' if len(purged) == 1 else 'ies'}")
     return 0
 

@@ -64,6 +64,5 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
                 flush=True,
             )
     finally:
-        parts.store.close()
-        audit.close()
+        parts.close()
     return loaded

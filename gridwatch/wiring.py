@@ -20,6 +20,11 @@ class RecognitionParts:
     store: RegistryStore
     registries: Registries
 
+    def close(self) -> None:
+        """Close the registry store and the audit log the parts were built with. Idempotent."""
+        self.store.close()
+        self.registries.audit.close()
+
 
 def data_paths(loaded: LoadedConfig) -> DataPaths:
     return DataPaths(loaded.resolve(loaded.config.service.data_dir))

@@ -132,7 +132,7 @@ class RtspSource:
         return _CaptureReader(capture)
 
 
-class _PacedFileReader:
+class _PacedFileReader(_CaptureReader):
     """Plays a file in real time (one frame per 1/fps of wall-clock time), looping if asked."""
 
     # Behind schedule by more than this (a stalled process): restart the schedule instead of
@@ -140,8 +140,8 @@ class _PacedFileReader:
     _MAX_LAG_S = 1.0
 
     def __init__(self, source: FileSource, capture: Any, fps: float) -> None:
+        super().__init__(capture)
         self._source = source
-        self._capture = capture
         self._period_s = 1.0 / fps
         self._next_due = time.monotonic()
         self._frames_since_open = 0
@@ -174,16 +174,6 @@ class _PacedFileReader:
             self._frames_since_open = 1
             return True
         return False
-
-    def retrieve(self) -> npt.NDArray[np.uint8] | None:
-        ok, image = self._capture.retrieve()
-        return image if ok and image is not None else None
-
-    def read(self) -> npt.NDArray[np.uint8] | None:
-        return self.retrieve() if self.grab() else None
-
-    def close(self) -> None:
-        self._capture.release()
 
 
 class FileSource:
