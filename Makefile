@@ -50,6 +50,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(VENV)/.installed-test system-test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -74,8 +74,8 @@ async def run(events: int, warmup: int, baseline_runs: int, fetch_max_wait_ms: i
     import httpx
     from aiokafka import AIOKafkaConsumer
 
-    from gridwatch.config.loader import load_config
-    from gridwatch.events import Alert, SourceKind, alert_id_for
+    from gridwatch.core.config.loader import load_config
+    from gridwatch.core.events import Alert, SourceKind, alert_id_for
     from gridwatch.service import Service, decode_jpeg
     from recognition.recognizer import Recognizer, SourceInfo
     from tests.support.e2e import enrol

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gridwatch.config.model import ModelConfig, QualityConfig
+from gridwatch.core.config.model import ModelConfig, QualityConfig
 from gridwatch.demo import DEMO_CONFIG, prepare_demo
 from gridwatch.service import Service
 from recognition.analyzer import InsightFaceAnalyzer

@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_CONFIG
-    from gridwatch.config.loader import ConfigError
+    from gridwatch.core.config.loader import ConfigError
     from gridwatch.http import HttpStartError
     from recognition.modelpack import ModelPackError
 
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: Path | None):  # type: ignore[no-untyped-def]
-    from gridwatch.config.loader import load_config
+    from gridwatch.core.config.loader import load_config
 
     if path is None:
         print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
@@ -155,7 +155,7 @@ class _StandInEnv(dict[str, str]):
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from gridwatch.config.loader import load_config
+    from gridwatch.core.config.loader import load_config
 
     if args.require_env:
         loaded = _load(args.path)
@@ -173,7 +173,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_schema(args: argparse.Namespace) -> int:
-    from gridwatch.config.schema import config_json_schema
+    from gridwatch.core.config.schema import config_json_schema
 
     print(json.dumps(config_json_schema(), indent=2))
     return 0
@@ -192,7 +192,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_service(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped-def]
-    from gridwatch.logs import configure_logging
+    from gridwatch.core.logs import configure_logging
     from gridwatch.wiring import data_paths
 
     configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
@@ -218,7 +218,7 @@ async def _serve(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped
 
 
 def _recognition(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from gridwatch.audit import AuditLog
+    from gridwatch.core.audit import AuditLog
     from gridwatch.wiring import build_recognition, data_paths
 
     loaded = _load(args.config)
@@ -329,7 +329,7 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gridwatch.audit import verify
+    from gridwatch.core.audit import verify
     from gridwatch.wiring import data_paths
 
     path = args.path if args.path is not None else data_paths(_load(args.config)).audit_log

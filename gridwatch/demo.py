@@ -7,8 +7,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.loader import LoadedConfig, load_config
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.loader import LoadedConfig, load_config
 from gridwatch.wiring import build_recognition, data_paths
 from recognition.enroll import enrollment_sample, read_photo
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.interfaces import GateEvent
+from gridwatch.core.interfaces import GateEvent
 
 log = logging.getLogger(__name__)
 

@@ -20,22 +20,20 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.loader import LoadedConfig
-from gridwatch.events import Alert, Sighting, SourceKind
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.events import Alert, Sighting, SourceKind
+from gridwatch.core.interfaces import Frame, GateEvent, GateSource, SourceState, SourceStatus
 from gridwatch.gate_intake import GateIntake, decode_jpeg
 from gridwatch.http import HttpServer, create_app
-from gridwatch.interfaces import Frame, GateEvent, GateSource, SourceState, SourceStatus
 from gridwatch.status import camera_status_dict, gate_status_dict
-from gridwatch.wiring import RecognitionParts, build_recognition, data_paths
+from gridwatch.wiring import RecognitionParts, build_recognition, build_storage, data_paths
 from ingest.camera import CameraWorker
 from ingest.gates.factory import GateSourceUnavailable, gate_source_for
 from ingest.sources import source_for
 from notifier.notifier import Notifier, build_sinks
-from notifier.outbox import Outbox
 from recognition.recognizer import Recognizer, SourceInfo
 from rules.engine import RuleEngine
-from rules.state import RuleState
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +62,10 @@ class Service:
         self.audit = AuditLog(self._paths.audit_log)
         self._parts: RecognitionParts | None = None
         self._recognizer: Recognizer | None = None
-        self._rule_state = RuleState(self._paths.rule_state_db)
+        self._storage = build_storage(loaded)
+        self._rule_state = self._storage.rule_state
         self._engine = RuleEngine(config.rules, self._rule_state)
-        self._outbox = Outbox(self._paths.outbox_db)
+        self._outbox = self._storage.outbox
         self._notifier: Notifier | None = None
         self._cameras: list[CameraWorker] = []
         self._gates: list[GateSource] = []
@@ -118,7 +117,7 @@ class Service:
             parts.analyzer.pack.origin,
             parts.analyzer.pack.directory,
         )
-        self._rule_state.open()
+        self._storage.open()
         self._notifier = Notifier(
             config.notifier,
             self._outbox,
@@ -172,7 +171,7 @@ class Service:
             await self._http.stop()
         if self._notifier is not None:
             await self._notifier.stop()
-        self._rule_state.close()
+        self._storage.close()
         if self._parts is not None:
             self._parts.store.close()
         self.audit.close()

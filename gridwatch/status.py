@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gridwatch.interfaces import SourceStatus
+from gridwatch.core.interfaces import SourceStatus
 
 
 def camera_status_dict(status: SourceStatus) -> dict[str, object]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.loader import LoadedConfig
-from gridwatch.paths import DataPaths
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.paths import DataPaths
+from notifier.outbox import Outbox
 from recognition.backends import Analyzer, build_analyzer
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
+from rules.state import RuleState
 
 
 @dataclass
@@ -24,6 +26,28 @@ class RecognitionParts:
         """Close the registry store and the audit log the parts were built with. Idempotent."""
         self.store.close()
         self.registries.audit.close()
+
+
+@dataclass
+class Storage:
+    """The service's durable state besides the registries: rule state and the alert outbox."""
+
+    rule_state: RuleState
+    outbox: Outbox
+
+    def open(self) -> None:
+        self.rule_state.open()
+
+    def close(self) -> None:
+        """Idempotent."""
+        self.rule_state.close()
+        self.outbox.close()
+
+
+def build_storage(loaded: LoadedConfig) -> Storage:
+    """Rule state and outbox of the configured database (nothing is opened yet)."""
+    paths = data_paths(loaded)
+    return Storage(RuleState(paths.rule_state_db), Outbox(paths.outbox_db))
 
 
 def data_paths(loaded: LoadedConfig) -> DataPaths:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 
-from gridwatch.config.cameras import BackoffConfig
+from gridwatch.core.config.cameras import BackoffConfig
 
 
 class Backoff:

@@ -27,9 +27,9 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.config.cameras import FileCameraConfig, RtspCameraConfig
-from gridwatch.interfaces import Frame, FrameReader, FrameSource, SourceState, SourceStatus
-from gridwatch.redact import redact_text
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
+from gridwatch.core.interfaces import Frame, FrameReader, FrameSource, SourceState, SourceStatus
+from gridwatch.core.redact import redact_text
 from ingest.backoff import Backoff
 from ingest.sources import GrabbingReader, is_finite
 

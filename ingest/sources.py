@@ -1,4 +1,4 @@
-"""Frame sources behind ``gridwatch.interfaces.FrameSource``: RTSP cameras and local video files.
+"""Frame sources behind ``gridwatch.core.interfaces.FrameSource``: RTSP cameras and local video files.
 
 Both read through OpenCV's FFmpeg backend. Readers are blocking and owned by one thread (the camera
 worker's reader thread): OpenCV captures must not be used from two threads at once.
@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.config.cameras import FileCameraConfig, RtspCameraConfig
-from gridwatch.interfaces import FrameSource
-from gridwatch.redact import mask_url
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
+from gridwatch.core.interfaces import FrameSource
+from gridwatch.core.redact import mask_url
 
 log = logging.getLogger(__name__)
 

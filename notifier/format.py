@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gridwatch.events import Alert
+from gridwatch.core.events import Alert
 
 
 def utc_iso(at: dt.datetime) -> str:

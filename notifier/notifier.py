@@ -20,11 +20,11 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.notifier import NotifierConfig
-from gridwatch.events import Alert
-from gridwatch.interfaces import AlertSink
-from gridwatch.redact import redact_text
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.notifier import NotifierConfig
+from gridwatch.core.events import Alert
+from gridwatch.core.interfaces import AlertSink
+from gridwatch.core.redact import redact_text
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
 

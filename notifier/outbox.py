@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridwatch.events import Alert
-from gridwatch.sqlite import open_database
+from gridwatch.core.events import Alert
+from gridwatch.core.sqlite import open_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from gridwatch.events import Alert
-from gridwatch.redact import redact_text
+from gridwatch.core.events import Alert
+from gridwatch.core.redact import redact_text
 from notifier.format import format_alert_line
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.config.model import ModelConfig
-from recognition.faces import Faces
+from gridwatch.core.config.model import ModelConfig
+from gridwatch.core.faces import Faces
 from recognition.modelpack import ModelPack, cpu_session_options
 
 ARCFACE_INPUT = 112

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridwatch.config.model import ModelConfig
-from gridwatch.config.registries import RegistryConfig
+from gridwatch.core.config.model import ModelConfig
+from gridwatch.core.config.registries import RegistryConfig
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.opencv_zoo import DEFAULT_THRESHOLD as OPENCV_ZOO_THRESHOLD
 from recognition.opencv_zoo import OpenCVZooAnalyzer, resolve_zoo_pack

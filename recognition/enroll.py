@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.interfaces import FaceAnalyzer
+from gridwatch.core.interfaces import FaceAnalyzer
 from recognition.quality import QualityGate
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.model import ModelConfig
 
 DETECTOR_FILES = ("det_500m.onnx", "scrfd_500m_bnkps.onnx", "det_2.5g.onnx", "det_10g.onnx")
 RECOGNIZER_FILES = ("w600k_mbf.onnx", "w600k_r50.onnx")

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.model import ModelConfig
+from gridwatch.core.faces import Faces
 from recognition.align import align_face
 from recognition.analyzer import normalize
-from recognition.faces import Faces
 from recognition.modelpack import ModelPack, ModelPackError, cpu_session_options, find_pack
 
 DETECTOR_FILES = ("face_detection_yunet_2023mar_int8bq.onnx", "face_detection_yunet_2023mar.onnx")

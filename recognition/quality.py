@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.config.model import QualityConfig
+from gridwatch.core.config.model import QualityConfig
+from gridwatch.core.faces import Faces
 from recognition.align import align_face
-from recognition.faces import Faces
 from recognition.pose import estimate_yaw
 
 

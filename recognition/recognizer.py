@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.events import Quality, Sighting, SourceKind
-from gridwatch.interfaces import FaceAnalyzer
+from gridwatch.core.events import Quality, Sighting, SourceKind
+from gridwatch.core.interfaces import FaceAnalyzer
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.registries import RegistryConfig
-from gridwatch.interfaces import Match
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.interfaces import Match
 from recognition.index import FaissIndex
 from recognition.store import Person, RegistryStore
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.sqlite import open_database
+from gridwatch.core.sqlite import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS persons (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
-from gridwatch.config.rules import RuleConfig
-from gridwatch.events import Alert, Sighting
+from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.events import Alert, Sighting
 from rules.seen import SeenRule
 from rules.state import RuleState
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gridwatch.config.rules import SeenRuleConfig
-from gridwatch.events import SEVERITY_RANK, Alert, Sighting, alert_id_for
+from gridwatch.core.config.rules import SeenRuleConfig
+from gridwatch.core.events import SEVERITY_RANK, Alert, Sighting, alert_id_for
 from rules.state import RuleState
 
 

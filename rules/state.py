@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridwatch.sqlite import open_database
+from gridwatch.core.sqlite import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cooldowns (

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.interfaces import FaceAnalyzer
+from gridwatch.core.interfaces import FaceAnalyzer
 from recognition.enroll import EnrollmentError, decode_image, read_photo
 from recognition.quality import QualityMeasures, measure
 

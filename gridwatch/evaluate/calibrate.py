@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gridwatch.config.loader import load_config
+from gridwatch.core.config.loader import load_config
 from gridwatch.evaluate.metrics import fnir, threshold_for_fpir
 from gridwatch.evaluate.report import searches_from_report
 

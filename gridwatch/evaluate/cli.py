@@ -75,8 +75,8 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from gridwatch.config.model import ModelConfig
-    from gridwatch.config.registries import RegistryConfig
+    from gridwatch.core.config.model import ModelConfig
+    from gridwatch.core.config.registries import RegistryConfig
     from gridwatch.evaluate.acquire import parse_frame_ranges, photo_distractors, video_distractors
     from gridwatch.evaluate.datasets import DatasetError, load_dataset
     from gridwatch.evaluate.det import plot_det
@@ -100,7 +100,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model, config_dir = ModelConfig(), None
     if args.config is not None:
-        from gridwatch.config.loader import load_config
+        from gridwatch.core.config.loader import load_config
 
         loaded = load_config(args.config)
         model, config_dir = loaded.config.model, loaded.root
@@ -177,7 +177,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _config_model_id(config_path: Path) -> str:
     """The model id of the config's pack: a report from another pack must not set its threshold."""
-    from gridwatch.config.loader import load_config
+    from gridwatch.core.config.loader import load_config
     from recognition.backends import build_analyzer
 
     loaded = load_config(config_path)

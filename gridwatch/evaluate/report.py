@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gridwatch.config.model import QualityConfig
+from gridwatch.core.config.model import QualityConfig
 from gridwatch.evaluate.datasets import Dataset
 from gridwatch.evaluate.metrics import (
     FAR_TARGETS,

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from gridwatch.config.model import QualityConfig
+from gridwatch.core.config.model import QualityConfig
+from gridwatch.core.interfaces import FaceAnalyzer
 from gridwatch.evaluate.acquire import DistractorSource, Sample, acquire_photo
 from gridwatch.evaluate.datasets import Dataset
 from gridwatch.evaluate.metrics import FloatArray, Searches
-from gridwatch.interfaces import FaceAnalyzer
 from recognition.quality import QualityGate
 
 log = logging.getLogger(__name__)

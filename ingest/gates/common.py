@@ -7,8 +7,8 @@ import logging
 from collections import deque
 from zoneinfo import ZoneInfo
 
-from gridwatch.config.gates import Direction, GateConfig
-from gridwatch.interfaces import SourceState, SourceStatus
+from gridwatch.core.config.gates import Direction, GateConfig
+from gridwatch.core.interfaces import SourceState, SourceStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gridwatch.config.gates import Direction, GateConfig
-from gridwatch.interfaces import GateEvent
+from gridwatch.core.config.gates import Direction, GateConfig
+from gridwatch.core.interfaces import GateEvent
 from ingest.gates.common import PayloadRejected, device_time
 from ingest.gates.isapi import validation_reason
 

@@ -15,9 +15,9 @@ from typing import ClassVar
 
 import httpx
 
-from gridwatch.config.gates import DahuaStreamGateConfig
-from gridwatch.interfaces import GateEventHandler
-from gridwatch.redact import redact_text
+from gridwatch.core.config.gates import DahuaStreamGateConfig
+from gridwatch.core.interfaces import GateEventHandler
+from gridwatch.core.redact import redact_text
 from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua import (
     ACCESS_CODE,

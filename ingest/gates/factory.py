@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import cast
 
-from gridwatch.config.gates import GateConfig
-from gridwatch.interfaces import GateEventHandler, GateSource
+from gridwatch.core.config.gates import GateConfig
+from gridwatch.core.interfaces import GateEventHandler, GateSource
 
 # kind → (module, class); the modules are imported on first use.
 SOURCES: dict[str, tuple[str, str]] = {

@@ -17,9 +17,9 @@ from typing import ClassVar
 
 import httpx
 
-from gridwatch.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
-from gridwatch.interfaces import GateEvent, GateEventHandler, SourceState, SourceStatus
-from gridwatch.redact import mask_url, redact_text
+from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
+from gridwatch.core.interfaces import GateEvent, GateEventHandler, SourceState, SourceStatus
+from gridwatch.core.redact import mask_url, redact_text
 from ingest.backoff import Backoff
 from ingest.gates.common import GateHealth, PayloadRejected
 from ingest.gates.isapi import MAX_EVENT_JSON_BYTES

@@ -14,8 +14,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gridwatch.config.gates import Direction, GateConfig
-from gridwatch.interfaces import GateEvent
+from gridwatch.core.config.gates import Direction, GateConfig
+from gridwatch.core.interfaces import GateEvent
 from ingest.gates.common import PayloadRejected, device_time
 
 MAX_EVENT_JSON_BYTES = 256 * 1024

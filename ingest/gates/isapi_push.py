@@ -27,8 +27,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState
 from starlette.requests import ClientDisconnect
 
-from gridwatch.config.gates import IsapiPushGateConfig
-from gridwatch.interfaces import GateEventHandler, SourceState, SourceStatus
+from gridwatch.core.config.gates import IsapiPushGateConfig
+from gridwatch.core.interfaces import GateEventHandler, SourceState, SourceStatus
 from ingest.gates.common import GateHealth, PayloadRejected
 from ingest.gates.images import check_jpeg
 from ingest.gates.isapi import MAX_EVENT_JSON_BYTES, MAX_PICTURES, IsapiNotification, parse_notification, to_gate_event

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from gridwatch.config.gates import IsapiStreamGateConfig
-from gridwatch.interfaces import GateEventHandler
+from gridwatch.core.config.gates import IsapiStreamGateConfig
+from gridwatch.core.interfaces import GateEventHandler
 from ingest.gates.common import PayloadRejected
 from ingest.gates.http_stream import HttpStreamSource
 from ingest.gates.images import check_jpeg

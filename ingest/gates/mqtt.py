@@ -32,8 +32,8 @@ from typing import Annotated
 import aiomqtt
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gridwatch.config.gates import MqttGateConfig
-from gridwatch.interfaces import GateEvent, GateEventHandler, SourceStatus
+from gridwatch.core.config.gates import MqttGateConfig
+from gridwatch.core.interfaces import GateEvent, GateEventHandler, SourceStatus
 from ingest.backoff import Backoff
 from ingest.gates.common import GateHealth, PayloadRejected, device_time, direction_for
 from ingest.gates.images import check_jpeg

@@ -11,7 +11,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-from gridwatch.interfaces import SourceStatus
+from gridwatch.core.interfaces import SourceStatus
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from gridwatch.events import Alert
+from gridwatch.core.events import Alert
 from notifier.format import format_alert_line
 
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from gridwatch.events import Alert
+from gridwatch.core.events import Alert
 
 
 class JsonlSink:

@@ -20,9 +20,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from gridwatch.config.notifier import KafkaSinkConfig
-from gridwatch.events import Alert
-from gridwatch.redact import redact_text
+from gridwatch.core.config.notifier import KafkaSinkConfig
+from gridwatch.core.events import Alert
+from gridwatch.core.redact import redact_text
 from notifier.format import utc_iso
 
 logger = logging.getLogger(__name__)

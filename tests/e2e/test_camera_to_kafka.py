@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from gridwatch.audit import verify
-from gridwatch.config.loader import load_config
+from gridwatch.core.audit import verify
+from gridwatch.core.config.loader import load_config
 from gridwatch.service import Service
 from recognition.enroll import enrollment_sample, read_photo
 from tests.support.e2e import alert_consumer, assert_no_trace_of_unmatched_faces, enrol, next_alert
@@ -162,7 +162,7 @@ def test_clip_really_shows_audience_faces() -> None:
 
 
 def _gate():  # type: ignore[no-untyped-def]
-    from gridwatch.config.model import QualityConfig
+    from gridwatch.core.config.model import QualityConfig
     from recognition.quality import QualityGate
 
     return QualityGate(QualityConfig())

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from gridwatch.audit import verify
-from gridwatch.config.loader import load_config
-from gridwatch.events import Sighting, SourceKind
+from gridwatch.core.audit import verify
+from gridwatch.core.config.loader import load_config
+from gridwatch.core.events import Sighting, SourceKind
 from gridwatch.service import Service
 from tests.ingest.polling import eventually
 from tests.support.e2e import alert_consumer, assert_no_trace_of_unmatched_faces, enrol, next_alert

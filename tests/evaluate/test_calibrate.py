@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gridwatch.cli import main
-from gridwatch.config.loader import load_config
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.loader import load_config
+from gridwatch.core.config.model import ModelConfig
 from gridwatch.evaluate.metrics import Searches, fpir, threshold_for_fpir
 from gridwatch.evaluate.report import _searches_json
 from recognition.modelpack import resolve_model_pack

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gridwatch.cli import main
-from gridwatch.config.registries import RegistryConfig
+from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.evaluate.datasets import IMAGE_SUFFIXES
 from tests.support.paths import CLIP, TESTDATA
 

@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from gridwatch.config.gates import MqttGateConfig
+from gridwatch.core.config.gates import MqttGateConfig
+from gridwatch.core.interfaces import GateEvent
 from gridwatch.gate_intake import GateIntake, decode_jpeg
-from gridwatch.interfaces import GateEvent
 from ingest.gates.factory import SOURCES, GateSourceUnavailable, gate_source_for
 from ingest.gates.mqtt import MqttGateSource
 from tests.support.gate_payloads import face_jpeg

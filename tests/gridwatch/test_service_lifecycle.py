@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.config.loader import load_config
+from gridwatch.core.config.loader import load_config
 from gridwatch.service import Service
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gridwatch.config.cameras import BackoffConfig
+from gridwatch.core.config.cameras import BackoffConfig
 from ingest.backoff import Backoff
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridwatch.config.cameras import BackoffConfig, FileCameraConfig, RtspCameraConfig
-from gridwatch.interfaces import Frame, SourceState
+from gridwatch.core.config.cameras import BackoffConfig, FileCameraConfig, RtspCameraConfig
+from gridwatch.core.interfaces import Frame, SourceState
 from ingest.camera import CameraWorker, RateMeter
 from ingest.sources import source_for
 from tests.ingest.conftest import SHORT_CLIP_FRAMES

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridwatch.config.cameras import FileCameraConfig, RtspCameraConfig
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from ingest.sources import (
     DEFAULT_FFMPEG_OPTIONS,
     FFMPEG_OPTIONS_ENV,

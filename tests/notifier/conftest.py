@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from gridwatch.events import Alert, Severity, SourceKind, alert_id_for
+from gridwatch.core.events import Alert, Severity, SourceKind, alert_id_for
 from tests.support.kafka import TansuBroker
 
 AlertFactory = Callable[..., Alert]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gridwatch.audit import AuditLog, verify
-from gridwatch.config.notifier import KafkaSinkConfig, NotifierConfig, OutboxConfig
-from gridwatch.events import Alert
+from gridwatch.core.audit import AuditLog, verify
+from gridwatch.core.config.notifier import KafkaSinkConfig, NotifierConfig, OutboxConfig
+from gridwatch.core.events import Alert
 from notifier.format import format_alert_line
 from notifier.notifier import Notifier
 from notifier.outbox import Outbox

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.audit import AuditLog, verify
-from gridwatch.config.notifier import NotifierConfig, OutboxConfig
-from gridwatch.events import Alert
+from gridwatch.core.audit import AuditLog, verify
+from gridwatch.core.config.notifier import NotifierConfig, OutboxConfig
+from gridwatch.core.events import Alert
 from notifier.notifier import Notifier, NotifierStoppedError, build_sinks, retry_delay
 from notifier.outbox import Outbox
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink

@@ -4,8 +4,8 @@ import io
 import json
 from pathlib import Path
 
-from gridwatch.config.notifier import KafkaSinkConfig
-from gridwatch.events import Alert
+from gridwatch.core.config.notifier import KafkaSinkConfig
+from gridwatch.core.events import Alert
 from notifier.format import format_alert_line
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink, cloudevent_headers
 from tests.notifier.conftest import AlertFactory

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gridwatch.config.registries import RegistryConfig
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.faces import Faces
 from recognition.analyzer import InsightFaceAnalyzer
-from recognition.faces import Faces
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"

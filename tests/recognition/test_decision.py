@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.registries import RegistryConfig
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.interfaces import Match
 from gridwatch.evaluate.metrics import Searches, fnir, fpir
-from gridwatch.interfaces import Match
 from recognition.analyzer import normalize
 from recognition.registries import Outcome, Registries, UnknownReason, decide
 from recognition.store import RegistryStore

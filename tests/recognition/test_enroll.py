@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gridwatch.audit import AuditLog, verify
-from gridwatch.config.model import QualityConfig
-from gridwatch.config.registries import RegistryConfig
+from gridwatch.core.audit import AuditLog, verify
+from gridwatch.core.config.model import QualityConfig
+from gridwatch.core.config.registries import RegistryConfig
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.enroll import EnrollmentError, enrollment_sample
 from recognition.quality import QualityGate

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.model import ModelConfig
 from recognition.modelpack import ModelPackError, resolve_model_pack, wheel_pack_dir
 
 

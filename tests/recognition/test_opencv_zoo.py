@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.model import ModelConfig
 from recognition.backends import build_analyzer, default_threshold
 from recognition.modelpack import ModelPackError
 from recognition.opencv_zoo import OpenCVZooAnalyzer, resolve_zoo_pack

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.model import QualityConfig
-from gridwatch.config.registries import RegistryConfig
-from gridwatch.events import SourceKind
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.model import QualityConfig
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.events import SourceKind
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.enroll import EnrollmentError, enrollment_sample
 from recognition.pose import NOSE_DEPTH, estimate_yaw

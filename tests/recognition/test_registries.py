@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.registries import RegistryConfig
-from gridwatch.interfaces import Match
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.interfaces import Match
 from recognition.analyzer import normalize
 from recognition.index import FaissIndex
 from recognition.registries import Registries

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.config.rules import SeenRuleConfig
-from gridwatch.events import Quality, Severity, Sighting, SourceKind
+from gridwatch.core.config.rules import SeenRuleConfig
+from gridwatch.core.events import Quality, Severity, Sighting, SourceKind
 from rules.engine import RuleEngine
 from rules.state import RuleState
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from gridwatch.audit import AuditLog
-from gridwatch.config.loader import load_config
-from gridwatch.events import Alert
+from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.loader import load_config
+from gridwatch.core.events import Alert
 from gridwatch.wiring import build_recognition, data_paths
 from recognition.enroll import enrollment_sample, read_photo
 from tests.support.kafka import create_topic

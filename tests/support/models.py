@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gridwatch.config.model import ModelConfig
+from gridwatch.core.config.model import ModelConfig
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.modelpack import resolve_model_pack
 

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from gridwatch.config.gates import IsapiPushGateConfig
-from gridwatch.interfaces import GateEvent
+from gridwatch.core.config.gates import IsapiPushGateConfig
+from gridwatch.core.interfaces import GateEvent
 from ingest.gates.isapi_push import IsapiPushSource
 from tests.support.gate_payloads import face_jpeg
 from tests.support.rtsp import free_port

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gridwatch.config.gates import DahuaStreamGateConfig, IsapiPushGateConfig
-from gridwatch.interfaces import SourceStatus
+from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiPushGateConfig
+from gridwatch.core.interfaces import SourceStatus
 from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua import (
     DahuaEvent,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gridwatch.config.gates import IsapiStreamGateConfig
-from gridwatch.interfaces import GateEvent, SourceState
+from gridwatch.core.config.gates import IsapiStreamGateConfig
+from gridwatch.core.interfaces import GateEvent, SourceState
 from ingest.gates.isapi_stream import IsapiStreamSource
 from ingest.gates.multipart import MultipartError, boundary_from_content_type
 from tests.ingest.polling import eventually

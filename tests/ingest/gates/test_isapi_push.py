@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from gridwatch.interfaces import SourceState
+from gridwatch.core.interfaces import SourceState
 from tests.ingest.gates.conftest import PUSH_PASSWORD, PUSH_USER, PushServer
 from tests.ingest.polling import eventually
 from tests.support.gate_payloads import face_jpeg, isapi_event, isapi_heartbeat, isapi_push_body

@@ -23,8 +23,8 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from gridwatch.config.gates import MqttGateConfig
-from gridwatch.interfaces import GateEvent, SourceState
+from gridwatch.core.config.gates import MqttGateConfig
+from gridwatch.core.interfaces import GateEvent, SourceState
 from ingest.gates.mqtt import CaptureRejected, MqttGateSource, capture_picture, parse_capture
 from tests.ingest.polling import eventually
 from tests.support.gate_payloads import face_jpeg, mqtt_capture

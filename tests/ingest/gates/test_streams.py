@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gridwatch.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
-from gridwatch.interfaces import GateEvent, SourceState
+from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
+from gridwatch.core.interfaces import GateEvent, SourceState
 from ingest.gates.dahua_stream import DahuaStreamSource
 from ingest.gates.http_stream import HttpStreamSource
 from ingest.gates.isapi_stream import IsapiStreamSource

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from gridwatch.config.base import Identifier, SourceRef, StrictModel
-from gridwatch.events import Severity
+from gridwatch.core.config.base import Identifier, SourceRef, StrictModel
+from gridwatch.core.events import Severity
 
 
 class SeenRuleConfig(StrictModel):

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gridwatch.config.issues import ConfigIssue, KeyPath, format_key_path
+from gridwatch.core.config.issues import ConfigIssue, KeyPath, format_key_path
 
 # Where a key path was written: its file and 1-based line.
 Position = tuple[Path, int]

@@ -25,10 +25,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from gridwatch.config.issues import ConfigError, ConfigIssue, KeyPath, format_key_path
-from gridwatch.config.placeholders import substitute_placeholders
-from gridwatch.config.root import ConfigReferenceError, GridwatchConfig
-from gridwatch.config.yamlsource import Position, locate, parse_yaml_file
+from gridwatch.core.config.issues import ConfigError, ConfigIssue, KeyPath, format_key_path
+from gridwatch.core.config.placeholders import substitute_placeholders
+from gridwatch.core.config.root import ConfigReferenceError, GridwatchConfig
+from gridwatch.core.config.yamlsource import Position, locate, parse_yaml_file
 
 __all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "load_config"]
 

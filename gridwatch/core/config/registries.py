@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from gridwatch.config.base import Identifier, SourceRef, StrictModel
+from gridwatch.core.config.base import Identifier, SourceRef, StrictModel
 
 
 class CalibrationEvidence(StrictModel):

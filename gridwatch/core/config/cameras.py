@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from gridwatch.config.base import Identifier, StrictModel
+from gridwatch.core.config.base import Identifier, StrictModel
 
 
 class BackoffConfig(StrictModel):

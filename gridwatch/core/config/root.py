@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gridwatch.config.base import StrictModel
-from gridwatch.config.cameras import CameraConfig
-from gridwatch.config.gates import GateConfig
-from gridwatch.config.model import ModelConfig
-from gridwatch.config.notifier import NotifierConfig
-from gridwatch.config.registries import RegistryConfig
-from gridwatch.config.rules import RuleConfig
-from gridwatch.config.service import ServiceConfig
+from gridwatch.core.config.base import StrictModel
+from gridwatch.core.config.cameras import CameraConfig
+from gridwatch.core.config.gates import GateConfig
+from gridwatch.core.config.model import ModelConfig
+from gridwatch.core.config.notifier import NotifierConfig
+from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.config.service import ServiceConfig
 
 # A key path into the config: mapping keys and sequence indexes.
 Loc = tuple[str | int, ...]

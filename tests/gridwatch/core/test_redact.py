@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gridwatch.redact import RedactingFilter, install_redaction, mask_url, redact_text
+from gridwatch.core.redact import RedactingFilter, install_redaction, mask_url, redact_text
 
 
 @pytest.mark.parametrize(

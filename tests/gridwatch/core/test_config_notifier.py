@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gridwatch.config.notifier import KafkaSinkConfig
+from gridwatch.core.config.notifier import KafkaSinkConfig
 
 
 @pytest.mark.parametrize(

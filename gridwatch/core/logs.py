@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gridwatch.redact import RedactingFilter
+from gridwatch.core.redact import RedactingFilter
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridwatch.config.root import GridwatchConfig
+from gridwatch.core.config.root import GridwatchConfig
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gridwatch.audit import GENESIS_HASH, AuditLog, record_hash, verify
+from gridwatch.core.audit import GENESIS_HASH, AuditLog, record_hash, verify
 
 
 def _write_some(path: Path, n: int = 5) -> list[str]:

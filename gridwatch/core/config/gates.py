@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from gridwatch.config.base import Identifier, StrictModel
-from gridwatch.config.cameras import BackoffConfig
+from gridwatch.core.config.base import Identifier, StrictModel
+from gridwatch.core.config.cameras import BackoffConfig
 
 Direction = Literal["in", "out"]
 

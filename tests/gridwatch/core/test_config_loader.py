@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from gridwatch.config import GridwatchConfig
-from gridwatch.config.cameras import FileCameraConfig, RtspCameraConfig
-from gridwatch.config.issues import ConfigIssue, format_key_path
-from gridwatch.config.loader import ConfigError, LoadedConfig, load_config
-from gridwatch.config.schema import config_json_schema
+from gridwatch.core.config import GridwatchConfig
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
+from gridwatch.core.config.issues import ConfigIssue, format_key_path
+from gridwatch.core.config.loader import ConfigError, LoadedConfig, load_config
+from gridwatch.core.config.schema import config_json_schema
 from tests.support.paths import REPO_ROOT
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "config"

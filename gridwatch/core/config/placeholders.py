@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridwatch.config.issues import ConfigIssue, KeyPath, format_key_path
-from gridwatch.config.yamlsource import Position, locate
+from gridwatch.core.config.issues import ConfigIssue, KeyPath, format_key_path
+from gridwatch.core.config.yamlsource import Position, locate
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 # Alternatives, in order: the escape, a placeholder, and a `${` that is neither (malformed).

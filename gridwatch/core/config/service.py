@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gridwatch.config.base import StrictModel
+from gridwatch.core.config.base import StrictModel
 
 
 class HttpConfig(StrictModel):

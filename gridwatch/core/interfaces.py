@@ -2,7 +2,7 @@
 
 Every long-lived component has explicit async ``start()`` / ``stop()``; ``stop()`` is safe to
 call twice. Value types that cross a stage boundary are defined here too, except the face
-result type (``recognition.faces.Faces``) and the event contracts (``gridwatch.events``).
+result type (``gridwatch.core.faces.Faces``) and the event contracts (``gridwatch.core.events``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from gridwatch.events import Alert, Sighting
-    from recognition.faces import Faces
+    from gridwatch.core.events import Alert, Sighting
+    from gridwatch.core.faces import Faces
 
 
 @runtime_checkable

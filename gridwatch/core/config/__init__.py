@@ -1,5 +1,5 @@
 """Configuration: strict pydantic models, one module per section, and the YAML loader."""
 
-from gridwatch.config.root import GridwatchConfig
+from gridwatch.core.config.root import GridwatchConfig
 
 __all__ = ["GridwatchConfig"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from gridwatch.config.base import StrictModel
+from gridwatch.core.config.base import StrictModel
 
 
 class ConsoleSinkConfig(StrictModel):

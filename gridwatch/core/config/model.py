@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gridwatch.config.base import StrictModel
+from gridwatch.core.config.base import StrictModel
 
 # Chosen with `gridwatch eval` on the shared photos and clip: see the README, "Recognition quality".
 MAX_YAW_DEG_DEFAULT = 70.0
