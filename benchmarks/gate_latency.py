@@ -76,7 +76,8 @@ async def run(events: int, warmup: int, baseline_runs: int, fetch_max_wait_ms: i
 
     from gridwatch.core.config.loader import load_config
     from gridwatch.core.events import Alert, SourceKind, alert_id_for
-    from gridwatch.service import Service, decode_jpeg
+    from gridwatch.service import Service
+    from recognition.stage import decode_jpeg
     from recognition.recognizer import Recognizer, SourceInfo
     from tests.support.e2e import enrol
     from tests.support.gate_payloads import isapi_event, isapi_push_body

@@ -7,10 +7,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import cv2
-import numpy as np
-import numpy.typing as npt
-
 from gridwatch.core.interfaces import GateEvent
 
 log = logging.getLogger(__name__)
@@ -86,9 +82,3 @@ class GateIntake:
                 )
             finally:
                 self._queue.task_done()
-
-
-def decode_jpeg(data: bytes) -> npt.NDArray[np.uint8] | None:
-    """A BGR image decoded in memory, or None when the bytes are not a decodable image."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else np.asarray(image, dtype=np.uint8)

@@ -1,43 +1,50 @@
-"""The one-process service: cameras and gates → recognition → rules → notifier, plus the HTTP API.
+"""The service wires the stages; it is not the bus.
 
-Start order: audit log, model pack and registries, rule state, notifier, HTTP API (with the routes
-of push gates), gate intake, gates, cameras. Stop order is the reverse, so no frame or gate event is
-analysed after its alert could no longer be sent.
+    ingest (cameras, gates) ──frames/snapshots──► recognition ──SightingSink──► transport
+        transport (in-process queues, or the gridwatch.sightings topic) ──► rules
+        rules ──AlertSink──► notifier (durable outbox → sinks)
 
-Gate sources only enqueue their events (a bounded queue; when it is full the oldest event is
-dropped and counted): a door never waits on recognition. One worker task decodes each snapshot in
-memory and runs it through the same recognition path as camera frames.
+Every stage is a component with ``start()``/``stop()``; they are joined by ports. Start order:
+audit log, storage, recognition (model pack, registries), notifier, rules, transport, HTTP API,
+gate intake, sources (gates, then cameras). Stop order is the reverse, so nothing is analysed
+after its alert could no longer be stored, and the transport drains its queues before the rules
+and the notifier stop.
+
+Tests and the console observe a port with ``tap_sightings``/``tap_alerts``; nobody patches a stage.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime as dt
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.events import Alert, Sighting, SourceKind
-from gridwatch.core.interfaces import Frame, GateEvent, GateSource, SourceState, SourceStatus
-from gridwatch.gate_intake import GateIntake, decode_jpeg
+from gridwatch.core.interfaces import GateEvent, SourceStatus
+from gridwatch.core.transport import ALERTS, SIGHTINGS, Tap, TappedPort, Transport
+from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
 from gridwatch.status import camera_status_dict, gate_status_dict
-from gridwatch.wiring import RecognitionParts, build_recognition, build_storage, data_paths
-from ingest.camera import CameraWorker
-from ingest.gates.factory import GateSourceUnavailable, gate_source_for
-from ingest.sources import source_for
+from gridwatch.transport import transport_for
+from gridwatch.wiring import RecognitionParts, Storage, build_recognition, build_storage, data_paths
+from ingest.camera import FrameHandler
+from ingest.supervisor import IngestSupervisor, SourceChanges
 from notifier.notifier import Notifier, build_sinks
 from recognition.recognizer import Recognizer, SourceInfo
+from recognition.stage import RecognitionStage
 from rules.engine import RuleEngine
+from rules.stage import RulesStage
 
 log = logging.getLogger(__name__)
 
-PURGE_INTERVAL_S = 3600.0
+RULES_GROUP = "rules"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,39 +61,97 @@ class Summary:
         )
 
 
+class AppRoutes:
+    """Mounts and unmounts push gates' routes on the running HTTP app (routes are looked up per request)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def mount(self, router: APIRouter) -> None:
+        self._app.include_router(router)
+
+    def unmount(self, router: APIRouter) -> None:
+        paths = {getattr(route, "path", None) for route in router.routes}
+        self._app.router.routes[:] = [r for r in self._app.router.routes if getattr(r, "path", None) not in paths]
+
+
+class NotifierPort:
+    """The notifier as the rules stage's ``AlertSink``: ``put`` returns once the alert is in the outbox."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self.submitted = 0
+        # The latest alerts, for the demo summary; bounded, the outbox is the record.
+        self.recent: deque[Alert] = deque(maxlen=1000)
+
+    async def put(self, alert: Alert) -> None:
+        if await self._notifier.submit(alert):
+            self.submitted += 1
+            self.recent.append(alert)
+        else:
+            log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
+
+
 class Service:
     def __init__(self, loaded: LoadedConfig) -> None:
         self._loaded = loaded
-        config = loaded.config
         self._paths = data_paths(loaded)
-        self.audit = AuditLog(self._paths.audit_log)
+        config = loaded.config
+        self._transport: Transport = transport_for(config.service.transport, service_name=config.service.name)
+        self._audit: AuditLog | None = None
+        self._storage: Storage | None = None
         self._parts: RecognitionParts | None = None
-        self._recognizer: Recognizer | None = None
-        self._storage = build_storage(loaded)
-        self._rule_state = self._storage.rule_state
-        self._engine = RuleEngine(config.rules, self._rule_state)
-        self._outbox = self._storage.outbox
+        self._recognition: RecognitionStage | None = None
         self._notifier: Notifier | None = None
-        self._cameras: list[CameraWorker] = []
-        self._gates: list[GateSource] = []
-        self._gate_failures: list[SourceStatus] = []
-        self._gate_grids: dict[str, str | None] = {}
-        self._gate_intake = GateIntake(self._recognize_gate_event)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._alerts: TappedPort[Alert] | None = None
+        self._notifier_port: NotifierPort | None = None
+        self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
+        self._gate_intake = GateIntake(self._on_gate_event)
+        self._sources: IngestSupervisor | None = None
+        self._sightings = self._transport.publisher(SIGHTINGS)
+        self._pending_taps: list[tuple[str, Tap[Any]]] = []
         self._started = False
-        # The latest alerts, for the demo summary and tests; bounded, the outbox is the record.
-        self.alerts_seen: deque[Alert] = deque(maxlen=1000)
-        self._alerts_submitted = 0
+
+    # -- what tests, the CLI and the console see ---------------------------------------------------
 
     @property
     def http_port(self) -> int | None:
         return None if self._http is None else self._http.port
 
     @property
+    def audit(self) -> AuditLog:
+        assert self._audit is not None, "service not started"
+        return self._audit
+
+    @property
     def registries(self) -> RecognitionParts:
         assert self._parts is not None, "service not started"
         return self._parts
+
+    @property
+    def config(self) -> LoadedConfig:
+        return self._loaded
+
+    @property
+    def sources(self) -> IngestSupervisor:
+        assert self._sources is not None, "service not started"
+        return self._sources
+
+    @property
+    def alerts_seen(self) -> deque[Alert]:
+        return deque() if self._notifier_port is None else self._notifier_port.recent
+
+    def tap_sightings(self, tap: Tap[Sighting]) -> Callable[[], None]:
+        """Observe every sighting recognition publishes (call before or after ``start``)."""
+        return self._transport.tap(SIGHTINGS, tap)
+
+    def tap_alerts(self, tap: Tap[Alert]) -> Callable[[], None]:
+        """Observe every alert the rules put into the outbox (call before ``start``)."""
+        self._pending_taps.append((ALERTS.topic, tap))
+        return lambda: self._pending_taps.remove((ALERTS.topic, tap))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._started:
@@ -103,78 +168,75 @@ class Service:
     async def _start_components(self) -> None:
         config = self._loaded.config
         self._paths.root.mkdir(parents=True, exist_ok=True)
-        parts = build_recognition(self._loaded, self.audit)
-        await asyncio.to_thread(parts.analyzer.load)
-        await asyncio.to_thread(parts.registries.load)
-        purged = await asyncio.to_thread(parts.registries.purge_expired)
-        if purged:
-            log.info("retention: erased %d expired registry entries", len(purged))
-        self._parts = parts
-        self._recognizer = Recognizer(parts.analyzer, parts.gate, parts.registries)
-        log.info(
-            "model pack %s (%s, %s)",
-            parts.analyzer.model_id,
-            parts.analyzer.pack.origin,
-            parts.analyzer.pack.directory,
-        )
+        self._audit = AuditLog(self._paths.audit_log)
+        self._storage = build_storage(self._loaded)
         self._storage.open()
+        self._parts = build_recognition(self._loaded, self._audit)
+        recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries)
+        self._recognition = RecognitionStage(recognizer, self._parts.analyzer, self._parts.registries, self._sightings)
+        await self._recognition.start()
+
         self._notifier = Notifier(
             config.notifier,
-            self._outbox,
+            self._storage.outbox,
             build_sinks(config.notifier, self._paths.root, config.service.name),
-            self.audit,
+            self._audit,
         )
         await self._notifier.start()
-        routers = self._build_gates()
+        self._notifier_port = NotifierPort(self._notifier)
+        self._alerts = TappedPort(ALERTS.topic, self._notifier_port)
+        for _topic, tap in self._pending_taps:
+            self._alerts.tap(ALERTS, tap)
+        self._rules = RulesStage(RuleEngine(config.rules, self._storage.rule_state), self._alerts)
+        await self._rules.start()
+        self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)
+        await self._transport.start()
+
+        routes: AppRoutes | None = None
         if config.service.http.enabled:
-            app = create_app(status=self.status, routers=routers)
+            app = create_app(status=self.status)
+            routes = AppRoutes(app)
             self._http = HttpServer(app, config.service.http.host, config.service.http.port)
             await self._http.start()
-        elif routers:
-            log.error("service.http is disabled: push gates cannot deliver their events")
-        self._tasks.append(asyncio.create_task(self._purge_loop(), name="gridwatch.retention-purge"))
         await self._gate_intake.start()
-        for source in self._gates:
-            await source.start()
-        for camera in config.cameras:
-            if not camera.enabled:
-                continue
-            info = SourceInfo(camera.id, SourceKind.CAMERA, camera.grid)
-            worker = CameraWorker(camera, source_for(camera, self._loaded.root), self._frame_handler(info))
-            self._cameras.append(worker)
-            await worker.start()
+        self._sources = IngestSupervisor(
+            config_root=self._loaded.root,
+            frame_handler=self._frame_handler,
+            gate_handler=self._gate_intake.put,
+            routes=routes,
+        )
+        await self._sources.apply(config.cameras, config.gates)
         log.info(
-            "gridwatch started: %d camera(s), %d gate(s), %d registr(ies), %d rule(s)",
-            len(self._cameras),
-            len(self._gates),
+            "gridwatch started: %d camera(s), %d gate(s), %d registr(ies), %d rule(s), transport %s",
+            len(self._sources.camera_status()),
+            len(self._sources.gate_status()),
             len(config.registries),
             len(config.rules),
+            self._transport.driver,
         )
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
-        # Gates first: no new event enters while the rest shuts down.
-        for source in reversed(self._gates):
-            await source.stop()
-        for worker in reversed(self._cameras):
-            await worker.stop()
+        if self._sources is not None:
+            await self._sources.stop()
         await self._gate_intake.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        if self._recognition is not None:
+            await self._recognition.stop()
+        await self._transport.stop()
         if self._http is not None:
             await self._http.stop()
+        if self._rules is not None:
+            await self._rules.stop()
         if self._notifier is not None:
             await self._notifier.stop()
-        self._storage.close()
+        if self._storage is not None:
+            self._storage.close()
         if self._parts is not None:
             self._parts.store.close()
-        self.audit.close()
+        if self._audit is not None:
+            self._audit.close()
         log.info("gridwatch stopped")
 
     async def __aenter__(self) -> Service:
@@ -184,97 +246,45 @@ class Service:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _build_gates(self) -> list[APIRouter]:
-        """A source per enabled gate (not started yet), and the HTTP routes of the push sources."""
-        routers: list[APIRouter] = []
-        for gate in self._loaded.config.gates:
-            if not gate.enabled:
-                continue
-            self._gate_grids[gate.id] = gate.grid
-            try:
-                source = gate_source_for(gate, self._gate_intake.put)
-            except GateSourceUnavailable as exc:
-                # One kind's missing dependency must not take the other gates (or the cameras) down.
-                log.error("%s", exc)
-                self._gate_failures.append(
-                    SourceStatus(source_id=gate.id, kind=gate.kind, state=SourceState.OFFLINE, last_error=str(exc))
-                )
-                continue
-            self._gates.append(source)
-            router = getattr(source, "router", None)
-            if isinstance(router, APIRouter):
-                routers.append(router)
-        return routers
+    # -- reconfiguration ---------------------------------------------------------------------------
 
-    async def _recognize_gate_event(self, event: GateEvent) -> None:
-        assert self._recognizer is not None
-        if event.face_image is None:
-            return
-        image = await asyncio.to_thread(decode_jpeg, event.face_image)
-        if image is None:
-            log.warning("gate %s: snapshot of event %s is not a decodable image", event.gate_id, event.serial)
-            return
-        source = SourceInfo(event.gate_id, SourceKind.GATE, self._gate_grids.get(event.gate_id))
-        sightings = await self._recognizer.recognize_async(
-            image, source, captured_at=event.device_time.astimezone(dt.UTC), direction=event.direction
-        )
-        for sighting in sightings:
-            await self.handle_sighting(sighting)
+    async def apply_config(self, loaded: LoadedConfig) -> SourceChanges:
+        """Reconcile the running service with a validated config, by id; unchanged sources are not touched."""
+        assert self._parts is not None, "service not started"
+        assert self._rules is not None, "service not started"
+        assert self._sources is not None, "service not started"
+        new = loaded.config
+        self._parts.registries.reconfigure(new.registries)
+        self._rules.engine.reconfigure(new.rules)
+        self._loaded = loaded
+        return await self._sources.apply(new.cameras, new.gates)
 
-    def _frame_handler(self, source: SourceInfo):  # type: ignore[no-untyped-def]
-        async def on_frame(frame: Frame) -> None:
-            assert self._recognizer is not None
-            sightings = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
-            for sighting in sightings:
-                await self.handle_sighting(sighting)
+    # -- the joints between ingest and recognition -------------------------------------------------
 
-        return on_frame
+    def _frame_handler(self, camera: CameraConfig) -> FrameHandler:
+        assert self._recognition is not None
+        return self._recognition.frame_handler(SourceInfo(camera.id, SourceKind.CAMERA, camera.grid))
 
-    async def handle_sighting(self, sighting: Sighting) -> None:
-        log.debug(
-            "sighting %s: person %s of %s at %s (similarity %.2f)",
-            sighting.sighting_id,
-            sighting.person_id,
-            sighting.registry,
-            sighting.source,
-            sighting.similarity,
-        )
-        assert self._notifier is not None
-        for alert in self._engine.evaluate(sighting):
-            try:
-                submitted = await self._notifier.submit(alert)
-            except Exception:
-                # Not stored, so not sent: release the cooldown the rule just took, or the person
-                # would stay silent for a whole cooldown after a lost alert.
-                self._engine.release(alert)
-                raise
-            if submitted:
-                self.alerts_seen.append(alert)
-                self._alerts_submitted += 1
-            else:
-                log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
+    async def _on_gate_event(self, event: GateEvent) -> None:
+        assert self._recognition is not None
+        grid = next((g.grid for g in self._loaded.config.gates if g.id == event.gate_id), None)
+        await self._recognition.on_gate_event(event, SourceInfo(event.gate_id, SourceKind.GATE, grid))
 
-    async def _purge_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PURGE_INTERVAL_S)
-            assert self._parts is not None
-            try:
-                purged = await asyncio.to_thread(self._parts.registries.purge_expired)
-            except Exception:
-                # Retention must go on: one failed pass (a locked database, a full disk) is retried.
-                log.exception("retention: purge failed; retrying in %.0f s", PURGE_INTERVAL_S)
-                continue
-            if purged:
-                log.info("retention: erased %d expired registry entries", len(purged))
+    # -- status ------------------------------------------------------------------------------------
 
     def camera_status(self) -> list[SourceStatus]:
-        return [worker.status for worker in self._cameras]
+        return [] if self._sources is None else self._sources.camera_status()
 
     def gate_status(self) -> list[SourceStatus]:
-        return [source.status for source in self._gates] + list(self._gate_failures)
+        return [] if self._sources is None else self._sources.gate_status()
+
+    def _recognizer(self) -> Recognizer | None:
+        return None if self._recognition is None else self._recognition.recognizer
 
     def status(self) -> dict[str, object]:
-        stats = self._recognizer.stats if self._recognizer is not None else None
+        recognizer = self._recognizer()
+        stats = None if recognizer is None else recognizer.stats
+        engine = None if self._rules is None else self._rules.engine
         return {
             "service": self._loaded.config.service.name,
             "model": None if self._parts is None else self._parts.analyzer.model_id,
@@ -287,6 +297,7 @@ class Service:
                 "processed": self._gate_intake.processed,
                 "failed": self._gate_intake.failed,
             },
+            "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
             "recognition": None
             if stats is None
             else {
@@ -296,14 +307,15 @@ class Service:
                 "faces_searched": stats.faces_searched,
                 "sightings": stats.sightings,
             },
-            "rules": {"sightings": self._engine.sightings, "alerts": self._engine.alerts},
+            "rules": None if engine is None else {"sightings": engine.sightings, "alerts": engine.alerts},
         }
 
     def summary(self) -> Summary:
-        stats = self._recognizer.stats if self._recognizer is not None else None
+        recognizer = self._recognizer()
+        stats = None if recognizer is None else recognizer.stats
         return Summary(
             frames_analysed=sum(s.frames_out for s in self.camera_status()),
             faces=0 if stats is None else stats.faces,
             sightings=0 if stats is None else stats.sightings,
-            alerts=self._alerts_submitted,
+            alerts=0 if self._notifier_port is None else self._notifier_port.submitted,
         )

@@ -23,7 +23,7 @@ from pathlib import Path
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.events import Alert
-from gridwatch.core.interfaces import AlertSink
+from gridwatch.core.interfaces import DeliveryChannel
 from gridwatch.core.redact import redact_text
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
@@ -50,7 +50,7 @@ class Notifier:
         self,
         config: NotifierConfig,
         outbox: Outbox,
-        sinks: Sequence[AlertSink],
+        sinks: Sequence[DeliveryChannel],
         audit: AuditLog | None,
         *,
         batch_size: int = 100,
@@ -74,7 +74,7 @@ class Notifier:
         self._stopped = False
 
     @property
-    def sinks(self) -> list[AlertSink]:
+    def sinks(self) -> list[DeliveryChannel]:
         return list(self._sinks)
 
     async def start(self) -> None:
@@ -146,7 +146,7 @@ class Notifier:
             event.set()
         return True
 
-    async def _deliver_loop(self, sink: AlertSink) -> None:
+    async def _deliver_loop(self, sink: DeliveryChannel) -> None:
         wake = self._wake[sink.name]
         failures = 0
         # The first pass ignores the stored retry times: after a restart, try everything at once.
@@ -186,7 +186,7 @@ class Notifier:
             within_s = None if next_due is None else max(next_due - time.time(), 0.0)
             await self._wait_for_work(wake, within_s)
 
-    async def _deliver_one(self, sink: AlertSink, row: PendingDelivery, failures: int) -> bool:
+    async def _deliver_one(self, sink: DeliveryChannel, row: PendingDelivery, failures: int) -> bool:
         try:
             alert = row.alert()
             await sink.deliver(alert)
@@ -242,9 +242,9 @@ class Notifier:
             await asyncio.gather(*waiters, return_exceptions=True)
 
 
-def build_sinks(config: NotifierConfig, data_dir: Path, service_name: str) -> list[AlertSink]:
+def build_sinks(config: NotifierConfig, data_dir: Path, service_name: str) -> list[DeliveryChannel]:
     """The sinks the config enables, in a fixed order: console, jsonl, kafka."""
-    sinks: list[AlertSink] = []
+    sinks: list[DeliveryChannel] = []
     if config.console.enabled:
         sinks.append(ConsoleSink())
     if config.jsonl.enabled:

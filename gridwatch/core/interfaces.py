@@ -140,12 +140,26 @@ class FaceIndex(Protocol):
 
 
 class SightingSink(Protocol):
-    """Where recognition puts matched sightings (the rule engine, or a Kafka topic)."""
+    """Output port of recognition, input of the rules stage: matched sightings.
+
+    Wired to a transport publisher (``gridwatch.core.transport.SIGHTINGS``): an in-process queue or
+    the ``gridwatch.sightings`` topic, keyed by person id.
+    """
 
     async def put(self, sighting: Sighting) -> None: ...
 
 
 class AlertSink(Protocol):
+    """Output port of the rules stage, input of the notifier (and soon routing): alerts.
+
+    ``put`` returns once the alert is durable (in the outbox) or raises; the rules stage then
+    releases the cooldown the alert took.
+    """
+
+    async def put(self, alert: Alert) -> None: ...
+
+
+class DeliveryChannel(Protocol):
     """One delivery channel for alerts (console, JSONL file, Kafka, ...)."""
 
     name: str

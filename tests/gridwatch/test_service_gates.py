@@ -9,9 +9,10 @@ import pytest
 
 from gridwatch.core.config.gates import MqttGateConfig
 from gridwatch.core.interfaces import GateEvent
-from gridwatch.gate_intake import GateIntake, decode_jpeg
+from gridwatch.gate_intake import GateIntake
 from ingest.gates.factory import SOURCES, GateSourceUnavailable, gate_source_for
 from ingest.gates.mqtt import MqttGateSource
+from recognition.stage import decode_jpeg
 from tests.support.gate_payloads import face_jpeg
 
 NOW = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)

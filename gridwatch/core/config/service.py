@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from gridwatch.core.config.base import StrictModel
+from gridwatch.core.config.transport import TransportConfig
 
 
 class HttpConfig(StrictModel):
@@ -27,3 +28,6 @@ class ServiceConfig(StrictModel):
         default="INFO", description="Log level of the service."
     )
     http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP API.")
+    transport: TransportConfig = Field(
+        default_factory=TransportConfig, description="How stages exchange events (in process, or Kafka)."
+    )
