@@ -15,10 +15,12 @@ Tests and the console observe a port with ``tap_sightings``/``tap_alerts``; nobo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -31,6 +33,7 @@ from gridwatch.core.interfaces import GateEvent, SourceStatus
 from gridwatch.core.transport import ALERTS, SIGHTINGS, Tap, TappedPort, Transport
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
+from gridwatch.reload import ConfigState, ConfigWatcher, ReloadTrigger, audit_reload, diff_configs
 from gridwatch.status import camera_status_dict, gate_status_dict
 from gridwatch.transport import transport_for
 from gridwatch.wiring import RecognitionParts, Storage, build_recognition, build_storage, data_paths
@@ -93,8 +96,14 @@ class NotifierPort:
 
 
 class Service:
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, *, watch_config: bool = False, config_path: Path | None = None) -> None:
+        """``watch_config``: follow the config files (and SIGHUP) and apply valid edits while running."""
         self._loaded = loaded
+        self._watch_config = watch_config
+        self._config_path = config_path
+        self._config_state = ConfigState()
+        self._watcher: ConfigWatcher | None = None
+        self._reload_lock = asyncio.Lock()
         self._paths = data_paths(loaded)
         config = loaded.config
         self._transport: Transport = transport_for(config.service.transport, service_name=config.service.name)
@@ -206,6 +215,11 @@ class Service:
             routes=routes,
         )
         await self._sources.apply(config.cameras, config.gates)
+        if self._watch_config:
+            self._watcher = ConfigWatcher(
+                self._config_path, self._on_config_change, self._on_config_error, current=self._loaded
+            )
+            await self._watcher.start()
         log.info(
             "gridwatch started: %d camera(s), %d gate(s), %d registr(ies), %d rule(s), transport %s",
             len(self._sources.camera_status()),
@@ -219,6 +233,8 @@ class Service:
         if not self._started:
             return
         self._started = False
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._sources is not None:
             await self._sources.stop()
         await self._gate_intake.stop()
@@ -249,15 +265,44 @@ class Service:
     # -- reconfiguration ---------------------------------------------------------------------------
 
     async def apply_config(self, loaded: LoadedConfig) -> SourceChanges:
-        """Reconcile the running service with a validated config, by id; unchanged sources are not touched."""
+        """Reconcile the running service with a validated config, by id; unchanged sources are not touched.
+
+        Registries (thresholds, margins, sources) and rules change in place; cameras and gates that
+        changed restart one by one. Keys that need a restart (model pack, database, HTTP bind, ...)
+        are logged and keep their running values.
+        """
         assert self._parts is not None, "service not started"
         assert self._rules is not None, "service not started"
         assert self._sources is not None, "service not started"
-        new = loaded.config
-        self._parts.registries.reconfigure(new.registries)
-        self._rules.engine.reconfigure(new.rules)
-        self._loaded = loaded
-        return await self._sources.apply(new.cameras, new.gates)
+        async with self._reload_lock:
+            new = loaded.config
+            await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
+            self._rules.engine.reconfigure(new.rules)
+            self._loaded = loaded
+            return await self._sources.apply(new.cameras, new.gates)
+
+    async def _on_config_change(self, new: LoadedConfig, trigger: ReloadTrigger) -> None:
+        diff = diff_configs(self._loaded.config, new.config)
+        if diff.needs_restart:
+            log.warning(
+                "config: %s changed; these take effect at the next restart (the running values stay)",
+                ", ".join(diff.needs_restart),
+            )
+        changes = await self.apply_config(new)
+        version = self._config_state.applied()
+        log.info("config: version %d applied (%s): %s", version, trigger.describe(), diff.summary() or "no change")
+        if changes:
+            log.info(
+                "sources: started %s, restarted %s, stopped %s",
+                changes.started or "-",
+                changes.restarted or "-",
+                changes.stopped or "-",
+            )
+        await asyncio.to_thread(audit_reload, self.audit, diff, version, trigger)
+
+    async def _on_config_error(self, issues: str, trigger: ReloadTrigger) -> None:
+        # The watcher has logged the issues; /status shows them until a good config is applied.
+        self._config_state.rejected(issues)
 
     # -- the joints between ingest and recognition -------------------------------------------------
 
@@ -297,6 +342,7 @@ class Service:
                 "processed": self._gate_intake.processed,
                 "failed": self._gate_intake.failed,
             },
+            "config": self._config_state.as_dict(),
             "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
             "recognition": None
             if stats is None

@@ -63,6 +63,13 @@ def decide(config: RegistryConfig, candidate: Match | None) -> Decision:
     return Decision(config.name, Outcome.MATCH, candidate)
 
 
+# Registry fields a running service applies in place (``Registries.reconfigure``): the next decision uses
+# them, the index stays. A change of any other field rebuilds that registry's index from the store.
+LIVE_REGISTRY_FIELDS = frozenset(
+    {"threshold", "margin", "sources", "calibration", "purpose", "legal_basis", "retention_days"}
+)
+
+
 class UnknownRegistryError(KeyError):
     def __str__(self) -> str:
         return f"unknown registry {self.args[0]!r}"
@@ -118,19 +125,51 @@ class Registries:
         with self._update_lock:
             # Read the version first: a change committed while we read is picked up by the next sync.
             version = self._store.data_version()
-            loaded: dict[str, _LoadedRegistry] = {}
-            for name, config in self._configs.items():
-                stored = self._store.embeddings(name, self._model_id)
-                # Read after the embeddings, so every person they name is here unless erased meanwhile.
-                expires_of = {p.person_id: p.expires_at for p in self._store.list_persons(name)}
-                index = FaissIndex(self._dim)
-                index.add(stored.ids, stored.vectors)
-                loaded[name] = _LoadedRegistry(
-                    config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
-                )
+            loaded = {name: self._build(config) for name, config in self._configs.items()}
             with self._lock:
                 self._loaded = loaded
                 self._data_version = version
+
+    def _build(self, config: RegistryConfig) -> _LoadedRegistry:
+        """One registry's index, from the store (under ``_update_lock``)."""
+        stored = self._store.embeddings(config.name, self._model_id)
+        # Read after the embeddings, so every person they name is here unless erased meanwhile.
+        expires_of = {p.person_id: p.expires_at for p in self._store.list_persons(config.name)}
+        index = FaissIndex(self._dim)
+        index.add(stored.ids, stored.vectors)
+        return _LoadedRegistry(
+            config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
+        )
+
+    def reconfigure(self, configs: Sequence[RegistryConfig]) -> None:
+        """Apply a new registries config while searches run (config hot reload).
+
+        A registry whose only changes are in ``LIVE_REGISTRY_FIELDS`` (threshold, margin, covered
+        sources, ...) keeps its index and gets the new config in place: the next decision uses it. A new
+        registry is loaded from the store, a registry with other changes is rebuilt from it, and a removed
+        one is dropped from memory (its entries stay in the store). A changed ``retention_days`` applies
+        to later enrolments. Blocking (it may read the store): call it from a worker thread.
+        """
+        new_configs = {c.name: c for c in configs}
+        with self._update_lock:
+            if self._data_version is None:  # never loaded: load() will use the new configs
+                with self._lock:
+                    self._configs = new_configs
+                return
+            current = self._loaded
+            loaded: dict[str, _LoadedRegistry] = {}
+            for name, config in new_configs.items():
+                old = current.get(name)
+                if old is not None and _live_change_only(old.config, config):
+                    loaded[name] = old
+                else:
+                    loaded[name] = self._build(config)
+            # One swap: a search holds either the old mapping or the new one, never a half-updated dict.
+            with self._lock:
+                for name, config in new_configs.items():
+                    loaded[name].config = config
+                self._configs = new_configs
+                self._loaded = loaded
 
     def sync(self) -> None:
         """Rebuild the indexes if another process (a CLI command) changed the store since the last load.
@@ -293,6 +332,11 @@ class Registries:
             return self._loaded[name]
         except KeyError:
             raise UnknownRegistryError(name) from None
+
+
+def _live_change_only(old: RegistryConfig, new: RegistryConfig) -> bool:
+    before, after = old.model_dump(), new.model_dump()
+    return all(before[key] == after[key] for key in before.keys() | after.keys() if key not in LIVE_REGISTRY_FIELDS)
 
 
 def _covers(config: RegistryConfig, source_id: str) -> bool:

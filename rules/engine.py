@@ -24,6 +24,20 @@ class RuleEngine:
         self.sightings = 0
         self.alerts = 0
 
+    @property
+    def rule_ids(self) -> list[str]:
+        return [rule.id for rule in self._rules]
+
+    def reconfigure(self, configs: Sequence[RuleConfig]) -> None:
+        """Use a new rule set from the next sighting on (config hot reload).
+
+        Cooldowns and suppressed counts live in ``RuleState`` by rule id, so a rule kept under the same
+        id (changed or not) keeps them; a new rule starts without; a removed rule's rows stay in the
+        state and apply again if a rule with that id comes back. The list is swapped in one assignment,
+        so an ``evaluate`` running meanwhile sees the old rules or the new ones, never a mix.
+        """
+        self._rules = [SeenRule(config, self._state) for config in configs]
+
     def evaluate(self, sighting: Sighting) -> list[Alert]:
         self.sightings += 1
         now = self._clock()
