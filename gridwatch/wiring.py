@@ -1,11 +1,15 @@
-"""Builds the recognition parts from a loaded config; shared by the service and the CLI."""
+"""Builds the storage and recognition parts from a loaded config; shared by the service and the CLI."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import URL, make_url
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.db import Database
 from gridwatch.core.paths import DataPaths
 from notifier.outbox import Outbox
 from recognition.backends import Analyzer, build_analyzer
@@ -23,42 +27,70 @@ class RecognitionParts:
     registries: Registries
 
     def close(self) -> None:
-        """Close the registry store and the audit log the parts were built with. Idempotent."""
+        """Close the registry store (and its database, if it built it) and the audit log. Idempotent."""
         self.store.close()
         self.registries.audit.close()
 
 
 @dataclass
 class Storage:
-    """The service's durable state besides the registries: rule state and the alert outbox."""
+    """The service's one database and its stores besides the registries: rule state and the alert outbox."""
 
+    database: Database
     rule_state: RuleState
     outbox: Outbox
 
     def open(self) -> None:
+        """Opens the database (migrations, import of legacy files): raises ``DatabaseError`` (one line)."""
+        self.database.open()
         self.rule_state.open()
+        self.outbox.open()
 
     def close(self) -> None:
         """Idempotent."""
-        self.rule_state.close()
         self.outbox.close()
+        self.rule_state.close()
+        self.database.close()
 
 
-def build_storage(loaded: LoadedConfig) -> Storage:
-    """Rule state and outbox of the configured database (nothing is opened yet)."""
+def build_database(loaded: LoadedConfig) -> Database:
+    """The configured database (nothing is opened): ``service.database.url``, by default SQLite in data_dir."""
+    config = loaded.config.service.database
     paths = data_paths(loaded)
-    return Storage(RuleState(paths.rule_state_db), Outbox(paths.outbox_db))
+    if not config.url:
+        url = URL.create("sqlite", database=str(paths.database))
+    else:
+        url = make_url(config.url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            url = url.set(database=str(loaded.resolve(Path(url.database))))
+    return Database(
+        url,
+        legacy_dir=paths.root,
+        connect_timeout_s=config.connect_timeout_s,
+        retry_s=config.retry_s,
+        pool_size=config.pool_size,
+    )
+
+
+def build_storage(loaded: LoadedConfig, database: Database | None = None) -> Storage:
+    """Rule state and outbox on the configured database (nothing is opened yet)."""
+    database = database if database is not None else build_database(loaded)
+    return Storage(database, RuleState(database), Outbox(database))
 
 
 def data_paths(loaded: LoadedConfig) -> DataPaths:
     return DataPaths(loaded.resolve(loaded.config.service.data_dir))
 
 
-def build_recognition(loaded: LoadedConfig, audit: AuditLog) -> RecognitionParts:
-    """Resolves the model pack (raises ModelPackError with install advice) and opens the store."""
+def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database | None = None) -> RecognitionParts:
+    """Resolves the model pack (raises ModelPackError with install advice); the store opens on first use.
+
+    ``database``: the service's shared one (``Storage.database``); without it the parts build and own
+    their own (the CLI's commands).
+    """
     config = loaded.config
     analyzer = build_analyzer(config.model, config_dir=loaded.root)
-    store = RegistryStore(data_paths(loaded).registry_db)
+    store = RegistryStore(build_database(loaded), owns_database=True) if database is None else RegistryStore(database)
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )

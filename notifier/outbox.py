@@ -1,44 +1,32 @@
-"""The durable outbox: alerts and their per-sink delivery state in one SQLite file.
+"""The durable outbox: alerts and their per-sink delivery state, in the one database.
 
 An alert is stored once per ``alert_id`` (a replay adds nothing) together with one delivery row
 for each sink registered at that moment; a sink registered later only gets later alerts. Rows stay
 pending until ``mark_delivered``, across process restarts. Only the alert's JSON is stored: the
 Alert contract carries no embeddings and no image bytes.
 
-The methods block (SQLite with ``synchronous=FULL`` fsyncs each commit); async callers run them in
-a worker thread. One connection is shared under a lock, so any thread may call.
+The methods block (each is one committed transaction; SQLite fsyncs it): async callers run them in
+a worker thread; any thread may call. When the database drops, a call waits and retries (see
+``gridwatch.core.db.Database.transaction``) and raises ``DatabaseUnavailableError`` only after the
+retry window: the alert is then not stored, and the caller still holds it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeVar
 
+from sqlalchemy import Connection, func, select
+
+from gridwatch.core.db import Database, DatabaseClosedError
+from gridwatch.core.db.schema import alerts, deliveries
+from gridwatch.core.db.sql import insert
 from gridwatch.core.events import Alert
-from gridwatch.core.sqlite import open_database
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_id TEXT NOT NULL UNIQUE,
-    alert_json TEXT NOT NULL,
-    added_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    alert_id TEXT NOT NULL REFERENCES alerts(alert_id),
-    sink TEXT NOT NULL,
-    delivered_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    PRIMARY KEY (alert_id, sink)
-);
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (sink, delivered_at, next_attempt_at);
-"""
+T = TypeVar("T")
 _MAX_ERROR_CHARS = 500
 
 
@@ -59,22 +47,40 @@ class PendingDelivery:
 
 
 class Outbox:
-    """See the module docstring. ``sinks`` are the names that new alerts get delivery rows for."""
+    """See the module docstring. ``sinks`` are the names that new alerts get delivery rows for.
 
-    def __init__(self, path: Path, sinks: Iterable[str] = ()) -> None:
-        self._path = path
+    No I/O in ``__init__``: ``open()`` (or ``with Outbox(...)``) opens the shared database;
+    ``close()`` is idempotent and leaves the database to its owner.
+    """
+
+    def __init__(self, database: Database, sinks: Iterable[str] = ()) -> None:
+        self._db = database
         self._lock = threading.Lock()
         self._sinks: tuple[str, ...] = tuple(dict.fromkeys(sinks))
-        # isolation_level=None: explicit transactions below, so each add is one atomic commit.
-        self._db: sqlite3.Connection | None = open_database(path, _SCHEMA)
+        self._open = False
 
     @property
-    def path(self) -> Path:
-        return self._path
+    def database(self) -> Database:
+        return self._db
 
     @property
     def sinks(self) -> tuple[str, ...]:
         return self._sinks
+
+    def open(self) -> None:
+        self._db.open()
+        self._open = True
+
+    def close(self) -> None:
+        """Idempotent."""
+        self._open = False
+
+    def __enter__(self) -> Outbox:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def set_sinks(self, names: Iterable[str]) -> None:
         """The sinks that alerts added from now on are delivered to."""
@@ -84,111 +90,163 @@ class Outbox:
     def add(self, alert: Alert, *, now: float | None = None) -> bool:
         """Store the alert with a pending row per sink; False (and no change) for a known alert_id."""
         at = time.time() if now is None else now
+        alert_json = alert.to_json()
         with self._lock:
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO alerts (alert_id, alert_json, added_at) VALUES (?, ?, ?)",
-                    (alert.alert_id, alert.to_json(), at),
+            sinks = self._sinks
+
+        attempts = 0
+
+        def add(conn: Connection) -> bool:
+            nonlocal attempts
+            attempts += 1
+            inserted = conn.execute(
+                insert(conn, alerts)
+                .values(alert_id=alert.alert_id, alert_json=alert_json, added_at=at)
+                .on_conflict_do_nothing(index_elements=[alerts.c.alert_id])
+                .returning(alerts.c.seq)
+            ).first()
+            if inserted is None:
+                if attempts == 1:
+                    return False
+                # Known already, on a retry: if it is this very call's row (an earlier attempt committed,
+                # then the connection dropped before the answer came back), it is still news to the caller.
+                row = conn.execute(
+                    select(alerts.c.alert_json, alerts.c.added_at).where(alerts.c.alert_id == alert.alert_id)
+                ).one()
+                return bool(row[0] == alert_json and row[1] == at and not self._delivered_any(conn, alert.alert_id))
+            if sinks:
+                conn.execute(
+                    deliveries.insert(),
+                    [{"alert_id": alert.alert_id, "sink": sink, "next_attempt_at": at} for sink in sinks],
                 )
-                added = cursor.rowcount == 1
-                if added:
-                    db.executemany(
-                        "INSERT INTO deliveries (alert_id, sink, next_attempt_at) VALUES (?, ?, ?)",
-                        [(alert.alert_id, sink, at) for sink in self._sinks],
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return added
+            return True
+
+        return self._run(add, "outbox add")
 
     def pending(self, sink_name: str, limit: int = 100, *, due_at: float | None = None) -> list[PendingDelivery]:
         """Undelivered alerts for a sink, oldest first; with ``due_at`` only those due by then."""
         query = (
-            "SELECT a.seq, d.alert_id, d.sink, a.alert_json, d.attempts, d.next_attempt_at, d.last_error "
-            "FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id "
-            "WHERE d.sink = ? AND d.delivered_at IS NULL"
+            select(
+                alerts.c.seq,
+                deliveries.c.alert_id,
+                deliveries.c.sink,
+                alerts.c.alert_json,
+                deliveries.c.attempts,
+                deliveries.c.next_attempt_at,
+                deliveries.c.last_error,
+            )
+            .join(alerts, alerts.c.alert_id == deliveries.c.alert_id)
+            .where(deliveries.c.sink == sink_name, deliveries.c.delivered_at.is_(None))
+            .order_by(alerts.c.seq)
+            .limit(max(int(limit), 0))
         )
-        params: list[object] = [sink_name]
         if due_at is not None:
-            query += " AND d.next_attempt_at <= ?"
-            params.append(due_at)
-        query += " ORDER BY a.seq LIMIT ?"
-        params.append(max(int(limit), 0))
-        with self._lock:
-            rows = self._conn().execute(query, params).fetchall()
-        return [PendingDelivery(*row) for row in rows]
+            query = query.where(deliveries.c.next_attempt_at <= due_at)
+        rows = self._run(lambda conn: conn.execute(query).all(), "outbox read")
+        return [PendingDelivery(int(r[0]), r[1], r[2], r[3], int(r[4]), float(r[5]), r[6]) for r in rows]
 
     def next_due(self, sink_name: str) -> float | None:
         """When the next undelivered row of a sink is due, or None when nothing is pending."""
-        with self._lock:
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND delivered_at IS NULL",
-                    (sink_name,),
-                )
-                .fetchone()
-            )
-        return None if row is None or row[0] is None else float(row[0])
+        query = select(func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.sink == sink_name, deliveries.c.delivered_at.is_(None)
+        )
+        value = self._run(lambda conn: conn.execute(query).scalar(), "outbox read")
+        return None if value is None else float(value)
 
     def count_pending(self, sink_name: str | None = None) -> int:
-        query = "SELECT COUNT(*) FROM deliveries WHERE delivered_at IS NULL"
-        params: tuple[object, ...] = ()
+        query = select(func.count()).select_from(deliveries).where(deliveries.c.delivered_at.is_(None))
         if sink_name is not None:
-            query += " AND sink = ?"
-            params = (sink_name,)
-        with self._lock:
-            return int(self._conn().execute(query, params).fetchone()[0])
+            query = query.where(deliveries.c.sink == sink_name)
+        return int(self._run(lambda conn: conn.execute(query).scalar_one(), "outbox read"))
+
+    def oldest_pending_age(self, *, now: float | None = None) -> float | None:
+        """Seconds since the oldest alert with an undelivered row was added, or None when nothing is pending."""
+        query = (
+            select(func.min(alerts.c.added_at))
+            .join(deliveries, deliveries.c.alert_id == alerts.c.alert_id)
+            .where(deliveries.c.delivered_at.is_(None))
+        )
+        oldest = self._run(lambda conn: conn.execute(query).scalar(), "outbox read")
+        if oldest is None:
+            return None
+        return max((time.time() if now is None else now) - float(oldest), 0.0)
 
     def mark_delivered(self, alert_id: str, sink_name: str, *, now: float | None = None) -> bool:
         """Record a delivery; False when there was no pending row (unknown or already delivered)."""
         at = time.time() if now is None else now
-        with self._lock:
-            cursor = self._conn().execute(
-                "UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1, last_error = NULL "
-                "WHERE alert_id = ? AND sink = ? AND delivered_at IS NULL",
-                (at, alert_id, sink_name),
+        stmt = (
+            deliveries.update()
+            .where(
+                deliveries.c.alert_id == alert_id,
+                deliveries.c.sink == sink_name,
+                deliveries.c.delivered_at.is_(None),
             )
-            return cursor.rowcount == 1
+            .values(delivered_at=at, attempts=deliveries.c.attempts + 1, last_error=None)
+        )
+
+        attempts = 0
+
+        def mark(conn: Connection) -> bool:
+            nonlocal attempts
+            attempts += 1
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            if attempts == 1:
+                return False
+            # A retried call whose first attempt committed (the answer was lost): the row carries this time.
+            delivered = conn.execute(
+                select(deliveries.c.delivered_at).where(
+                    deliveries.c.alert_id == alert_id, deliveries.c.sink == sink_name
+                )
+            ).scalar()
+            return delivered is not None and float(delivered) == at
+
+        return self._run(mark, "outbox delivery")
 
     def mark_failed(self, alert_id: str, sink_name: str, error: str, next_attempt_at: float) -> int:
         """Record a failed attempt and when to try again; returns the attempts so far (0: no such row)."""
-        with self._lock:
-            db = self._conn()
-            cursor = db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-                "WHERE alert_id = ? AND sink = ? AND delivered_at IS NULL",
-                (error[:_MAX_ERROR_CHARS], next_attempt_at, alert_id, sink_name),
+        stmt = (
+            deliveries.update()
+            .where(
+                deliveries.c.alert_id == alert_id,
+                deliveries.c.sink == sink_name,
+                deliveries.c.delivered_at.is_(None),
             )
-            if cursor.rowcount != 1:
+            .values(
+                attempts=deliveries.c.attempts + 1,
+                last_error=error[:_MAX_ERROR_CHARS],
+                next_attempt_at=next_attempt_at,
+            )
+        )
+
+        def mark(conn: Connection) -> int:
+            if conn.execute(stmt).rowcount != 1:
                 return 0
-            row = db.execute(
-                "SELECT attempts FROM deliveries WHERE alert_id = ? AND sink = ?", (alert_id, sink_name)
-            ).fetchone()
-            return int(row[0])
+            return int(
+                conn.execute(
+                    select(deliveries.c.attempts).where(
+                        deliveries.c.alert_id == alert_id, deliveries.c.sink == sink_name
+                    )
+                ).scalar_one()
+            )
+
+        return self._run(mark, "outbox failure")
 
     def get(self, alert_id: str) -> Alert | None:
-        with self._lock:
-            row = self._conn().execute("SELECT alert_json FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
-        return None if row is None else Alert.model_validate_json(row[0])
+        query = select(alerts.c.alert_json).where(alerts.c.alert_id == alert_id)
+        text = self._run(lambda conn: conn.execute(query).scalar(), "outbox read")
+        return None if text is None else Alert.model_validate_json(text)
 
-    def close(self) -> None:
-        """Idempotent."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+    @staticmethod
+    def _delivered_any(conn: Connection, alert_id: str) -> bool:
+        query = (
+            select(func.count())
+            .select_from(deliveries)
+            .where(deliveries.c.alert_id == alert_id, deliveries.c.delivered_at.is_not(None))
+        )
+        return bool(conn.execute(query).scalar_one())
 
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("outbox is closed")
-        return self._db
+    def _run(self, fn: Callable[[Connection], T], what: str) -> T:
+        if not self._open:
+            raise DatabaseClosedError("outbox is not open")
+        return self._db.transaction(fn, what=what)

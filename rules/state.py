@@ -1,25 +1,23 @@
-"""Rule state that survives a restart (SQLite): last alert per (rule, person), suppressed counts."""
+"""Rule state that survives a restart: last alert per (rule, person), suppressed counts.
+
+The rows live in the one database (``gridwatch.core.db``) and carry the Kafka partition of the
+person they belong to (0 while stages run in one process), so a new owner of a partition can load them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TypeVar
 
-from gridwatch.core.sqlite import open_database
+from sqlalchemy import Connection, select
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cooldowns (
-    rule          TEXT NOT NULL,
-    person_id     TEXT NOT NULL,
-    last_alert_at TEXT NOT NULL,
-    severity_rank INTEGER NOT NULL,
-    suppressed    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (rule, person_id)
-);
-"""
+from gridwatch.core.db import Database
+from gridwatch.core.db.schema import cooldowns
+from gridwatch.core.db.sql import insert
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,54 +28,69 @@ class Cooldown:
 
 
 class RuleState:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+    """Thread-safe. ``open()`` opens (and migrates) the shared database; ``close()`` only ends this user."""
+
+    def __init__(self, database: Database, *, partition: int = 0) -> None:
+        self._db = database
+        self._partition = partition
+        self._open = False
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     def open(self) -> None:
-        if self._conn is not None:
-            return
-        self._conn = open_database(self._path, SCHEMA)
+        self._db.open()
+        self._open = True
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _db(self) -> sqlite3.Connection:
-        self.open()
-        assert self._conn is not None
-        return self._conn
+        """Idempotent; the database itself is closed by its owner."""
+        self._open = False
 
     def cooldown(self, rule: str, person_id: str) -> Cooldown | None:
-        with self._lock:
-            row = (
-                self._db()
-                .execute(
-                    "SELECT last_alert_at, severity_rank, suppressed FROM cooldowns WHERE rule = ? AND person_id = ?",
-                    (rule, person_id),
-                )
-                .fetchone()
-            )
-        return None if row is None else Cooldown(dt.datetime.fromisoformat(row[0]), int(row[1]), int(row[2]))
+        query = select(cooldowns.c.last_alert_at, cooldowns.c.severity_rank, cooldowns.c.suppressed).where(
+            cooldowns.c.rule == rule, cooldowns.c.person_id == person_id
+        )
+        row = self._run(lambda conn: conn.execute(query).first(), "rule state read")
+        return None if row is None else Cooldown(row[0], int(row[1]), int(row[2]))
 
     def record_alert(self, rule: str, person_id: str, at: dt.datetime, severity_rank: int) -> None:
-        with self._lock:
-            self._db().execute(
-                "INSERT INTO cooldowns VALUES (?, ?, ?, ?, 0) ON CONFLICT(rule, person_id) DO UPDATE SET "
-                "last_alert_at = excluded.last_alert_at, severity_rank = excluded.severity_rank, suppressed = 0",
-                (rule, person_id, at.isoformat(), severity_rank),
+        def upsert(conn: Connection) -> None:
+            stmt = insert(conn, cooldowns).values(
+                rule=rule,
+                person_id=person_id,
+                partition=self._partition,
+                last_alert_at=at,
+                severity_rank=severity_rank,
+                suppressed=0,
             )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[cooldowns.c.rule, cooldowns.c.person_id],
+                    set_={
+                        "partition": stmt.excluded.partition,
+                        "last_alert_at": stmt.excluded.last_alert_at,
+                        "severity_rank": stmt.excluded.severity_rank,
+                        "suppressed": 0,
+                    },
+                )
+            )
+
+        self._run(upsert, "rule state write")
 
     def clear(self, rule: str, person_id: str) -> None:
-        with self._lock:
-            self._db().execute("DELETE FROM cooldowns WHERE rule = ? AND person_id = ?", (rule, person_id))
+        stmt = cooldowns.delete().where(cooldowns.c.rule == rule, cooldowns.c.person_id == person_id)
+        self._run(lambda conn: conn.execute(stmt), "rule state write")
 
     def record_suppressed(self, rule: str, person_id: str) -> None:
-        with self._lock:
-            self._db().execute(
-                "UPDATE cooldowns SET suppressed = suppressed + 1 WHERE rule = ? AND person_id = ?",
-                (rule, person_id),
-            )
+        stmt = (
+            cooldowns.update()
+            .where(cooldowns.c.rule == rule, cooldowns.c.person_id == person_id)
+            .values(suppressed=cooldowns.c.suppressed + 1)
+        )
+        self._run(lambda conn: conn.execute(stmt), "rule state write")
+
+    def _run(self, fn: Callable[[Connection], T], what: str) -> T:
+        if not self._open:
+            self.open()
+        return self._db.transaction(fn, what=what)

@@ -11,16 +11,9 @@ class DataPaths:
     root: Path
 
     @property
-    def registry_db(self) -> Path:
-        return self.root / "registry.sqlite3"
-
-    @property
-    def rule_state_db(self) -> Path:
-        return self.root / "rule_state.sqlite3"
-
-    @property
-    def outbox_db(self) -> Path:
-        return self.root / "outbox.sqlite3"
+    def database(self) -> Path:
+        """The default (SQLite) database: registries, rule state, outbox."""
+        return self.root / "gridwatch.sqlite3"
 
     @property
     def audit_log(self) -> Path:

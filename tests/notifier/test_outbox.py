@@ -1,15 +1,17 @@
+"""The outbox on both backends (``databases``: SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from sqlalchemy import text
 
 from notifier.outbox import Outbox
 from tests.notifier.conftest import AlertFactory
+from tests.support.db import Databases
 
 
-def test_add_once_per_alert_id(tmp_path: Path, make_alert: AlertFactory) -> None:
+def test_add_once_per_alert_id(databases: Databases, make_alert: AlertFactory) -> None:
     alert = make_alert()
-    with Outbox(tmp_path / "outbox.sqlite3", sinks=["console", "kafka"]) as outbox:
+    with Outbox(databases(), sinks=["console", "kafka"]) as outbox:
         assert outbox.add(alert) is True
         assert outbox.add(alert) is False
         assert outbox.add(alert.model_copy(update={"explanation": "replayed"})) is False
@@ -19,9 +21,9 @@ def test_add_once_per_alert_id(tmp_path: Path, make_alert: AlertFactory) -> None
         assert outbox.get(alert.alert_id) == alert
 
 
-def test_per_sink_delivery_rows(tmp_path: Path, make_alert: AlertFactory) -> None:
+def test_per_sink_delivery_rows(databases: Databases, make_alert: AlertFactory) -> None:
     first, second = make_alert(), make_alert()
-    with Outbox(tmp_path / "outbox.sqlite3", sinks=["console", "kafka"]) as outbox:
+    with Outbox(databases(), sinks=["console", "kafka"]) as outbox:
         outbox.add(first, now=100.0)
         outbox.add(second, now=101.0)
         assert outbox.mark_delivered(first.alert_id, "console") is True
@@ -40,29 +42,35 @@ def test_per_sink_delivery_rows(tmp_path: Path, make_alert: AlertFactory) -> Non
         assert (retried.attempts, retried.last_error, retried.next_attempt_at) == (2, "broker down", 300.0)
         assert outbox.next_due("kafka") == 101.0
         assert outbox.next_due("nobody") is None
+        assert outbox.oldest_pending_age(now=110.0) == 10.0  # `first`, still pending for kafka
+        outbox.mark_delivered(first.alert_id, "kafka")
+        assert outbox.oldest_pending_age(now=110.0) == 9.0
+        for sink in ("console", "kafka"):
+            outbox.mark_delivered(second.alert_id, sink)
+        assert outbox.oldest_pending_age() is None
 
 
-def test_sink_registered_later_gets_later_alerts_only(tmp_path: Path, make_alert: AlertFactory) -> None:
+def test_sink_registered_later_gets_later_alerts_only(databases: Databases, make_alert: AlertFactory) -> None:
     early, late = make_alert(), make_alert()
-    with Outbox(tmp_path / "outbox.sqlite3", sinks=["console"]) as outbox:
+    with Outbox(databases(), sinks=["console"]) as outbox:
         outbox.add(early)
         outbox.set_sinks(["console", "jsonl"])
         outbox.add(late)
         assert [p.alert_id for p in outbox.pending("jsonl")] == [late.alert_id]
 
 
-def test_survives_reopen_and_is_wal_full_sync(tmp_path: Path, make_alert: AlertFactory) -> None:
+def test_survives_reopen_and_is_wal_full_sync(databases: Databases, make_alert: AlertFactory) -> None:
     alert = make_alert()
-    path = tmp_path / "outbox.sqlite3"
-    with Outbox(path, sinks=["kafka"]) as outbox:
+    first = databases()
+    with Outbox(first, sinks=["kafka"]) as outbox:
         outbox.add(alert)
-    with Outbox(path) as reopened:
+    first.close()  # the process ends
+    restarted = databases()
+    with Outbox(restarted) as reopened:
         assert [p.alert() for p in reopened.pending("kafka")] == [alert]
         assert reopened.add(alert) is False
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        stored = db.execute("SELECT alert_json FROM alerts").fetchall()
-        assert stored == [(alert.to_json(),)]
-    finally:
-        db.close()
+    with restarted.engine.connect() as conn:
+        assert conn.execute(text("SELECT alert_json FROM alerts")).all() == [(alert.to_json(),)]
+        if restarted.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

@@ -10,11 +10,13 @@ import pytest
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.db import Database
 from gridwatch.core.interfaces import Match
 from gridwatch.evaluate.metrics import Searches, fnir, fpir
 from recognition.analyzer import normalize
 from recognition.registries import Outcome, Registries, UnknownReason, decide
 from recognition.store import RegistryStore
+from tests.support.db import sqlite_url
 
 CONFIG = RegistryConfig(
     name="watch", purpose="test registry", legal_basis="test fixture", retention_days=1, threshold=0.5, margin=0.05
@@ -48,7 +50,7 @@ def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
 
 @pytest.fixture
 def registries(tmp_path: Path) -> Iterator[Registries]:
-    store = RegistryStore(tmp_path / "registry.sqlite3")
+    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([CONFIG], store, model_id="test@0", dim=512, audit=audit)
         regs.load()

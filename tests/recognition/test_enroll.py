@@ -19,6 +19,7 @@ from recognition.enroll import EnrollmentError, enrollment_sample
 from recognition.quality import QualityGate
 from recognition.registries import Registries, UnknownPersonError
 from recognition.store import RegistryStore
+from tests.support.db import Databases
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"
@@ -34,11 +35,11 @@ def no_face_jpeg() -> bytes:
 
 
 @pytest.fixture
-def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Registries]:
+def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer, databases: Databases) -> Iterator[Registries]:
     config = RegistryConfig(
         name="watch", purpose="test registry", legal_basis="test fixture", retention_days=30, threshold=0.45
     )
-    store = RegistryStore(tmp_path / "registry.sqlite3")
+    store = RegistryStore(databases())
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()

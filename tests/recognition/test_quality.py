@@ -13,6 +13,7 @@ import pytest
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.model import QualityConfig
 from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.enroll import EnrollmentError, enrollment_sample
@@ -21,6 +22,7 @@ from recognition.quality import QualityGate, Rejection
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.registries import Registries
 from recognition.store import RegistryStore
+from tests.support.db import sqlite_url
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"
@@ -101,7 +103,7 @@ def test_yaw_of_no_faces_is_empty() -> None:
 @pytest.fixture
 def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Registries]:
     config = RegistryConfig(name="watch", purpose="test registry", legal_basis="test fixture", retention_days=1)
-    store = RegistryStore(tmp_path / "registry.sqlite3")
+    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()

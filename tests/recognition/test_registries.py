@@ -17,6 +17,7 @@ from recognition.analyzer import normalize
 from recognition.index import FaissIndex
 from recognition.registries import Registries
 from recognition.store import Person, RegistryStore
+from tests.support.db import Databases
 
 CONFIG = RegistryConfig(
     name="watch", purpose="test registry", legal_basis="test fixture", retention_days=30, threshold=0.5, margin=0.05
@@ -27,9 +28,9 @@ def unit(rng: np.random.Generator, n: int = 1) -> npt.NDArray[np.float32]:
     return normalize(rng.standard_normal((n, 512)).astype(np.float32))
 
 
-def open_registries(tmp_path: Path, audit: AuditLog) -> tuple[Registries, RegistryStore]:
-    """One process's view of the shared store (the service, or a CLI command)."""
-    store = RegistryStore(tmp_path / "registry.sqlite3")
+def open_registries(databases: Databases, audit: AuditLog) -> tuple[Registries, RegistryStore]:
+    """One process's view of the shared store (the service, or a CLI command): a database object of its own."""
+    store = RegistryStore(databases())
     registries = Registries([CONFIG], store, model_id="test@0", dim=512, audit=audit)
     registries.load()
     return registries, store
@@ -41,8 +42,8 @@ def audit(tmp_path: Path) -> Iterator[AuditLog]:
         yield log
 
 
-def test_an_expired_entry_is_not_matched_before_the_purge_runs(tmp_path: Path, audit: AuditLog) -> None:
-    registries, store = open_registries(tmp_path, audit)
+def test_an_expired_entry_is_not_matched_before_the_purge_runs(databases: Databases, audit: AuditLog) -> None:
+    registries, store = open_registries(databases, audit)
     try:
         vector = unit(np.random.default_rng(1))
         long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
@@ -55,9 +56,9 @@ def test_an_expired_entry_is_not_matched_before_the_purge_runs(tmp_path: Path, a
         store.close()
 
 
-def test_a_person_removed_by_another_process_is_no_longer_matched(tmp_path: Path, audit: AuditLog) -> None:
-    service, service_store = open_registries(tmp_path, audit)
-    cli, cli_store = open_registries(tmp_path, audit)
+def test_a_person_removed_by_another_process_is_no_longer_matched(databases: Databases, audit: AuditLog) -> None:
+    service, service_store = open_registries(databases, audit)
+    cli, cli_store = open_registries(databases, audit)
     try:
         vector = unit(np.random.default_rng(2))
         person = service.enroll("watch", "A", [("sha-a", vector[0])], actor="t")
@@ -72,9 +73,9 @@ def test_a_person_removed_by_another_process_is_no_longer_matched(tmp_path: Path
         service_store.close()
 
 
-def test_a_person_enrolled_by_another_process_is_matched(tmp_path: Path, audit: AuditLog) -> None:
-    service, service_store = open_registries(tmp_path, audit)
-    cli, cli_store = open_registries(tmp_path, audit)
+def test_a_person_enrolled_by_another_process_is_matched(databases: Databases, audit: AuditLog) -> None:
+    service, service_store = open_registries(databases, audit)
+    cli, cli_store = open_registries(databases, audit)
     try:
         vector = unit(np.random.default_rng(3))
         assert not service.covers("cam-1")
@@ -87,10 +88,10 @@ def test_a_person_enrolled_by_another_process_is_matched(tmp_path: Path, audit: 
 
 
 def test_purge_goes_on_past_an_entry_erased_meanwhile(
-    tmp_path: Path, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+    databases: Databases, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service, service_store = open_registries(tmp_path, audit)
-    cli, cli_store = open_registries(tmp_path, audit)
+    service, service_store = open_registries(databases, audit)
+    cli, cli_store = open_registries(databases, audit)
     try:
         rng = np.random.default_rng(4)
         long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
@@ -114,9 +115,9 @@ def test_purge_goes_on_past_an_entry_erased_meanwhile(
 
 
 def test_a_search_during_an_enrolment_never_skips_the_new_person(
-    tmp_path: Path, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+    databases: Databases, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registries, store = open_registries(tmp_path, audit)
+    registries, store = open_registries(databases, audit)
     try:
         rng = np.random.default_rng(5)
         a, b = unit(rng), unit(rng)

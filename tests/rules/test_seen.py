@@ -6,11 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from gridwatch.core.config.rules import SeenRuleConfig
+from gridwatch.core.db import Database
+from gridwatch.core.db.schema import cooldowns
 from gridwatch.core.events import Quality, Severity, Sighting, SourceKind
 from rules.engine import RuleEngine
 from rules.state import RuleState
+from tests.support.db import Databases, sqlite_url
 
 T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
 
@@ -38,14 +42,20 @@ class Clock:
         return self.now
 
 
-def engine(tmp_path: Path, clock: Clock, **rule: object) -> RuleEngine:
+def engine(database: Database, clock: Clock, **rule: object) -> RuleEngine:
     config = SeenRuleConfig.model_validate({"id": "seen-1", "kind": "seen", "registries": ["watch"], **rule})
-    return RuleEngine([config], RuleState(tmp_path / "state.sqlite3"), clock)
+    return RuleEngine([config], RuleState(database), clock)
 
 
-def test_cooldown_suppresses_repeats_then_lets_one_through(tmp_path: Path) -> None:
+@pytest.fixture
+def database(databases: Databases) -> Database:
+    """The rule state's database, on SQLite and on PostgreSQL."""
+    return databases()
+
+
+def test_cooldown_suppresses_repeats_then_lets_one_through(database: Database) -> None:
     clock = Clock()
-    rules = engine(tmp_path, clock, cooldown_s=600)
+    rules = engine(database, clock, cooldown_s=600)
     first = rules.evaluate(sighting())
     assert len(first) == 1
     assert first[0].rule == "seen-1"
@@ -57,18 +67,26 @@ def test_cooldown_suppresses_repeats_then_lets_one_through(tmp_path: Path) -> No
     assert len(rules.evaluate(sighting(at=clock.now))) == 1
 
 
-def test_state_survives_a_restart(tmp_path: Path) -> None:
+def test_state_survives_a_restart(databases: Databases) -> None:
     clock = Clock()
-    assert engine(tmp_path, clock).evaluate(sighting())
+    before = databases()
+    assert engine(before, clock).evaluate(sighting())
+    before.close()  # the process ends
     clock.now = T0 + dt.timedelta(seconds=10)
-    restarted = engine(tmp_path, clock)
+    after = databases()
+    restarted = engine(after, clock)
     assert restarted.evaluate(sighting(at=clock.now)) == []
-    assert RuleState(tmp_path / "state.sqlite3").cooldown("seen-1", "p_1").suppressed == 1  # type: ignore[union-attr]
+    cooldown = RuleState(after).cooldown("seen-1", "p_1")
+    assert cooldown is not None
+    assert (cooldown.suppressed, cooldown.last_alert_at) == (1, T0)
+    with after.engine.connect() as conn:
+        assert conn.execute(select(cooldowns.c.partition)).scalars().all() == [0]  # one process: partition 0
 
 
 def test_alert_id_is_deterministic(tmp_path: Path) -> None:
-    a = engine(tmp_path / "a", Clock()).evaluate(sighting())[0]
-    b = engine(tmp_path / "b", Clock()).evaluate(sighting())[0]
+    with Database(sqlite_url(tmp_path / "a.sqlite3")) as a_db, Database(sqlite_url(tmp_path / "b.sqlite3")) as b_db:
+        a = engine(a_db, Clock()).evaluate(sighting())[0]
+        b = engine(b_db, Clock()).evaluate(sighting())[0]
     assert a.alert_id == b.alert_id
 
 
@@ -81,13 +99,13 @@ def test_alert_id_is_deterministic(tmp_path: Path) -> None:
         ({}, sighting(registry="other"), 0),
     ],
 )
-def test_rule_scope(tmp_path: Path, rule: dict[str, object], s: Sighting, alerts: int) -> None:
-    assert len(engine(tmp_path, Clock(), **rule).evaluate(s)) == alerts
+def test_rule_scope(database: Database, rule: dict[str, object], s: Sighting, alerts: int) -> None:
+    assert len(engine(database, Clock(), **rule).evaluate(s)) == alerts
 
 
-def test_higher_severity_passes_the_cooldown(tmp_path: Path) -> None:
+def test_higher_severity_passes_the_cooldown(database: Database) -> None:
     clock = Clock()
-    state = RuleState(tmp_path / "state.sqlite3")
+    state = RuleState(database)
     low = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.INFO)
     assert RuleEngine([low], state, clock).evaluate(sighting())
     high = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.CRITICAL)
@@ -95,27 +113,27 @@ def test_higher_severity_passes_the_cooldown(tmp_path: Path) -> None:
     assert RuleEngine([high], state, clock).evaluate(sighting()) == []
 
 
-def test_alerts_carry_references_only(tmp_path: Path) -> None:
-    alert = engine(tmp_path, Clock()).evaluate(sighting())[0]
+def test_alerts_carry_references_only(database: Database) -> None:
+    alert = engine(database, Clock()).evaluate(sighting())[0]
     payload = alert.to_json()
     assert "embedding" not in payload
     assert "image" not in payload
     assert '"schema":"gridwatch.alert/v1"' in payload
 
 
-def test_alerts_a_cooldown_apart_have_distinct_ids(tmp_path: Path) -> None:
+def test_alerts_a_cooldown_apart_have_distinct_ids(database: Database) -> None:
     clock = Clock()
-    rules = engine(tmp_path, clock, cooldown_s=30)
+    rules = engine(database, clock, cooldown_s=30)
     first = rules.evaluate(sighting())[0]
     clock.now = T0 + dt.timedelta(seconds=30)
     second = rules.evaluate(sighting(at=clock.now))[0]
     assert first.alert_id != second.alert_id
 
 
-def test_a_released_alert_frees_the_cooldown(tmp_path: Path) -> None:
+def test_a_released_alert_frees_the_cooldown(database: Database) -> None:
     """The service releases an alert the outbox could not store: the next sighting alerts again."""
     clock = Clock()
-    rules = engine(tmp_path, clock, cooldown_s=600)
+    rules = engine(database, clock, cooldown_s=600)
     lost = rules.evaluate(sighting())[0]
     rules.release(lost)
     clock.now = T0 + dt.timedelta(seconds=5)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the one database; run by ``gridwatch.core.db.migrate.upgrade``."""

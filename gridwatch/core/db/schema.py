@@ -1,0 +1,142 @@
+"""The tables of the one database (SQLAlchemy Core metadata), shared by every store.
+
+Adding a table: declare it here on ``metadata``, then add a revision under ``migrations/versions/``
+(copy the newest one: ``revision`` = the next number, ``down_revision`` = the newest's revision, and
+``op.create_table(...)`` with the same columns). ``tests/gridwatch/core/test_db.py`` checks that the
+migrations build exactly these tables on SQLite and PostgreSQL.
+
+Conventions: times that are compared in queries are ``UtcDateTime`` (aware UTC in Python, on SQLite an
+ISO text that sorts like the time); the outbox's times are epoch seconds (``Double``). Rows that belong
+to a Kafka partition (rule state, timers) carry ``partition`` (default 0), so a new owner of a partition
+can load them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+# Stable constraint names, so that later migrations can alter them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# A 64-bit auto-increment key; SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ID_LENGTH = 64  # person ids, registry names, rule ids, sink names: config identifiers are at most 64
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """An aware datetime, stored as UTC (``timestamptz`` on PostgreSQL, ISO text on SQLite)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# Change counters: a row per family of records that another process may change (the registry store:
+# `gridwatch registry remove` while the service runs). Bumped in the same transaction as the change.
+generations = Table(
+    "generations",
+    metadata,
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# --- registry store (recognition) ---------------------------------------------------------------
+persons = Table(
+    "persons",
+    metadata,
+    Column("person_id", String(ID_LENGTH), primary_key=True),  # pseudonymous ("p_" + random hex)
+    Column("registry", String(ID_LENGTH), nullable=False, index=True),
+    Column("display_name", Text, nullable=False),
+    Column("enrolled_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("embedding_id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "person_id",
+        String(ID_LENGTH),
+        ForeignKey("persons.person_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("model_id", String(255), nullable=False),
+    Column("photo_sha256", String(64), nullable=False),  # the photo itself is never kept
+    Column("vector", LargeBinary, nullable=False),  # float32, little-endian
+)
+
+# --- rule state (rules) ---------------------------------------------------------------------------
+cooldowns = Table(
+    "cooldowns",
+    metadata,
+    Column("rule", String(ID_LENGTH), primary_key=True),
+    Column("person_id", String(ID_LENGTH), primary_key=True),
+    Column("partition", Integer, nullable=False, default=0, server_default="0", index=True),
+    Column("last_alert_at", UtcDateTime, nullable=False),
+    Column("severity_rank", Integer, nullable=False),
+    Column("suppressed", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# --- alert outbox (notifier) ----------------------------------------------------------------------
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", String(255), nullable=False, unique=True),
+    Column("alert_json", Text, nullable=False),
+    Column("added_at", Double, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("alert_id", String(255), ForeignKey("alerts.alert_id"), primary_key=True),
+    Column("sink", String(255), primary_key=True),
+    Column("delivered_at", Double, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("last_error", Text, nullable=True),
+)
+Index("ix_deliveries_pending", deliveries.c.sink, deliveries.c.delivered_at, deliveries.c.next_attempt_at)
