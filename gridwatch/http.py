@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gridwatch import __version__
 
@@ -21,7 +22,7 @@ GRACEFUL_SHUTDOWN_S = 5
 
 
 def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The API: health, status, and the ``routers`` of push sources (gates that POST their events)."""
+    """The API: health, status, metrics, and the ``routers`` of push sources (gates that POST their events)."""
     app = FastAPI(title="gridwatch", version=__version__)
 
     @app.get("/healthz")
@@ -32,6 +33,13 @@ def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter
     async def get_status() -> dict[str, Any]:
         """Cameras and gates with their health, recognition and rule counters."""
         return status()
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics (``gridwatch.core.metrics``) in the text exposition format."""
+        # Off the loop: the outbox probe reads the database.
+        body = await asyncio.to_thread(generate_latest)
+        return Response(content=body, media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)

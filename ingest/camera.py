@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from gridwatch.core.interfaces import Frame, FrameReader, FrameSource, SourceState, SourceStatus
+from gridwatch.core.metrics import FRAMES_ANALYSED, FRAMES_DROPPED, FRAMES_IN
 from gridwatch.core.redact import redact_text
 from ingest.backoff import Backoff
 from ingest.sources import GrabbingReader, is_finite
@@ -76,6 +77,17 @@ class _StopRequested(Exception):
     """The reader thread was asked to stop while reading."""
 
 
+class ReaderStillRunningError(RuntimeError):
+    """``start()`` of a worker whose previous reader thread is still blocked in a read."""
+
+
+# Reader threads by camera id, across workers. A reader stuck in a blocking read outlives its worker's
+# bounded ``stop()``; a reader started later for the same camera id waits for it to end before it opens
+# the stream, so one camera never has two readers (e.g. a camera restarted by a config reload).
+_readers_lock = threading.Lock()
+_readers: dict[str, set[threading.Thread]] = {}
+
+
 class CameraWorker:
     """Runs one camera: ``await start()`` … ``await stop()``, or ``async with CameraWorker(...)``.
 
@@ -89,14 +101,20 @@ class CameraWorker:
         on_frame: FrameHandler,
         *,
         backoff: Backoff | None = None,
+        stop_timeout_s: float | None = None,
     ) -> None:
         self.config = config
         self._source = source
+        # How long stop() waits for the reader thread (default: the stream's open + read timeouts).
+        self._stop_timeout_s = stop_timeout_s
         self._on_frame = on_frame
         self._period_s = 1.0 / config.fps
         self._backoff = backoff if backoff is not None else Backoff.from_config(config.backoff)
         self._lock = threading.Lock()
         self._status = SourceStatus(source_id=config.id, kind=config.kind)
+        self._frames_in = FRAMES_IN.labels(camera=config.id)
+        self._frames_analysed = FRAMES_ANALYSED.labels(camera=config.id)
+        self._frames_dropped = FRAMES_DROPPED.labels(camera=config.id)
         self._fps_in = RateMeter()
         self._fps_out = RateMeter()
         self._latest: Frame | None = None
@@ -104,6 +122,7 @@ class CameraWorker:
         self._connections = 0
         self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stuck_reader: threading.Thread | None = None  # the reader stop() last waited for
         self._deliver_task: asyncio.Task[None] | None = None
         self._frame_ready: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,6 +137,13 @@ class CameraWorker:
         """Start reading; returns at once (the stream opens in the background). Idempotent."""
         if self.running:
             return
+        if self._stuck_reader is not None and self._stuck_reader.is_alive():
+            # Its stop flag would be cleared below and the stuck read would carry on as a second reader.
+            raise ReaderStillRunningError(
+                f"camera {self.config.id}: the previous reader thread is still blocked in a read; "
+                "start a new worker for this camera (it waits for that reader) or try again later"
+            )
+        self._stuck_reader = None
         self._loop = asyncio.get_running_loop()
         self._frame_ready = asyncio.Event()
         self._stop_requested.clear()
@@ -127,8 +153,13 @@ class CameraWorker:
         self._fps_in.reset()
         self._fps_out.reset()
         log.info("camera %s starting (%s)", self.config.id, self._source.display_url)
-        self._thread = threading.Thread(target=self._read_forever, name=f"camera-{self.config.id}", daemon=True)
-        self._thread.start()
+        with _readers_lock:
+            previous = [t for t in _readers.get(self.config.id, ()) if t.is_alive()]
+            self._thread = threading.Thread(
+                target=self._run_reader, args=(previous,), name=f"camera-{self.config.id}", daemon=True
+            )
+            _readers.setdefault(self.config.id, set()).add(self._thread)
+            self._thread.start()
         self._deliver_task = asyncio.create_task(self._deliver(), name=f"camera-{self.config.id}-deliver")
 
     async def stop(self) -> None:
@@ -143,11 +174,14 @@ class CameraWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if thread is not None:
+            # Kept (before the wait, which may be cancelled) so that start() can tell if it still runs.
+            self._stuck_reader = thread
             # A read blocked in FFmpeg returns within the read timeout at worst.
             await asyncio.to_thread(thread.join, self._join_timeout_s())
             if thread.is_alive():
                 log.warning(
-                    "camera %s: reader thread still blocked after %.0f s; it exits when its read returns",
+                    "camera %s: reader thread still blocked after %.1f s; it exits when its read returns, "
+                    "and a new reader of this camera waits for it",
                     self.config.id,
                     self._join_timeout_s(),
                 )
@@ -156,7 +190,15 @@ class CameraWorker:
             self._status.state = SourceState.STOPPED
         log.info("camera %s stopped", self.config.id)
 
+    @property
+    def reader_alive(self) -> bool:
+        """Whether a reader thread of this worker still runs (after ``stop()``: one stuck in a read)."""
+        thread = self._thread or self._stuck_reader
+        return thread is not None and thread.is_alive()
+
     def _join_timeout_s(self) -> float:
+        if self._stop_timeout_s is not None:
+            return self._stop_timeout_s
         if isinstance(self.config, RtspCameraConfig):
             return self.config.open_timeout_s + self.config.read_timeout_s + 2.0
         return 5.0
@@ -198,6 +240,7 @@ class CameraWorker:
                 log.exception("camera %s: frame handler failed on frame %d", self.config.id, frame.seq)
             with self._lock:
                 self._status.frames_out += 1
+            self._frames_analysed.inc()
             self._fps_out.tick()
 
     def _wake_deliverer(self) -> None:
@@ -208,6 +251,35 @@ class CameraWorker:
             loop.call_soon_threadsafe(ready.set)
 
     # --- reader thread ---------------------------------------------------------------------------
+
+    def _run_reader(self, previous: list[threading.Thread]) -> None:
+        """The reader thread: wait for older readers of this camera id to end, then read."""
+        try:
+            if previous and not self._wait_for_previous_readers(previous):
+                return
+            self._read_forever()
+        finally:
+            with _readers_lock:
+                mine = _readers.get(self.config.id)
+                if mine is not None:
+                    mine.discard(threading.current_thread())
+                    if not mine:
+                        del _readers[self.config.id]
+
+    def _wait_for_previous_readers(self, previous: list[threading.Thread]) -> bool:
+        """Block until every older reader of this camera has ended; False when a stop was requested."""
+        log.warning("camera %s: waiting for the previous reader of this camera to end", self.config.id)
+        with self._lock:
+            self._status.extra["waiting_for_previous_reader"] = True
+        for thread in previous:
+            while thread.is_alive():
+                thread.join(0.1)
+                if self._stop_requested.is_set():
+                    return False
+        with self._lock:
+            self._status.extra.pop("waiting_for_previous_reader", None)
+        log.info("camera %s: previous reader ended", self.config.id)
+        return True
 
     def _read_forever(self) -> None:
         try:
@@ -260,6 +332,7 @@ class CameraWorker:
                 return True
             now = time.monotonic()
             self._fps_in.tick()
+            self._frames_in.inc()
             with self._lock:
                 self._status.frames_in += 1
                 self._seq += 1
@@ -280,6 +353,7 @@ class CameraWorker:
             with self._lock:
                 if self._latest is not None:
                     self._status.frames_dropped += 1
+                    self._frames_dropped.inc()
                 self._latest = frame
                 self._status.last_frame_at = captured_at
             self._wake_deliverer()

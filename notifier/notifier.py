@@ -5,7 +5,7 @@
 pending alerts in order, records each delivery and, when the sink raises, backs off exponentially
 (``outbox.retry_initial_s`` doubling up to ``outbox.retry_max_s``) before it tries again, so a
 Kafka outage never holds up the console. Rows left pending by a crash or a shutdown are delivered
-when a notifier starts on the same outbox file.
+when a notifier starts on the same outbox.
 
 Every step is audited when an audit log is given: ``alert.created``, ``alert.delivered`` (with the
 sink) and ``alert.delivery_failed``.
@@ -24,6 +24,7 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.events import Alert
 from gridwatch.core.interfaces import DeliveryChannel
+from gridwatch.core.metrics import DELIVERY_ATTEMPTS, DELIVERY_FAILURES
 from gridwatch.core.redact import redact_text
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
@@ -187,12 +188,14 @@ class Notifier:
             await self._wait_for_work(wake, within_s)
 
     async def _deliver_one(self, sink: DeliveryChannel, row: PendingDelivery, failures: int) -> bool:
+        DELIVERY_ATTEMPTS.labels(sink=sink.name).inc()
         try:
             alert = row.alert()
             await sink.deliver(alert)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            DELIVERY_FAILURES.labels(sink=sink.name).inc()
             error = redact_text(f"{type(exc).__name__}: {exc}")
             delay = retry_delay(failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s)
             attempts = await asyncio.to_thread(

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from gridwatch.core.events import Quality, Sighting, SourceKind
 from gridwatch.core.interfaces import FaceAnalyzer
+from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED, FACES_GATED, INFERENCE_SECONDS, SIGHTINGS
 from recognition.quality import QualityGate
 from recognition.registries import Registries
+
+_DETECT_SECONDS = INFERENCE_SECONDS.labels(step="detect")
+_EMBED_SECONDS = INFERENCE_SECONDS.labels(step="embed")
+_SEARCH_SECONDS = INFERENCE_SECONDS.labels(step="search")
 
 
 @dataclass(slots=True)
 class RecognitionStats:
+    """Totals of this recognizer for ``/status`` and the demo summary; the metrics
+    (``gridwatch.core.metrics``) count the same per source and registry."""
+
     images: int = 0
     faces: int = 0
     faces_rejected: int = 0
     faces_searched: int = 0
     sightings: int = 0
-    by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +61,10 @@ class Recognizer:
     ) -> list[Sighting]:
         """Blocking: run it in a worker thread (``recognize_async``)."""
         self.stats.images += 1
-        faces = self._analyzer.detect(image)
+        with _DETECT_SECONDS.time():
+            faces = self._analyzer.detect(image)
         self.stats.faces += len(faces)
+        FACES_DETECTED.labels(source=source.source_id).inc(len(faces))
         if len(faces) == 0 or not self._registries.covers(source.source_id):
             return []
         verdict = self._gate.check(faces, image)
@@ -64,12 +73,16 @@ class Recognizer:
         blur = verdict.blur[verdict.accepted]
         yaw = verdict.yaw[verdict.accepted]
         self.stats.faces_rejected += len(faces) - len(accepted)
+        FACES_GATED.labels(source=source.source_id).inc(len(faces) - len(accepted))
         if len(accepted) == 0:
             return []
-        embedded = self._analyzer.embed(image, accepted)
+        with _EMBED_SECONDS.time():
+            embedded = self._analyzer.embed(image, accepted)
         assert embedded.embeddings is not None
         self.stats.faces_searched += len(embedded)
-        matches = self._registries.match(embedded.embeddings, source.source_id)
+        FACES_EMBEDDED.labels(source=source.source_id).inc(len(embedded))
+        with _SEARCH_SECONDS.time():
+            matches = self._registries.match(embedded.embeddings, source.source_id)
         received_at = dt.datetime.now(dt.UTC)
         sightings = []
         for i, face_matches in enumerate(matches):
@@ -97,8 +110,8 @@ class Recognizer:
                     )
                 )
         self.stats.sightings += len(sightings)
-        if sightings:
-            self.stats.by_source[source.source_id] = self.stats.by_source.get(source.source_id, 0) + len(sightings)
+        for sighting in sightings:
+            SIGHTINGS.labels(registry=sighting.registry, source_kind=source.kind.value).inc()
         return sightings
 
     async def recognize_async(

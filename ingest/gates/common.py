@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from gridwatch.core.config.gates import Direction, GateConfig
 from gridwatch.core.interfaces import SourceState, SourceStatus
+from gridwatch.core.metrics import GATE_EVENTS, GATE_REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,13 @@ class PayloadRejected(ValueError):
 
 
 class GateHealth:
-    """Health of one gate, shown in the service status next to the cameras."""
+    """Health of one gate, shown in the service status next to the cameras; its events and
+    rejections also move the gate's metrics (``gridwatch.core.metrics``)."""
 
     def __init__(self, gate_id: str, kind: str) -> None:
         self._status = SourceStatus(source_id=gate_id, kind=kind)
+        self._events = GATE_EVENTS.labels(gate=gate_id)
+        self._rejections = GATE_REJECTIONS.labels(gate=gate_id)
         self._recent: deque[dt.datetime] = deque()
         self._status.extra.update(
             {"connected": False, "heartbeats": 0, "events": 0, "events_per_minute": 0, "rejected": 0}
@@ -70,11 +74,13 @@ class GateHealth:
         self.status.last_frame_at = now
         self.status.frames_in += 1
         self.status.extra["events"] = int(self.status.extra["events"]) + 1  # type: ignore[call-overload]
+        self._events.inc()
         self._recent.append(now)
         self._prune(now)
 
     def rejected(self, reason: str) -> None:
         self.status.extra["rejected"] = int(self.status.extra["rejected"]) + 1  # type: ignore[call-overload]
+        self._rejections.inc()
         self.status.last_error = reason
         log.warning("gate %s: rejected payload: %s", self.status.source_id, reason)
 

@@ -34,6 +34,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from gridwatch.core.config.gates import MqttGateConfig
 from gridwatch.core.interfaces import GateEvent, GateEventHandler, SourceStatus
+from gridwatch.core.metrics import GATE_DUPLICATES
 from ingest.backoff import Backoff
 from ingest.gates.common import GateHealth, PayloadRejected, device_time, direction_for
 from ingest.gates.images import check_jpeg
@@ -341,6 +342,7 @@ class MqttGateSource:
         await self._acknowledge(client, topic, address, None)
         if duplicate:
             self._health.status.extra["duplicates"] = _count(self._health.status.extra["duplicates"]) + 1
+            GATE_DUPLICATES.labels(gate=self.config.id).inc()
             log.debug("gate %s: capture %s/%s resent; dropped", self.config.id, capture.device_no, capture.sequence_no)
             return
         self._health.event(received_at)

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gridwatch.core.interfaces import SourceStatus
+from gridwatch.core.metrics import GATE_DUPLICATES
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class SerialTracker:
     def duplicate(self, serial: int) -> None:
         """Count a dropped duplicate."""
         self._status.extra["duplicates"] = int(self._status.extra["duplicates"]) + 1  # type: ignore[call-overload]
+        GATE_DUPLICATES.labels(gate=self._status.source_id).inc()
         log.info("gate %s: duplicate serial %d dropped", self._status.source_id, serial)
 
     def record(self, serial: int) -> SerialVerdict:

@@ -1,0 +1,162 @@
+"""Every Prometheus metric of gridwatch, defined once, in ``prometheus_client``'s default registry.
+
+Stages import the metric they move from here (``FRAMES_IN.labels(camera=...).inc()``); the HTTP API
+serves the registry at ``/metrics``. Names carry the ``gridwatch_`` prefix and their unit
+(``_total``, ``_seconds``). Label values are ids from the config (camera, gate, sink, registry,
+rule), never personal data.
+
+The outbox is not counted but measured at scrape time: the service registers a probe
+(``register_outbox_probe``) that returns the pending depth and the age of the oldest pending alert,
+and unregisters it when it stops, so a stopped service's outbox is never scraped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+FRAMES_IN = Counter("gridwatch_frames_in_total", "Frames read from a camera stream.", ["camera"])
+FRAMES_ANALYSED = Counter("gridwatch_frames_analysed_total", "Sampled camera frames handed to recognition.", ["camera"])
+FRAMES_DROPPED = Counter(
+    "gridwatch_frames_dropped_total",
+    "Sampled camera frames overwritten before recognition took them (recognition behind the camera's fps).",
+    ["camera"],
+)
+
+GATE_EVENTS = Counter("gridwatch_gate_events_total", "Access events accepted from a gate.", ["gate"])
+GATE_REJECTIONS = Counter(
+    "gridwatch_gate_rejections_total", "Gate payloads rejected (malformed, unauthorised, incomplete).", ["gate"]
+)
+GATE_DUPLICATES = Counter(
+    "gridwatch_gate_duplicates_total", "Gate events dropped as replays of an event seen before.", ["gate"]
+)
+
+# --- recognition ----------------------------------------------------------------------------------
+
+FACES_DETECTED = Counter("gridwatch_faces_detected_total", "Faces found by the detector.", ["source"])
+FACES_GATED = Counter(
+    "gridwatch_faces_gated_total", "Faces rejected by the quality gate (size, blur, yaw).", ["source"]
+)
+FACES_EMBEDDED = Counter("gridwatch_faces_embedded_total", "Faces embedded and searched in the registries.", ["source"])
+SIGHTINGS = Counter("gridwatch_sightings_total", "Faces that matched a registry entry.", ["registry", "source_kind"])
+
+INFERENCE_STEPS = ("detect", "embed", "search")
+INFERENCE_SECONDS = Histogram(
+    "gridwatch_inference_seconds",
+    "Time of one recognition step on one image: detect, embed (all its faces) or search (all its faces).",
+    ["step"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+)
+
+# --- rules and notifier ---------------------------------------------------------------------------
+
+ALERTS = Counter("gridwatch_alerts_total", "Alerts raised by the rules.", ["rule", "severity"])
+DELIVERY_ATTEMPTS = Counter("gridwatch_delivery_attempts_total", "Attempts to deliver an alert to a sink.", ["sink"])
+DELIVERY_FAILURES = Counter(
+    "gridwatch_delivery_failures_total", "Alert deliveries that failed (retried from the outbox).", ["sink"]
+)
+
+# --- the service ----------------------------------------------------------------------------------
+
+QUEUE_DEPTH = Gauge("gridwatch_queue_depth", "Events waiting in an in-process queue between stages.", ["queue"])
+
+RELOAD_RESULTS = ("applied", "rejected")
+CONFIG_RELOADS = Counter(
+    "gridwatch_config_reloads_total", "Config reloads: applied, or rejected as invalid.", ["result"]
+)
+
+# Series known in advance exist from the start (at 0), so a rate() over them never starts empty.
+for _step in INFERENCE_STEPS:
+    INFERENCE_SECONDS.labels(step=_step)
+for _result in RELOAD_RESULTS:
+    CONFIG_RELOADS.labels(result=_result)
+
+# --- the outbox, measured at scrape time ----------------------------------------------------------
+
+OutboxProbe = Callable[[], tuple[int, float | None]]
+"""Returns (pending deliveries, age in seconds of the oldest pending one or None when none is)."""
+
+OUTBOX_DEPTH = "gridwatch_outbox_depth"
+OUTBOX_OLDEST_AGE = "gridwatch_outbox_oldest_age_seconds"
+
+
+class OutboxCollector(Collector):
+    """The outbox gauges, read from the registered probes at every scrape.
+
+    With several probes (several services in one process, as in tests) the depths add up and the
+    oldest age is the largest. A probe that fails is logged and left out; the scrape goes on.
+    Without a probe, the families are exposed without samples.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._probes: list[OutboxProbe] = []
+
+    def register(self, probe: OutboxProbe) -> None:
+        with self._lock:
+            if probe not in self._probes:
+                self._probes.append(probe)
+
+    def unregister(self, probe: OutboxProbe) -> None:
+        with self._lock:
+            if probe in self._probes:
+                self._probes.remove(probe)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            probes = list(self._probes)
+        depth, oldest = self._families()
+        if not probes:
+            return [depth, oldest]
+        total = 0
+        ages: list[float] = []
+        answered = False
+        for probe in probes:
+            try:
+                pending, age = probe()
+            except Exception:
+                log.exception("metrics: the outbox probe failed; outbox gauges left out of this scrape")
+                continue
+            answered = True
+            total += pending
+            if age is not None:
+                ages.append(age)
+        if answered:
+            depth.add_metric([], float(total))
+            oldest.add_metric([], max(ages) if ages else 0.0)
+        return [depth, oldest]
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(OUTBOX_DEPTH, "Alert deliveries pending in the outbox (all sinks)."),
+            GaugeMetricFamily(
+                OUTBOX_OLDEST_AGE, "Age of the oldest pending alert delivery in the outbox; 0 when none is pending."
+            ),
+        )
+
+
+_OUTBOX = OutboxCollector()
+REGISTRY.register(_OUTBOX)
+
+
+def register_outbox_probe(probe: OutboxProbe) -> None:
+    """Expose an outbox's depth and oldest pending age at ``/metrics`` (idempotent)."""
+    _OUTBOX.register(probe)
+
+
+def unregister_outbox_probe(probe: OutboxProbe) -> None:
+    """Stop scraping that outbox (a stopped service); a probe not registered is ignored."""
+    _OUTBOX.unregister(probe)
