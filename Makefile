@@ -8,10 +8,13 @@ DEMO_ARGS ?=
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages of the RTSP test server (GStreamer's RTSP server through python3-gi) and the MQTT broker.
+# Debian packages of the RTSP test server (GStreamer's RTSP server through python3-gi), the MQTT broker,
+# and kcat (a librdkafka client the Kafka tests read topics with).
 TEST_DEBS := ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-	gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools mosquitto
+	gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools mosquitto kcat
+# Apache Kafka for the tests runs on Java 17 and is fetched with Maven (tests/support/kafka.py).
+KAFKA_DEBS := openjdk-17-jre-headless maven
 
 .PHONY: demo test lint install install-test system-test-deps clean
 
@@ -37,11 +40,21 @@ install-test: $(VENV)/.installed-test
 system-test-deps:
 	@if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" 2>/dev/null \
 	   || ! command -v gst-inspect-1.0 >/dev/null || ! gst-inspect-1.0 x264enc >/dev/null 2>&1 \
-	   || ! command -v mosquitto >/dev/null; then \
+	   || ! command -v mosquitto >/dev/null || ! command -v kcat >/dev/null; then \
 		echo "installing Debian packages for the test servers"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_DEBS); \
 	fi
 	@$(BIN)/python tests/support/mosquitto.py ensure
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+		echo "installing Java 17 and Maven for the Kafka test broker"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(KAFKA_DEBS); \
+	fi
+	@$(BIN)/python tests/support/kafka.py fetch
+	@# PostgreSQL for the database tests: tests/support/postgres.py runs a throwaway cluster from these binaries.
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "installing Debian postgresql for the database tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql; \
+	fi
 
 demo: $(VENV)/.installed-run
 	$(BIN)/gridwatch demo $(DEMO_ARGS)

@@ -1,19 +1,19 @@
 """Gate event → Kafka alert latency, through the whole service, on real parts.
 
 The service runs in-process with an ``isapi_push`` gate, real models, FAISS, rules (cooldown 0, so
-every event makes an alert), the outbox and the Kafka sink publishing to a Tansu broker. A real HTTP
-client posts ISAPI multipart events of an enrolled person (``biden2.jpg``; enrolled from
-``biden.jpg``), one at a time, each with its own serial and a device time one minute after the
-previous one (so each event has its own alert id). A real aiokafka consumer notes when each alert
-arrives; alerts are matched to posts by their deterministic alert id.
+every event makes an alert), the outbox and the Kafka sink publishing to Apache Kafka (a single node
+of the test harness; idempotent producer). A real HTTP client posts ISAPI multipart events of an
+enrolled person (``biden2.jpg``; enrolled from ``biden.jpg``), one at a time, each with its own
+serial and a device time one minute after the previous one (so each event has its own alert id). A
+real aiokafka consumer notes when each alert arrives; alerts are matched to posts by their
+deterministic alert id.
 
 Latency = time the POST started → time the consumer received the alert. Baseline (same run, same
 JPEG, same model pack and registry): JPEG decode + recognition alone. Printed: p50/p99 of the
 latency, the HTTP answer time the terminal sees, the baseline p50 and the ratio. Nothing is asserted.
 
-The measuring consumer polls with ``fetch_max_wait_ms=10``: against Tansu a pending fetch is not
-always answered as soon as a record arrives, so aiokafka's default (500 ms) adds the consumer's own
-wait to the figure (measured here: p50 256 ms with 500 ms, 143 ms with 10 ms, same service).
+The measuring consumer polls with ``fetch_max_wait_ms=10`` by default, so that the consumer's own
+long-poll wait cannot add to the figure (``--fetch-max-wait-ms 500`` is aiokafka's default).
 
     .venv/bin/python benchmarks/gate_latency.py [--events 200] [--warmup 5] [--fetch-max-wait-ms 10]
 """
@@ -58,7 +58,7 @@ rules:
   - {{id: {RULE}, kind: seen, registries: [watch], cooldown_s: 0}}
 notifier:
   console: {{enabled: false}}
-  kafka: {{enabled: true, bootstrap_servers: "{bootstrap}", topic: {TOPIC}, enable_idempotence: false}}
+  kafka: {{enabled: true, bootstrap_servers: "{bootstrap}", topic: {TOPIC}}}
 """
     )
     return config
@@ -77,18 +77,18 @@ async def run(events: int, warmup: int, baseline_runs: int, fetch_max_wait_ms: i
     from gridwatch.core.config.loader import load_config
     from gridwatch.core.events import Alert, SourceKind, alert_id_for
     from gridwatch.service import Service
-    from recognition.stage import decode_jpeg
     from recognition.recognizer import Recognizer, SourceInfo
+    from recognition.stage import decode_jpeg
     from tests.support.e2e import enrol
     from tests.support.gate_payloads import isapi_event, isapi_push_body
-    from tests.support.kafka import TansuBroker, create_topic
+    from tests.support.kafka import KafkaBroker, create_topic
     from tests.support.paths import TESTDATA
 
     env = {"GATE_USER": USER, "GATE_PASSWORD": PASSWORD}
     enrolled_photo = TESTDATA / "faces" / "biden" / "biden.jpg"
     probe = (TESTDATA / "faces" / "biden" / "biden2.jpg").read_bytes()
 
-    with tempfile.TemporaryDirectory(prefix="gate-latency-") as tmp, TansuBroker() as kafka:
+    with tempfile.TemporaryDirectory(prefix="gate-latency-") as tmp, KafkaBroker() as kafka:
         config = write_config(Path(tmp), kafka.bootstrap)
         person_id = enrol(config, enrolled_photo, "Enrolled", env=env)
         await create_topic(kafka.bootstrap, TOPIC, partitions=1)
@@ -168,11 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         "--fetch-max-wait-ms",
         type=int,
         default=10,
-        help="the measuring consumer's long-poll wait (aiokafka's default of 500 ms adds the consumer's own\n"
-        "wait to gridwatch's latency against Tansu)",
+        help="the measuring consumer's long-poll wait (fetch.max.wait.ms; aiokafka's default is 500)",
     )
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))  # the test helpers (Tansu broker, payload builders) live in tests/support
+    sys.path.insert(0, str(REPO))  # the test helpers (Kafka broker, payload builders) live in tests/support
     logging.basicConfig(level=logging.WARNING)
 
     result = asyncio.run(run(args.events, args.warmup, args.baseline_runs, args.fetch_max_wait_ms))

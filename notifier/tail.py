@@ -39,8 +39,7 @@ async def tail_alerts(
     """Print alerts until ``max_messages`` were printed or ``timeout_s`` passed without a new record.
 
     ``from_beginning`` reads the topic from its first record; otherwise only records that arrive
-    after the consumer has started (Tansu's end offsets are unreliable: use ``from_beginning``
-    against it). ``timeout_s`` is an idle timeout; ``None`` waits forever (until cancelled).
+    after the consumer has started. ``timeout_s`` is an idle timeout; ``None`` waits forever (until cancelled).
     Malformed records are logged and skipped. Returns the process exit status: 0, or 1 when no
     broker could be reached. ``security`` carries the cluster's TLS/SASL settings
     (``notifier.sinks.kafka.security_kwargs`` of the site's config).

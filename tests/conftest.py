@@ -1,4 +1,4 @@
-"""Generic fixtures for every test package: test data and the RTSP test server."""
+"""Generic fixtures for every test package: test data, the RTSP test server and Apache Kafka."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.db import Databases
+from tests.support.kafka import KafkaBroker, KafkaCluster
 from tests.support.paths import CLIP, TESTDATA
+from tests.support.postgres import PostgresCluster, PostgresUnavailableError
 from tests.support.rtsp import RtspServer
 
 
@@ -42,3 +45,68 @@ def rtsp_server_factory(testdata: Path) -> Iterator[Callable[..., RtspServer]]:
 def rtsp_server(rtsp_server_factory: Callable[..., RtspServer]) -> RtspServer:
     """A live, endless RTSP stream of the real test clip on a free port of 127.0.0.1."""
     return rtsp_server_factory(mode="loop")
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaBroker]:
+    """One single-node Apache Kafka for the session, started by the first test that needs it.
+
+    Shared: tests use topics of their own (unique names) and never stop it; a test that stops a
+    broker takes its own (``tests/notifier/conftest.py``: ``kafka_broker``) or ``kafka_cluster``.
+    """
+    with KafkaBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """Three Apache Kafka brokers and their KRaft controller for the session, started lazily.
+
+    Defaults: replication factor 3, ``min.insync.replicas=2``. A test that stops brokers starts them
+    again before it ends (``KafkaCluster.start_brokers``).
+    """
+    with KafkaCluster() as cluster:
+        yield cluster
+
+
+# --- databases (SQLite and a throwaway PostgreSQL server) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL server for the session, started by the first test that needs it."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except PostgresUnavailableError as exc:
+        cluster.close()
+        pytest.fail(f"the PostgreSQL test server did not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """The session server's maintenance database; a test that writes takes ``database_url``."""
+    return postgres_cluster.url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gridwatch.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database()
+
+
+@pytest.fixture
+def databases(database_url: str) -> Iterator[Databases]:
+    """Open ``Database`` objects on ``database_url`` (one per simulated process); all closed after the test."""
+    opened = Databases(database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

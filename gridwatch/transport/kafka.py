@@ -29,6 +29,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from gridwatch.core.config.transport import KafkaTransportConfig
+from gridwatch.core.kafka_records import close_producer, cloudevent_headers
 from gridwatch.core.redact import redact_text
 from gridwatch.core.transport import Channel, EventT, Handler, Publisher, Tap, Taps
 
@@ -132,7 +133,9 @@ class KafkaTransport:
         async with self._connect_lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            # A publish still waiting for an unreachable broker raises here, and its caller keeps the event.
+            timeout_s = self._config.request_timeout_ms / 1000
+            await close_producer(producer, timeout_s=timeout_s, owner="kafka transport")
 
     # -- producing ---------------------------------------------------------------------------------
 
@@ -164,16 +167,13 @@ class KafkaTransport:
         await self._taps.notify(channel.topic, event)
 
     def _headers(self, channel: Channel[Any], event: BaseModel) -> list[tuple[str, bytes]]:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", channel.event_id(event).encode()),
-            ("ce_source", f"gridwatch/{self._service_name}".encode()),
-            ("ce_type", channel.ce_type.encode()),
-            ("ce_time", now.encode()),
-            ("ce_subject", channel.key(event).encode()),
-            ("content-type", b"application/json"),
-        ]
+        return cloudevent_headers(
+            event_id=channel.event_id(event),
+            source=f"gridwatch/{self._service_name}",
+            ce_type=channel.ce_type,
+            subject=channel.key(event),
+            time=dt.datetime.now(dt.UTC),
+        )
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         async with self._connect_lock:

@@ -6,8 +6,13 @@ rest read plain JSON. ``ce_id`` is the deterministic ``alert_id``: consumers ded
 
 A broker that is down at start is not an error: ``start()`` tries once, and every ``deliver()``
 tries to connect again until it works, raising meanwhile so that the outbox keeps the alert and
-retries it. Once connected, aiokafka reconnects by itself. A delivery is never cancelled half-way
-(that could leave the record in the producer's buffer and send it later, after a retry).
+retries it. Once connected, aiokafka reconnects by itself.
+
+The idempotent producer never gives up on a record it has accepted (aiokafka retries it until the
+broker acknowledges it), so a delivery is never sent twice: an attempt that gets no acknowledgement
+within ``request_timeout_ms`` raises (the outbox records the failure and retries later), and the
+retry waits for the same record instead of sending a new one. ``stop()`` waits as long for the
+buffered records, then drops them from the producer (the outbox still holds them).
 """
 
 from __future__ import annotations
@@ -20,29 +25,25 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from gridwatch.core import kafka_records
 from gridwatch.core.config.notifier import KafkaSinkConfig
 from gridwatch.core.events import Alert
 from gridwatch.core.redact import redact_text
-from notifier.format import utc_iso
 
 logger = logging.getLogger(__name__)
 
-CE_SPECVERSION = "1.0"
 CE_TYPE = "gridwatch.alert.v1"
-CONTENT_TYPE = "application/json"
 
 
 def cloudevent_headers(alert: Alert, service_name: str) -> list[tuple[str, bytes]]:
     """CloudEvents 1.0 Kafka protocol binding, binary content mode."""
-    return [
-        ("ce_specversion", CE_SPECVERSION.encode()),
-        ("ce_id", alert.alert_id.encode()),
-        ("ce_source", f"gridwatch/{service_name}".encode()),
-        ("ce_type", CE_TYPE.encode()),
-        ("ce_time", utc_iso(alert.created_at).encode()),
-        ("ce_subject", alert.person_id.encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
+    return kafka_records.cloudevent_headers(
+        event_id=alert.alert_id,
+        source=f"gridwatch/{service_name}",
+        ce_type=CE_TYPE,
+        subject=alert.person_id,
+        time=alert.created_at,
+    )
 
 
 class KafkaNotConnectedError(ConnectionError):
@@ -59,6 +60,8 @@ class KafkaSink:
         self._producer: AIOKafkaProducer | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
+        # alert_id -> the producer's future of a record not yet acknowledged (sent once, awaited by retries).
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}
 
     def __repr__(self) -> str:  # never shows the SASL settings
         bootstrap = redact_text(self._config.bootstrap_servers)
@@ -81,24 +84,42 @@ class KafkaSink:
             logger.warning("kafka sink %s: broker not reachable at start, will retry on delivery: %s", self.name, exc)
 
     async def stop(self) -> None:
-        """Flush what was handed to the producer and close it. Idempotent."""
+        """Flush what was handed to the producer (bounded by ``request_timeout_ms``) and close it. Idempotent."""
         self._closed = True
         async with self._connect_lock:
             producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+        if producer is None:
+            return
+        pending = sum(not f.done() for f in self._in_flight.values())
+        timeout_s = self._config.request_timeout_ms / 1000
+        if await kafka_records.close_producer(producer, timeout_s=timeout_s, owner=f"kafka sink {self.name}"):
+            logger.warning("kafka sink %s: %d alert(s) left unacknowledged; the outbox keeps them", self.name, pending)
+        self._in_flight.clear()
 
     async def deliver(self, alert: Alert) -> None:
         """Publish and wait for the broker's acknowledgement of all in-sync replicas; raise on failure."""
         if self._closed:
             raise RuntimeError(f"kafka sink {self.name} is stopped")
         producer = await self._ensure_producer()
-        await producer.send_and_wait(
-            self._config.topic,
-            value=alert.to_json().encode("utf-8"),
-            key=alert.person_id.encode("utf-8"),
-            headers=cloudevent_headers(alert, self._service_name),
-        )
+        future = self._in_flight.get(alert.alert_id)
+        if future is None:
+            future = await producer.send(
+                self._config.topic,
+                value=alert.to_json().encode("utf-8"),
+                key=alert.person_id.encode("utf-8"),
+                headers=cloudevent_headers(alert, self._service_name),
+            )
+            self._in_flight[alert.alert_id] = future
+        try:
+            # shield: a timeout or a cancelled delivery leaves the record to the producer (see the docstring).
+            await asyncio.wait_for(asyncio.shield(future), timeout=self._config.request_timeout_ms / 1000)
+        except TimeoutError:
+            raise KafkaNotConnectedError(
+                f"no acknowledgement within {self._config.request_timeout_ms} ms; the producer keeps retrying"
+            ) from None
+        finally:
+            if future.done():
+                self._in_flight.pop(alert.alert_id, None)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         async with self._connect_lock:

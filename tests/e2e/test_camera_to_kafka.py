@@ -1,7 +1,7 @@
 """The walking skeleton end to end, on real parts only.
 
 A GStreamer RTSP server streams the real clip, the service (real models, FAISS, rules,
-outbox) publishes to a Tansu broker, and a real aiokafka consumer reads the alert.
+outbox) publishes to Apache Kafka (the session's single node), and a real aiokafka consumer reads the alert.
 """
 
 from __future__ import annotations
@@ -23,21 +23,20 @@ from gridwatch.core.config.loader import load_config
 from gridwatch.service import Service
 from recognition.enroll import enrollment_sample, read_photo
 from tests.support.e2e import alert_consumer, assert_no_trace_of_unmatched_faces, enrol, next_alert
-from tests.support.kafka import TansuBroker
+from tests.support.kafka import KafkaBroker
 from tests.support.models import shared_analyzer
 from tests.support.paths import CLIP, TESTDATA
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.e2e
 
-TOPIC = "gridwatch.alerts"
 PERFORMER = TESTDATA / "faces" / "lin_manuel_miranda" / "lin1.png"
 # Not in the clip. (Obama is: he sits in the audience near the end, and matches at about 0.51.)
 STRANGER = TESTDATA / "faces" / "kit_harington" / "kit1.jpeg"
 ALERT_DEADLINE_S = 60.0
 
 
-def write_config(root: Path, rtsp_url: str, bootstrap: str) -> Path:
+def write_config(root: Path, rtsp_url: str, bootstrap: str, topic: str) -> Path:
     config = root / "config"
     config.mkdir()
     (config / "gridwatch.yaml").write_text(
@@ -61,23 +60,22 @@ notifier:
   kafka:
     enabled: true
     bootstrap_servers: {bootstrap}
-    topic: {TOPIC}
-    enable_idempotence: false   # Tansu does not implement InitProducerId v0
+    topic: {topic}
 """
     )
     return config
 
 
 @pytest.fixture
-async def consumer(kafka: TansuBroker) -> AsyncIterator[AIOKafkaConsumer]:
-    async with alert_consumer(kafka.bootstrap, TOPIC) as consumer:
+async def consumer(kafka: KafkaBroker, kafka_topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    async with alert_consumer(kafka.bootstrap, kafka_topic) as consumer:
         yield consumer
 
 
 async def test_enrolled_performer_becomes_a_kafka_alert(
-    tmp_path: Path, rtsp_server: RtspServer, kafka: TansuBroker, consumer: AIOKafkaConsumer
+    tmp_path: Path, rtsp_server: RtspServer, kafka: KafkaBroker, kafka_topic: str, consumer: AIOKafkaConsumer
 ) -> None:
-    config = write_config(tmp_path, rtsp_server.url, kafka.bootstrap)
+    config = write_config(tmp_path, rtsp_server.url, kafka.bootstrap, kafka_topic)
     person_id = enrol(config, PERFORMER, "Performer")
     service = Service(load_config(config))
     started = time.monotonic()
@@ -119,9 +117,9 @@ async def test_enrolled_performer_becomes_a_kafka_alert(
 
 
 async def test_registry_without_the_performer_gives_no_alert(
-    tmp_path: Path, rtsp_server: RtspServer, kafka: TansuBroker, consumer: AIOKafkaConsumer
+    tmp_path: Path, rtsp_server: RtspServer, kafka: KafkaBroker, kafka_topic: str, consumer: AIOKafkaConsumer
 ) -> None:
-    config = write_config(tmp_path, rtsp_server.url, kafka.bootstrap)
+    config = write_config(tmp_path, rtsp_server.url, kafka.bootstrap, kafka_topic)
     enrol(config, STRANGER, "Someone Else")
     service = Service(load_config(config))
     await service.start()

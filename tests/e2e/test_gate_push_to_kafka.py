@@ -1,9 +1,9 @@
 """Gate terminals end to end, on real parts only.
 
 The service runs in-process with its HTTP API on a free port, real models, FAISS, rules and the
-outbox, publishing to a Tansu broker. A real HTTP client plays a Hikvision terminal pushing ISAPI
-multipart events; a real MQTT client plays a face terminal on the Mosquitto broker. A real aiokafka
-consumer reads the alerts.
+outbox, publishing to Apache Kafka (the session's single node). A real HTTP client plays a
+Hikvision terminal pushing ISAPI multipart events; a real MQTT client plays a face terminal on the
+Mosquitto broker. A real aiokafka consumer reads the alerts.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from gridwatch.service import Service
 from tests.ingest.polling import eventually
 from tests.support.e2e import alert_consumer, assert_no_trace_of_unmatched_faces, enrol, next_alert
 from tests.support.gate_payloads import isapi_event, isapi_push_body, mqtt_capture
-from tests.support.kafka import TansuBroker
+from tests.support.kafka import KafkaBroker
 from tests.support.mosquitto import HOST as MQTT_HOST
 from tests.support.mosquitto import PORT as MQTT_PORT
 from tests.support.mosquitto import require_mosquitto
@@ -35,7 +35,6 @@ from tests.support.paths import TESTDATA
 
 pytestmark = pytest.mark.e2e
 
-TOPIC = "gridwatch.alerts"
 ENROLLED_PHOTO = TESTDATA / "faces" / "biden" / "biden.jpg"
 SAME_PERSON = TESTDATA / "faces" / "biden" / "biden2.jpg"
 STRANGER = TESTDATA / "faces" / "kit_harington" / "kit1.jpeg"
@@ -46,7 +45,7 @@ MQTT_GATE = "gate-south-face"
 ENV = {"GATE_USER": "terminal", "GATE_PASSWORD": "e2e-gate-secret"}
 
 
-def write_config(root: Path, bootstrap: str, mqtt_topic: str) -> Path:
+def write_config(root: Path, bootstrap: str, topic: str, mqtt_topic: str) -> Path:
     config = root / "config"
     config.mkdir()
     (config / "gridwatch.yaml").write_text(
@@ -83,16 +82,15 @@ notifier:
   kafka:
     enabled: true
     bootstrap_servers: {bootstrap}
-    topic: {TOPIC}
-    enable_idempotence: false   # Tansu does not implement InitProducerId v0
+    topic: {topic}
 """
     )
     return config
 
 
 @pytest.fixture
-async def consumer(kafka: TansuBroker) -> AsyncIterator[AIOKafkaConsumer]:
-    async with alert_consumer(kafka.bootstrap, TOPIC) as consumer:
+async def consumer(kafka: KafkaBroker, kafka_topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    async with alert_consumer(kafka.bootstrap, kafka_topic) as consumer:
         yield consumer
 
 
@@ -104,16 +102,14 @@ def mqtt_topic() -> str:
 
 @asynccontextmanager
 async def running_service(config: Path) -> AsyncIterator[tuple[Service, list[Sighting]]]:
-    """The service, and the sightings it hands to the rules (recorded on the way, then passed on)."""
+    """The service, and the sightings recognition publishes (observed through a tap on the port)."""
     service = Service(load_config(config, ENV))
     sightings: list[Sighting] = []
-    handle: Callable[[Sighting], Awaitable[None]] = service.handle_sighting
 
     async def record(sighting: Sighting) -> None:
         sightings.append(sighting)
-        await handle(sighting)
 
-    service.handle_sighting = record  # type: ignore[method-assign]
+    service.tap_sightings(record)
     await service.start()
     try:
         yield service, sightings
@@ -139,9 +135,9 @@ async def push(http: httpx.AsyncClient, serial: int, photo: Path, *, password: s
 
 
 async def test_isapi_push_enrolled_person_alerts_and_stranger_leaves_no_trace(
-    tmp_path: Path, kafka: TansuBroker, consumer: AIOKafkaConsumer, mqtt_topic: str
+    tmp_path: Path, kafka: KafkaBroker, kafka_topic: str, consumer: AIOKafkaConsumer, mqtt_topic: str
 ) -> None:
-    config = write_config(tmp_path, kafka.bootstrap, mqtt_topic)
+    config = write_config(tmp_path, kafka.bootstrap, kafka_topic, mqtt_topic)
     person_id = enrol(config, ENROLLED_PHOTO, "Enrolled", env=ENV)
     async with (
         running_service(config) as (service, sightings),
@@ -180,9 +176,9 @@ async def test_isapi_push_enrolled_person_alerts_and_stranger_leaves_no_trace(
 
 
 async def test_mqtt_capture_alerts_and_is_acknowledged(
-    tmp_path: Path, kafka: TansuBroker, consumer: AIOKafkaConsumer, mqtt_topic: str
+    tmp_path: Path, kafka: KafkaBroker, kafka_topic: str, consumer: AIOKafkaConsumer, mqtt_topic: str
 ) -> None:
-    config = write_config(tmp_path, kafka.bootstrap, mqtt_topic)
+    config = write_config(tmp_path, kafka.bootstrap, kafka_topic, mqtt_topic)
     person_id = enrol(config, ENROLLED_PHOTO, "Enrolled", env=ENV)
     async with running_service(config) as (service, sightings):
         await eventually(

@@ -1,4 +1,7 @@
-"""Fixtures of the notifier tests: a real Tansu broker and alert factories."""
+"""Fixtures of the notifier tests: Apache Kafka brokers, topic names and alert factories.
+
+``kafka`` (the session's single node) and ``kafka_cluster`` come from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +12,25 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gridwatch.core.events import Alert, Severity, SourceKind, alert_id_for
-from tests.support.kafka import TansuBroker
+from tests.support.kafka import KafkaBroker, unique_topic
 
 AlertFactory = Callable[..., Alert]
 
 
 @pytest.fixture
-def kafka_broker() -> Iterator[TansuBroker]:
-    """A fresh Tansu broker on a free port; killed by its PID afterwards."""
-    broker = TansuBroker()
-    broker.start()
-    try:
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """A single-node Kafka of this test alone, which it may stop and start (data kept); removed afterwards.
+
+    Costs a broker start (~3 s): tests that leave the broker running use the session ``kafka``.
+    """
+    with KafkaBroker() as broker:
         yield broker
-    finally:
-        broker.stop()
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic name of this test alone (the session broker is shared; its topics outlive the test)."""
+    return unique_topic(request.node.name)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from gridwatch.core.audit import AuditLog, verify
 from gridwatch.core.config.notifier import NotifierConfig, OutboxConfig
 from gridwatch.core.events import Alert
 from notifier.notifier import Notifier, NotifierStoppedError, build_sinks, retry_delay
-from notifier.outbox import Outbox
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
 from tests.notifier.conftest import AlertFactory
 from tests.notifier.helpers import wait_until
+from tests.support.db import sqlite_outbox as Outbox  # an outbox alone on a SQLite file
 
 FAST_RETRY = NotifierConfig(outbox=OutboxConfig(retry_initial_s=0.02, retry_max_s=0.1))
 
@@ -157,9 +157,7 @@ def test_retry_delay_is_capped_exponential(failures: int, expected: float) -> No
 
 
 def test_build_sinks(tmp_path: Path) -> None:
-    config = NotifierConfig.model_validate(
-        {"jsonl": {"enabled": True}, "kafka": {"enabled": True, "enable_idempotence": False}}
-    )
+    config = NotifierConfig.model_validate({"jsonl": {"enabled": True}, "kafka": {"enabled": True}})
     sinks = build_sinks(config, tmp_path, "site-a")
     assert [s.name for s in sinks] == ["console", "jsonl", "kafka"]
     assert isinstance(sinks[0], ConsoleSink)

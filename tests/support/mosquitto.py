@@ -3,12 +3,17 @@
 ``python tests/support/mosquitto.py ensure`` (called by ``make system-test-deps``) starts the
 Debian-packaged broker when nothing listens; tests call ``require_mosquitto()`` and fail with a
 clear message when it is unreachable.
+
+The broker runs on a config of its own under ``.venv/mosquitto/``, never the system one: Debian's
+``/etc/mosquitto/mosquitto.conf`` writes its pid file to ``/run/mosquitto``, which only systemd creates,
+so on a machine without systemd (CI containers) the daemon exits at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -17,7 +22,7 @@ import time
 
 HOST = "127.0.0.1"
 PORT = 1883
-CONFIG = "/etc/mosquitto/mosquitto.conf"
+STATE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", ".venv", "mosquitto")
 
 
 def is_listening(host: str = HOST, port: int = PORT, timeout_s: float = 0.5) -> bool:
@@ -46,13 +51,44 @@ def ensure(wait_s: float = 5.0) -> str | None:
     binary = shutil.which("mosquitto", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
     if binary is None:
         return "mosquitto is not installed: run `sudo apt-get install mosquitto` (Debian/Ubuntu)"
-    command = [binary, "-d", "-c", CONFIG]
+    config = write_config(os.path.abspath(STATE_DIR))
+    command = [binary, "-d", "-c", config]
     result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     if result.returncode != 0:
         return f"`{' '.join(command)}` failed with exit code {result.returncode}: {result.stderr.strip()}"
     if not wait_listening(wait_s):
-        return f"mosquitto started but {HOST}:{PORT} does not accept connections after {wait_s:.0f} s"
+        return (
+            f"mosquitto started but {HOST}:{PORT} does not accept connections after {wait_s:.0f} s; "
+            f"its log ends with:\n{log_tail(os.path.abspath(STATE_DIR))}"
+        )
     return None
+
+
+def write_config(state_dir: str) -> str:
+    """A broker config for tests only: loopback, anonymous, no persistence, files in ``state_dir``."""
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, "mosquitto.conf")
+    # As root, mosquitto switches to the user named here; naming the current user keeps the files writable.
+    user = pwd.getpwuid(os.getuid()).pw_name
+    lines = [
+        f"listener {PORT} {HOST}",
+        "allow_anonymous true",
+        "persistence false",
+        f"pid_file {os.path.join(state_dir, 'mosquitto.pid')}",
+        f"log_dest file {os.path.join(state_dir, 'mosquitto.log')}",
+        f"user {user}",
+    ]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def log_tail(state_dir: str, lines: int = 10) -> str:
+    try:
+        with open(os.path.join(state_dir, "mosquitto.log"), encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:]).strip() or "(empty)"
+    except OSError as exc:
+        return f"(no log: {exc})"
 
 
 def require_mosquitto() -> None:
@@ -63,7 +99,7 @@ def require_mosquitto() -> None:
 
     pytest.fail(
         f"Mosquitto is not reachable on {HOST}:{PORT}; run `python tests/support/mosquitto.py ensure` "
-        f"or `mosquitto -d -c {CONFIG}`",
+        "(it runs the broker on a config of its own under .venv/mosquitto/)",
         pytrace=False,
     )
 
