@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     from gridwatch.core.config.loader import ConfigError
+    from gridwatch.core.db import DatabaseError
     from gridwatch.http import HttpStartError
     from recognition.modelpack import ModelPackError
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODELS
     except HttpStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseError as exc:
+        # Unreachable at start, a failed migration, or unreachable for a whole retry window: one line.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -181,7 +186,7 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
-    return _run_service(loaded, args.for_s)
+    return _run_service(loaded, args.for_s, watch=args.config)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -191,22 +196,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run_service(loaded, args.for_s)
 
 
-def _run_service(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped-def]
+def _run_service(loaded, for_s: float | None, watch: Path | None = None) -> int:  # type: ignore[no-untyped-def]
     from gridwatch.core.logs import configure_logging
     from gridwatch.wiring import data_paths
 
     configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
-    return asyncio.run(_serve(loaded, for_s))
+    return asyncio.run(_serve(loaded, for_s, watch))
 
 
-async def _serve(loaded, for_s: float | None) -> int:  # type: ignore[no-untyped-def]
+async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # type: ignore[no-untyped-def]
     from gridwatch.service import Service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    service = Service(loaded)
+    # `gridwatch run` follows its config (file changes and SIGHUP); the demo's config is a fixed bundle.
+    service = Service(loaded, watch_config=watch is not None, config_path=watch)
     try:
         await service.start()
         with contextlib.suppress(TimeoutError):

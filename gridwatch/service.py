@@ -25,11 +25,18 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.events import Alert, Sighting, SourceKind
 from gridwatch.core.interfaces import GateEvent, SourceStatus
+from gridwatch.core.metrics import (
+    CONFIG_RELOADS,
+    QUEUE_DEPTH,
+    register_outbox_probe,
+    unregister_outbox_probe,
+)
 from gridwatch.core.transport import ALERTS, SIGHTINGS, Tap, TappedPort, Transport
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
@@ -89,6 +96,7 @@ class NotifierPort:
 
     async def put(self, alert: Alert) -> None:
         if await self._notifier.submit(alert):
+            metrics.ALERTS.labels(rule=alert.rule, severity=str(alert.severity)).inc()
             self.submitted += 1
             self.recent.append(alert)
         else:
@@ -179,8 +187,9 @@ class Service:
         self._paths.root.mkdir(parents=True, exist_ok=True)
         self._audit = AuditLog(self._paths.audit_log)
         self._storage = build_storage(self._loaded)
-        self._storage.open()
-        self._parts = build_recognition(self._loaded, self._audit)
+        # Connects, migrates, imports an older version's files: a DatabaseError here stops the start.
+        await asyncio.to_thread(self._storage.open)
+        self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
         recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries)
         self._recognition = RecognitionStage(recognizer, self._parts.analyzer, self._parts.registries, self._sightings)
         await self._recognition.start()
@@ -200,6 +209,10 @@ class Service:
         await self._rules.start()
         self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)
         await self._transport.start()
+        register_outbox_probe(self._outbox_probe)
+        for queue in self._transport.depths():
+            QUEUE_DEPTH.labels(queue=queue).set_function(self._depth_of(queue))
+        QUEUE_DEPTH.labels(queue="gate-intake").set_function(lambda: self._gate_intake.pending)
 
         routes: AppRoutes | None = None
         if config.service.http.enabled:
@@ -241,16 +254,17 @@ class Service:
         if self._recognition is not None:
             await self._recognition.stop()
         await self._transport.stop()
+        unregister_outbox_probe(self._outbox_probe)
         if self._http is not None:
             await self._http.stop()
         if self._rules is not None:
             await self._rules.stop()
         if self._notifier is not None:
             await self._notifier.stop()
+        if self._parts is not None:
+            self._parts.store.close()  # shares the storage's database, which closes next
         if self._storage is not None:
             self._storage.close()
-        if self._parts is not None:
-            self._parts.store.close()
         if self._audit is not None:
             self._audit.close()
         log.info("gridwatch stopped")
@@ -288,8 +302,13 @@ class Service:
                 "config: %s changed; these take effect at the next restart (the running values stay)",
                 ", ".join(diff.needs_restart),
             )
-        changes = await self.apply_config(new)
+        try:
+            changes = await self.apply_config(new)
+        except Exception:
+            CONFIG_RELOADS.labels(result="rejected").inc()
+            raise
         version = self._config_state.applied()
+        CONFIG_RELOADS.labels(result="applied").inc()
         log.info("config: version %d applied (%s): %s", version, trigger.describe(), diff.summary() or "no change")
         if changes:
             log.info(
@@ -303,6 +322,7 @@ class Service:
     async def _on_config_error(self, issues: str, trigger: ReloadTrigger) -> None:
         # The watcher has logged the issues; /status shows them until a good config is applied.
         self._config_state.rejected(issues)
+        CONFIG_RELOADS.labels(result="rejected").inc()
 
     # -- the joints between ingest and recognition -------------------------------------------------
 
@@ -314,6 +334,15 @@ class Service:
         assert self._recognition is not None
         grid = next((g.grid for g in self._loaded.config.gates if g.id == event.gate_id), None)
         await self._recognition.on_gate_event(event, SourceInfo(event.gate_id, SourceKind.GATE, grid))
+
+    def _depth_of(self, queue: str) -> Callable[[], float]:
+        return lambda: float(self._transport.depths().get(queue, 0))
+
+    def _outbox_probe(self) -> tuple[int, float | None]:
+        """Outbox depth and the age of its oldest pending delivery, for /metrics (runs in the scrape thread)."""
+        if self._storage is None:
+            return 0, None
+        return self._storage.outbox.count_pending(), self._storage.outbox.oldest_pending_age()
 
     # -- status ------------------------------------------------------------------------------------
 

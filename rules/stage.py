@@ -8,6 +8,7 @@ no second alert (alert ids are deterministic).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from gridwatch.core.events import Sighting
@@ -41,11 +42,14 @@ class RulesStage:
             sighting.source,
             sighting.similarity,
         )
-        for alert in self._engine.evaluate(sighting):
+        # Rule state lives in the database: evaluate off the event loop, so a database that is
+        # being waited for (retried) never stalls cameras, gates or the HTTP API.
+        for alert in await asyncio.to_thread(self._engine.evaluate, sighting):
             try:
                 await self._out.put(alert)
             except BaseException:
                 # Not stored, so not sent: release the cooldown the rule just took, or the person
-                # would stay silent for a whole cooldown after a lost alert.
-                self._engine.release(alert)
+                # would stay silent for a whole cooldown after a lost alert. The transport hands the
+                # sighting over again, and the alert id is the same.
+                await asyncio.to_thread(self._engine.release, alert)
                 raise
