@@ -168,8 +168,15 @@ def _port_open(port: int) -> bool:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: a base64url UUID without padding, as ``kafka-storage.sh random-uuid`` prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: a base64url UUID without padding, as ``kafka-storage.sh random-uuid`` prints.
+
+    Like Kafka's own ``Uuid.randomUuid()``, never one that starts with "-": the storage tool's argument
+    parser would take ``-t -xyz...`` for a flag (1 id in 64 did, and the cluster fixture failed).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class _KafkaNode:
