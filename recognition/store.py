@@ -21,7 +21,7 @@ import secrets
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,9 @@ from gridwatch.core.persons import (
     check_config_id,
     check_config_ids,
 )
+
+if TYPE_CHECKING:
+    from gridwatch.core.interfaces import PersonDirectory
 
 log = logging.getLogger(__name__)
 
@@ -438,3 +441,9 @@ def _condition_values(conditions: PersonConditions) -> dict[str, Any]:
         "allowed_hours": conditions.allowed_hours,
         "case_ref": conditions.case_ref,
     }
+
+
+if TYPE_CHECKING:
+
+    def _is_a_person_directory(store: RegistryStore) -> PersonDirectory:
+        return store  # mypy checks that the store implements the port rules are given
