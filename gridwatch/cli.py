@@ -88,29 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     schema = config.add_parser("schema", help="print the JSON Schema of the configuration")
     schema.set_defaults(handler=_cmd_config_schema)
 
-    registry = commands.add_parser("registry", help="enrol, list and remove registry entries").add_subparsers(
-        metavar="ACTION"
-    )
-    enroll = registry.add_parser("enroll", help="enrol one person from one or more photos")
-    config_arg(enroll)
-    enroll.add_argument("--registry", required=True)
-    enroll.add_argument("--name", required=True, help="display name shown to staff")
-    enroll.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
-    enroll.add_argument("photos", nargs="+", type=Path)
-    enroll.set_defaults(handler=_cmd_registry_enroll)
-    listing = registry.add_parser("list", help="list enrolled persons")
-    config_arg(listing)
-    listing.add_argument("--registry", default=None)
-    listing.add_argument("--actor", default=os.environ.get("USER", "cli"))
-    listing.set_defaults(handler=_cmd_registry_list)
-    remove = registry.add_parser("remove", help="erase a person and their embeddings")
-    config_arg(remove)
-    remove.add_argument("person_id")
-    remove.add_argument("--actor", default=os.environ.get("USER", "cli"))
-    remove.set_defaults(handler=_cmd_registry_remove)
-    purge = registry.add_parser("purge", help="erase every entry past its expiry")
-    config_arg(purge)
-    purge.set_defaults(handler=_cmd_registry_purge)
+    from gridwatch.registry_cli import add_commands as add_registry_commands
+
+    add_registry_commands(commands, config_arg)  # `registry enroll|update|list|remove|purge`
 
     alerts = commands.add_parser("alerts", help="read alerts").add_subparsers(metavar="ACTION")
     tail = alerts.add_parser("tail", help="print alerts from a Kafka topic")
@@ -220,94 +200,6 @@ async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # typ
     finally:
         await service.stop()
         print(service.summary().line(), flush=True)
-    return 0
-
-
-def _recognition(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from gridwatch.core.audit import AuditLog
-    from gridwatch.wiring import build_recognition, data_paths
-
-    loaded = _load(args.config)
-    audit = AuditLog(data_paths(loaded).audit_log)
-    return build_recognition(loaded, audit)
-
-
-def _cmd_registry_enroll(args: argparse.Namespace) -> int:
-    from recognition.enroll import EnrollmentError, enrollment_sample, read_photo
-    from recognition.registries import UnknownRegistryError
-
-    parts = _recognition(args)
-    try:
-        parts.registries.load()
-        if args.registry not in parts.registries.configs:
-            raise UnknownRegistryError(args.registry)
-        samples, refused = [], []
-        for photo in args.photos:
-            try:
-                samples.append(enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo)))
-            except EnrollmentError as exc:
-                refused.append(str(exc))
-        if refused:
-            for reason in refused:
-                print(f"refused: {reason}", file=sys.stderr)
-            print("nothing enrolled", file=sys.stderr)
-            return 1
-        person = parts.registries.enroll(
-            args.registry, args.name, [(s.photo_sha256, s.embedding) for s in samples], actor=args.actor
-        )
-    except UnknownRegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    finally:
-        parts.close()
-    print(
-        f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
-        f"expires {person.expires_at:%Y-%m-%d}"
-    )
-    return 0
-
-
-def _cmd_registry_list(args: argparse.Namespace) -> int:
-    from recognition.registries import UnknownRegistryError
-
-    parts = _recognition(args)
-    try:
-        persons = parts.registries.list_persons(args.registry, actor=args.actor)
-    except UnknownRegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    finally:
-        parts.close()
-    print(f"{'person_id':<20} {'registry':<20} {'photos':>6}  {'expires':<10}  name")
-    for p in persons:
-        print(f"{p.person_id:<20} {p.registry:<20} {p.embeddings:>6}  {p.expires_at:%Y-%m-%d}  {p.display_name}")
-    return 0
-
-
-def _cmd_registry_remove(args: argparse.Namespace) -> int:
-    from recognition.registries import UnknownPersonError
-
-    parts = _recognition(args)
-    try:
-        parts.registries.load()
-        person = parts.registries.remove(args.person_id, actor=args.actor)
-    except UnknownPersonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        parts.close()
-    print(f"removed {person.person_id} from {person.registry}")
-    return 0
-
-
-def _cmd_registry_purge(args: argparse.Namespace) -> int:
-    parts = _recognition(args)
-    try:
-        parts.registries.load()
-        purged = parts.registries.purge_expired()
-    finally:
-        parts.close()
-    print(f"erased {len(purged)} expired entr{'y' if len(purged) == 1 else 'ies'}")
     return 0
 
 

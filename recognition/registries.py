@@ -1,7 +1,8 @@
 """Registries: the store, one in-memory FAISS index per registry, thresholds, and the audit trail.
 
 Every change and every human read of registry data is written to the audit log. Matching a
-probe is not audited here: what it leads to (a sighting, an alert) is.
+probe is not audited here: what it leads to (a sighting, an alert) is. Per-person conditions
+(``gridwatch.core.persons``) are kept by the store only: matching does not use them, rules do.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import enum
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,8 +20,9 @@ import numpy.typing as npt
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.interfaces import Match
+from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
 from recognition.index import FaissIndex
-from recognition.store import Person, RegistryStore
+from recognition.store import ConditionsChange, Person, RegistryStore
 
 
 class Outcome(enum.StrEnum):
@@ -198,7 +201,13 @@ class Registries:
         *,
         actor: str,
         now: dt.datetime | None = None,
+        home_sources: Sequence[str] = (),
+        allowed_zones: Sequence[str] = (),
+        allowed_hours: str | None = None,
+        case_ref: str | None = None,
     ) -> Person:
+        """Enrol a person with their conditions (checked for form by the store: ``ValueError``; whether
+        the ids exist in the config is the caller's check)."""
         now = now or dt.datetime.now(dt.UTC)
         with self._update_lock:
             loaded = self._registry(registry)
@@ -210,6 +219,10 @@ class Registries:
                 embeddings=embeddings,
                 now=now,
                 expires_at=expires_at,
+                home_sources=home_sources,
+                allowed_zones=allowed_zones,
+                allowed_hours=allowed_hours,
+                case_ref=case_ref,
             )
             # Owner first, vectors second: a search between the two must not find vectors of nobody
             # (it would skip them and could name the second-best person without the margin check).
@@ -226,9 +239,46 @@ class Registries:
                 "photos": [sha for sha, _ in embeddings],
                 "expires_at": expires_at.isoformat(),
                 "model": self._model_id,
+                "conditions": _audited(person.conditions, CONDITION_FIELDS, only_set=True),
             },
         )
         return person
+
+    def update_conditions(
+        self,
+        person_id: str,
+        *,
+        actor: str,
+        home_sources: Sequence[str] | None = None,
+        allowed_zones: Sequence[str] | None = None,
+        allowed_hours: str | None = None,
+        case_ref: str | None = None,
+        clear_allowed_hours: bool = False,
+        clear_case_ref: bool = False,
+    ) -> ConditionsChange:
+        """Change a person's conditions (see ``RegistryStore.update_conditions``); audited when something changed.
+
+        Raises ``UnknownPersonError``, or ``ValueError`` for a value of the wrong form.
+        """
+        change = self._store.update_conditions(
+            person_id,
+            home_sources=home_sources,
+            allowed_zones=allowed_zones,
+            allowed_hours=allowed_hours,
+            case_ref=case_ref,
+            clear_allowed_hours=clear_allowed_hours,
+            clear_case_ref=clear_case_ref,
+        )
+        if change is None:
+            raise UnknownPersonError(person_id)
+        if change.changed:
+            self._audit.append(
+                "registry.update",
+                actor=actor,
+                target=person_id,
+                details={"registry": change.after.registry, "changed": _audited(change.after, change.changed)},
+            )
+        return change
 
     def remove(self, person_id: str, *, actor: str, reason: str = "removed") -> Person:
         with self._update_lock:
@@ -332,6 +382,14 @@ class Registries:
             return self._loaded[name]
         except KeyError:
             raise UnknownRegistryError(name) from None
+
+
+def _audited(conditions: PersonConditions, fields: Sequence[str], *, only_set: bool = False) -> dict[str, Any]:
+    """Condition fields for an audit record: config ids and a case number, never a name."""
+    values = {name: getattr(conditions, name) for name in fields}
+    if only_set:
+        values = {name: value for name, value in values.items() if value}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
 
 def _live_change_only(old: RegistryConfig, new: RegistryConfig) -> bool:

@@ -1,6 +1,7 @@
 """The registry store: enrolled persons and the embeddings of their enrolment photos.
 
-Persons carry pseudonymous ids; the display name is the only directly identifying field.
+Persons carry pseudonymous ids; the display name is the only directly identifying field. Their
+conditions (``gridwatch.core.persons``) hold config ids and a case number only.
 Enrolment photos are not kept: only their SHA-256 (to spot a photo enrolled twice) and the
 embedding. Removing a person deletes their rows (erasure), not a soft flag; on SQLite the file
 overwrites deleted rows (``secure_delete``); on PostgreSQL dead rows stay until VACUUM reclaims them.
@@ -8,6 +9,8 @@ overwrites deleted rows (``secure_delete``); on PostgreSQL dead rows stay until 
 The rows live in the one database (``gridwatch.core.db``), SQLite or PostgreSQL. Every change bumps
 the ``registry`` generation in the same transaction, so another process's change (a CLI command
 while the service runs) is seen by ``data_version()`` on both backends.
+
+The store is the ``PersonDirectory`` of rules: ``conditions()`` and ``persons()`` read no embeddings.
 """
 
 from __future__ import annotations
@@ -16,17 +19,28 @@ import datetime as dt
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, func, literal, select
 
 from gridwatch.core.db import Database, DatabaseUnavailableError
 from gridwatch.core.db.schema import embeddings as embeddings_t
-from gridwatch.core.db.schema import generations, persons
+from gridwatch.core.db.schema import generations
+from gridwatch.core.db.schema import persons as persons_t
+from gridwatch.core.persons import (
+    CONDITION_FIELDS,
+    PersonConditions,
+    check_case_ref,
+    check_config_id,
+    check_config_ids,
+)
+
+if TYPE_CHECKING:
+    from gridwatch.core.interfaces import PersonDirectory
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,35 @@ class Person:
     enrolled_at: dt.datetime
     expires_at: dt.datetime
     embeddings: int = 0
+    home_sources: tuple[str, ...] = ()
+    allowed_zones: tuple[str, ...] = ()
+    allowed_hours: str | None = None
+    case_ref: str | None = None
+
+    @property
+    def conditions(self) -> PersonConditions:
+        return PersonConditions(
+            person_id=self.person_id,
+            registry=self.registry,
+            enrolled_at=self.enrolled_at,
+            home_sources=self.home_sources,
+            allowed_zones=self.allowed_zones,
+            allowed_hours=self.allowed_hours,
+            case_ref=self.case_ref,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionsChange:
+    """A person's conditions before and after ``RegistryStore.update_conditions``."""
+
+    before: PersonConditions
+    after: PersonConditions
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """Names of the fields that changed, in ``CONDITION_FIELDS`` order."""
+        return tuple(name for name in CONDITION_FIELDS if getattr(self.before, name) != getattr(self.after, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +132,36 @@ class RegistryStore:
         embeddings: list[tuple[str, npt.NDArray[np.float32]]],
         now: dt.datetime,
         expires_at: dt.datetime,
+        home_sources: Sequence[str] = (),
+        allowed_zones: Sequence[str] = (),
+        allowed_hours: str | None = None,
+        case_ref: str | None = None,
     ) -> tuple[Person, npt.NDArray[np.int64]]:
-        """A new person with their embeddings (photo hash, vector); returns the new embedding ids."""
+        """A new person with their embeddings (photo hash, vector) and conditions; returns the new embedding ids.
+
+        Conditions are checked for form only (``ValueError``); whether the ids exist in the config is
+        the caller's check.
+        """
         person_id = "p_" + secrets.token_hex(8)
+        conditions = PersonConditions(
+            person_id,
+            registry,
+            now,
+            home_sources=check_config_ids("home source", home_sources),
+            allowed_zones=check_config_ids("zone", allowed_zones),
+            allowed_hours=None if allowed_hours is None else check_config_id("schedule", allowed_hours),
+            case_ref=None if case_ref is None else check_case_ref(case_ref),
+        )
 
         def add(conn: Connection) -> tuple[list[int], bool]:
             conn.execute(
-                persons.insert().values(
+                persons_t.insert().values(
                     person_id=person_id,
                     registry=registry,
                     display_name=display_name,
                     enrolled_at=now,
                     expires_at=expires_at,
+                    **_condition_values(conditions),
                 )
             )
             ids = []
@@ -119,8 +180,54 @@ class RegistryStore:
             return ids, True
 
         ids = self._change(add, "registry enrolment")
-        person = Person(person_id, registry, display_name, now, expires_at, len(ids))
+        person = _with_conditions(Person(person_id, registry, display_name, now, expires_at, len(ids)), conditions)
         return person, np.array(ids, dtype=np.int64)
+
+    def update_conditions(
+        self,
+        person_id: str,
+        *,
+        home_sources: Sequence[str] | None = None,
+        allowed_zones: Sequence[str] | None = None,
+        allowed_hours: str | None = None,
+        case_ref: str | None = None,
+        clear_allowed_hours: bool = False,
+        clear_case_ref: bool = False,
+    ) -> ConditionsChange | None:
+        """Change a person's conditions; ``None`` if there is no such person.
+
+        ``None`` leaves a field as it is; an empty list clears a list, ``clear_allowed_hours`` /
+        ``clear_case_ref`` clear the others (``ValueError`` together with a value). A real change bumps
+        the registry generation, like an enrolment; setting the values a person already has does not.
+        """
+        if clear_allowed_hours and allowed_hours is not None:
+            raise ValueError("allowed_hours: set or clear, not both")
+        if clear_case_ref and case_ref is not None:
+            raise ValueError("case_ref: set or clear, not both")
+        changes: dict[str, Any] = {}
+        if home_sources is not None:
+            changes["home_sources"] = check_config_ids("home source", home_sources)
+        if allowed_zones is not None:
+            changes["allowed_zones"] = check_config_ids("zone", allowed_zones)
+        if allowed_hours is not None or clear_allowed_hours:
+            changes["allowed_hours"] = None if allowed_hours is None else check_config_id("schedule", allowed_hours)
+        if case_ref is not None or clear_case_ref:
+            changes["case_ref"] = None if case_ref is None else check_case_ref(case_ref)
+
+        def update(conn: Connection) -> tuple[ConditionsChange | None, bool]:
+            row = conn.execute(select(*_CONDITION_COLUMNS).where(persons_t.c.person_id == person_id)).first()
+            if row is None:
+                return None, False
+            before = _conditions(row)
+            after = replace(before, **changes)
+            if after == before:
+                return ConditionsChange(before, after), False
+            conn.execute(
+                persons_t.update().where(persons_t.c.person_id == person_id).values(**_condition_values(after))
+            )
+            return ConditionsChange(before, after), True
+
+        return self._change(update, "registry update")
 
     def remove_person(self, person_id: str) -> tuple[Person | None, npt.NDArray[np.int64]]:
         """Deletes the person and their embeddings; returns what was removed."""
@@ -130,7 +237,7 @@ class RegistryStore:
             if person is None:
                 return (None, []), False
             rows = conn.execute(select(embeddings_t.c.embedding_id).where(embeddings_t.c.person_id == person_id)).all()
-            conn.execute(persons.delete().where(persons.c.person_id == person_id))
+            conn.execute(persons_t.delete().where(persons_t.c.person_id == person_id))
             return (person, [int(r[0]) for r in rows]), True
 
         person, ids = self._change(remove, "registry erasure")
@@ -180,29 +287,53 @@ class RegistryStore:
 
     def list_persons(self, registry: str | None = None) -> list[Person]:
         query = (
-            select(*_PERSON_COLUMNS, func.count(embeddings_t.c.embedding_id))
-            .select_from(persons.outerjoin(embeddings_t, embeddings_t.c.person_id == persons.c.person_id))
+            select(*_PERSON_COLUMNS, func.count(embeddings_t.c.embedding_id).label("embeddings"))
+            .select_from(persons_t.outerjoin(embeddings_t, embeddings_t.c.person_id == persons_t.c.person_id))
             .group_by(*_PERSON_COLUMNS)
-            .order_by(persons.c.registry, persons.c.enrolled_at, persons.c.person_id)
+            .order_by(*_ENROLMENT_ORDER)
         )
         if registry is not None:
-            query = query.where(persons.c.registry == registry)
+            query = query.where(persons_t.c.registry == registry)
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
         return [_person(row) for row in rows]
 
     def expired(self, now: dt.datetime) -> list[Person]:
-        query = select(*_PERSON_COLUMNS).where(persons.c.expires_at <= now).order_by(persons.c.expires_at)
+        query = (
+            select(*_PERSON_COLUMNS, literal(0).label("embeddings"))
+            .where(persons_t.c.expires_at <= now)
+            .order_by(persons_t.c.expires_at)
+        )
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
-        return [_person((*row, 0)) for row in rows]
+        return [_person(row) for row in rows]
+
+    # --- PersonDirectory: what rules read (one query each, no embeddings) ---------------------------
+
+    def conditions(self, person_id: str) -> PersonConditions | None:
+        query = select(*_CONDITION_COLUMNS).where(persons_t.c.person_id == person_id)
+        self._ensure_open()
+        row = self._db.transaction(lambda conn: conn.execute(query).first(), what="registry read")
+        return None if row is None else _conditions(row)
+
+    def persons(self, registries: Collection[str]) -> list[PersonConditions]:
+        if not registries:
+            return []
+        query = (
+            select(*_CONDITION_COLUMNS)
+            .where(persons_t.c.registry.in_(sorted(set(registries))))
+            .order_by(*_ENROLMENT_ORDER)
+        )
+        self._ensure_open()
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
+        return [_conditions(row) for row in rows]
 
     def embeddings(self, registry: str, model_id: str) -> StoredEmbeddings:
         """All embeddings of a registry made with this model (others are not comparable)."""
         query = (
             select(embeddings_t.c.embedding_id, embeddings_t.c.person_id, embeddings_t.c.vector)
-            .join(persons, persons.c.person_id == embeddings_t.c.person_id)
-            .where(persons.c.registry == registry, embeddings_t.c.model_id == model_id)
+            .join(persons_t, persons_t.c.person_id == embeddings_t.c.person_id)
+            .where(persons_t.c.registry == registry, embeddings_t.c.model_id == model_id)
             .order_by(embeddings_t.c.embedding_id)
         )
         self._ensure_open()
@@ -242,32 +373,77 @@ class RegistryStore:
             return result
 
 
-_PERSON_COLUMNS = (
-    persons.c.person_id,
-    persons.c.registry,
-    persons.c.display_name,
-    persons.c.enrolled_at,
-    persons.c.expires_at,
+_CONDITION_COLUMNS = (
+    persons_t.c.person_id,
+    persons_t.c.registry,
+    persons_t.c.enrolled_at,
+    persons_t.c.home_sources,
+    persons_t.c.allowed_zones,
+    persons_t.c.allowed_hours,
+    persons_t.c.case_ref,
 )
+_PERSON_COLUMNS = (*_CONDITION_COLUMNS, persons_t.c.display_name, persons_t.c.expires_at)
+_ENROLMENT_ORDER = (persons_t.c.registry, persons_t.c.enrolled_at, persons_t.c.person_id)
 
 
 def _get(conn: Connection, person_id: str) -> Person | None:
     count = (
         select(func.count())
         .select_from(embeddings_t)
-        .where(embeddings_t.c.person_id == persons.c.person_id)
+        .where(embeddings_t.c.person_id == persons_t.c.person_id)
         .scalar_subquery()
     )
-    row = conn.execute(select(*_PERSON_COLUMNS, count).where(persons.c.person_id == person_id)).first()
+    row = conn.execute(
+        select(*_PERSON_COLUMNS, count.label("embeddings")).where(persons_t.c.person_id == person_id)
+    ).first()
     return None if row is None else _person(row)
 
 
-def _person(row: Sequence[Any]) -> Person:
-    return Person(
-        person_id=row[0],
-        registry=row[1],
-        display_name=row[2],
-        enrolled_at=row[3],
-        expires_at=row[4],
-        embeddings=int(row[5]),
+def _conditions(row: Row[*tuple[Any, ...]]) -> PersonConditions:
+    return PersonConditions(
+        person_id=row.person_id,
+        registry=row.registry,
+        enrolled_at=row.enrolled_at,
+        home_sources=tuple(row.home_sources),
+        allowed_zones=tuple(row.allowed_zones),
+        allowed_hours=row.allowed_hours,
+        case_ref=row.case_ref,
     )
+
+
+def _person(row: Row[*tuple[Any, ...]]) -> Person:
+    person = Person(
+        person_id=row.person_id,
+        registry=row.registry,
+        display_name=row.display_name,
+        enrolled_at=row.enrolled_at,
+        expires_at=row.expires_at,
+        embeddings=int(row.embeddings),
+    )
+    return _with_conditions(person, _conditions(row))
+
+
+def _with_conditions(person: Person, conditions: PersonConditions) -> Person:
+    return replace(
+        person,
+        home_sources=conditions.home_sources,
+        allowed_zones=conditions.allowed_zones,
+        allowed_hours=conditions.allowed_hours,
+        case_ref=conditions.case_ref,
+    )
+
+
+def _condition_values(conditions: PersonConditions) -> dict[str, Any]:
+    """The condition columns of a ``persons`` row."""
+    return {
+        "home_sources": list(conditions.home_sources),
+        "allowed_zones": list(conditions.allowed_zones),
+        "allowed_hours": conditions.allowed_hours,
+        "case_ref": conditions.case_ref,
+    }
+
+
+if TYPE_CHECKING:
+
+    def _is_a_person_directory(store: RegistryStore) -> PersonDirectory:
+        return store  # mypy checks that the store implements the port rules are given

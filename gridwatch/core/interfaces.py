@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from gridwatch.core.events import Alert, Sighting
     from gridwatch.core.faces import Faces
+    from gridwatch.core.persons import PersonConditions
 
 
 @runtime_checkable
@@ -136,6 +137,23 @@ class FaceIndex(Protocol):
 
     def search(self, vectors: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Similarities and ids, shape ``(n, k)`` each; missing neighbours have id -1."""
+        ...
+
+
+class PersonDirectory(Protocol):
+    """Per-person conditions and enrolment times of registry entries, for rules (no names, no embeddings).
+
+    Implemented by the registry store: one query per call. Blocking (a database read): an async caller
+    runs it in a worker thread. A change (enrolment, update, erasure) moves the store's
+    ``data_version()``, so a caller may cache the answers until then.
+    """
+
+    def conditions(self, person_id: str) -> PersonConditions | None:
+        """The person's conditions; ``None`` if no such person (erased meanwhile)."""
+        ...
+
+    def persons(self, registries: Collection[str]) -> list[PersonConditions]:
+        """Everyone enrolled in these registries, in order of registry, enrolment time and id."""
         ...
 
 

@@ -11,7 +11,9 @@ from gridwatch.core.config.model import ModelConfig
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.config.schedules import ScheduleConfig
 from gridwatch.core.config.service import ServiceConfig
+from gridwatch.core.config.zones import ZoneConfig
 
 # A key path into the config: mapping keys and sequence indexes.
 Loc = tuple[str | int, ...]
@@ -30,6 +32,10 @@ class GridwatchConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Face model pack and quality gate.")
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras.")
     gates: list[GateConfig] = Field(default_factory=list, description="Face terminals of gates.")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Named groups of cameras and gates.")
+    schedules: list[ScheduleConfig] = Field(
+        default_factory=list, description="Named weekly time windows, in local time of a time zone."
+    )
     registries: list[RegistryConfig] = Field(default_factory=list, description="Watchlist registries.")
     rules: list[RuleConfig] = Field(default_factory=list, description="Warning rules.")
     notifier: NotifierConfig = Field(default_factory=NotifierConfig, description="Alert delivery.")
@@ -45,9 +51,19 @@ class GridwatchConfig(StrictModel):
             for i, g in enumerate(self.gates)
             if g.id in camera_ids
         ]
+        problems += _unique("zones", "id", [z.id for z in self.zones])
+        problems += _unique("schedules", "id", [s.id for s in self.schedules])
         problems += _unique("registries", "name", [r.name for r in self.registries])
         problems += _unique("rules", "id", [r.id for r in self.rules])
         sources = self.source_ids()
+        for i, zone in enumerate(self.zones):
+            # No "*" in a zone: a zone names places; "everywhere" is the absence of a zone condition.
+            problems += [
+                (("zones", i, "sources", j), '"*" is not allowed in a zone: list its cameras and gates')
+                for j, source in enumerate(zone.sources)
+                if source == "*"
+            ]
+            problems += _known(("zones", i, "sources"), "source", zone.sources, sources)
         registries = {r.name for r in self.registries}
         for i, reg in enumerate(self.registries):
             problems += _known(("registries", i, "sources"), "source", reg.sources, sources)
@@ -60,6 +76,12 @@ class GridwatchConfig(StrictModel):
 
     def source_ids(self) -> set[str]:
         return {c.id for c in self.cameras} | {g.id for g in self.gates}
+
+    def zone_ids(self) -> set[str]:
+        return {z.id for z in self.zones}
+
+    def schedule_ids(self) -> set[str]:
+        return {s.id for s in self.schedules}
 
 
 def _unique(section: str, key: str, ids: list[str]) -> list[tuple[Loc, str]]:

@@ -5,6 +5,10 @@ composed into nodes (SafeLoader) and converted here: scalars through the SafeLoa
 (YAML 1.1 types as usual), mappings and sequences by hand so that each key path gets its line and
 duplicate keys become issues. Mapping keys are taken as written (``on:`` stays the string ``"on"``).
 Merge keys (``<<: *defaults``) are supported; explicit keys win over merged ones.
+
+Two YAML 1.1 types are kept as the strings written, for the models to validate: base-60 numbers
+(``from: 22:00`` is the clock time "22:00", not 1320; YAML 1.2 dropped them too) and timestamps
+(``2026-02-30`` is then a validation error at its line, not a crash of the parser).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ Position = tuple[Path, int]
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 @dataclass
@@ -88,6 +94,13 @@ def _syntax_issue(file: Path, exc: yaml.YAMLError) -> ConfigIssue:
     return ConfigIssue(file, None, "", "YAML syntax error")
 
 
+def _kept_as_written(node: ScalarNode) -> bool:
+    """A plain timestamp or base-60 number: left to the model (see the module docstring)."""
+    if node.style is not None:  # quoted: a string anyway
+        return False
+    return node.tag == _TIMESTAMP_TAG or (node.tag in _NUMBER_TAGS and ":" in node.value)
+
+
 class _Converter:
     def __init__(self, file: Path, loader: yaml.SafeLoader, parsed: ParsedFile) -> None:
         self._file = file
@@ -104,6 +117,8 @@ class _Converter:
         if not path:
             self._record(path, node)
         if isinstance(node, ScalarNode):
+            if _kept_as_written(node):
+                return node.value
             return self._loader.construct_object(node, deep=True)
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ_TAG:

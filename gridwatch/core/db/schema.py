@@ -1,9 +1,10 @@
 """The tables of the one database (SQLAlchemy Core metadata), shared by every store.
 
-Adding a table: declare it here on ``metadata``, then add a revision under ``migrations/versions/``
-(copy the newest one: ``revision`` = the next number, ``down_revision`` = the newest's revision, and
-``op.create_table(...)`` with the same columns). ``tests/gridwatch/core/test_db.py`` checks that the
-migrations build exactly these tables on SQLite and PostgreSQL.
+Adding a table or a column: declare it here on ``metadata``, then add a revision under
+``migrations/versions/`` (copy the newest one: ``revision`` = the next number, ``down_revision`` = the
+newest's revision, and ``op.create_table(...)`` / ``batch_op.add_column(...)`` with the same columns).
+``tests/gridwatch/core/test_db.py`` checks that the migrations build exactly these tables on SQLite and
+PostgreSQL.
 
 Conventions: times that are compared in queries are ``UtcDateTime`` (aware UTC in Python, on SQLite an
 ISO text that sorts like the time); the outbox's times are epoch seconds (``Double``). Rows that belong
@@ -14,6 +15,7 @@ can load them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import (
@@ -71,6 +73,24 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class JsonStringList(TypeDecorator[list[str]]):
+    """A short list of ids, stored as JSON text (``'[]'`` when empty): read whole, never queried into."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | tuple[str, ...] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value), separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[str] | None:
+        if value is None:
+            return None
+        items = json.loads(value)
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError("not a JSON list of strings")
+        return items
+
+
 # Change counters: a row per family of records that another process may change (the registry store:
 # `gridwatch registry remove` while the service runs). Bumped in the same transaction as the change.
 generations = Table(
@@ -89,6 +109,11 @@ persons = Table(
     Column("display_name", Text, nullable=False),
     Column("enrolled_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+    # Per-person conditions (gridwatch.core.persons): config ids and a case number, never free text.
+    Column("home_sources", JsonStringList, nullable=False, server_default="[]"),
+    Column("allowed_zones", JsonStringList, nullable=False, server_default="[]"),
+    Column("allowed_hours", String(ID_LENGTH), nullable=True),  # a schedule id
+    Column("case_ref", String(ID_LENGTH), nullable=True),
 )
 
 embeddings = Table(

@@ -406,7 +406,8 @@ def test_example_site() -> None:
     loaded = load_config(EXAMPLE, env)
     config = loaded.config
     assert [f.name for f in loaded.files] == [
-        "cameras.yaml", "gates.yaml", "model.yaml", "notifier.yaml", "registries.yaml", "rules.yaml", "service.yaml",
+        "cameras.yaml", "gates.yaml", "model.yaml", "notifier.yaml", "registries.yaml", "rules.yaml",
+        "schedules.yaml", "service.yaml", "zones.yaml",
     ]  # fmt: skip
     assert len(config.cameras) == 4
     for camera in config.cameras:
@@ -418,6 +419,8 @@ def test_example_site() -> None:
         assert registry.purpose
         assert registry.legal_basis
     assert {r.kind for r in config.rules} == {"seen"}
+    assert config.zone_ids() == {"estate-north", "estate-south", "entrances"}
+    assert config.schedule_ids() == {"night", "office-hours"}
     kafka = config.notifier.kafka
     assert kafka.enabled
     assert kafka.enable_idempotence

@@ -30,6 +30,7 @@ from gridwatch.core.db import (
 )
 from gridwatch.core.db.migrate import MIGRATIONS, current_revision, head_revision
 from gridwatch.core.events import Alert
+from gridwatch.core.persons import PersonConditions
 from gridwatch.core.redact import mask_url
 from gridwatch.wiring import build_database
 from notifier.notifier import Notifier
@@ -114,16 +115,48 @@ def test_the_legacy_files_are_imported_once(databases: Databases, tmp_path: Path
     assert person_new.person_id in {p.person_id for p in RegistryStore(again).list_persons()}
 
 
+def test_entries_of_the_first_schema_keep_their_embeddings_and_get_no_conditions(
+    databases: Databases, tmp_path: Path
+) -> None:
+    first = tmp_path / "migrations-0001"
+    shutil.copytree(MIGRATIONS, first, ignore=shutil.ignore_patterns("__pycache__", "0002_*"))
+    old = databases(migrations=first)
+    enrolled = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)
+    with old.engine.begin() as conn:
+        assert current_revision(conn) == "0001"
+        conn.execute(
+            schema.persons.insert().values(
+                person_id="p_0001",
+                registry="watch",
+                display_name="Before",
+                enrolled_at=enrolled,
+                expires_at=enrolled + dt.timedelta(days=30),
+            )
+        )
+        conn.execute(
+            schema.embeddings.insert().values(
+                person_id="p_0001", model_id=legacy.MODEL, photo_sha256="a" * 64, vector=legacy.vector(1).tobytes()
+            )
+        )
+    old.close()
+
+    store = RegistryStore(databases())
+    (person,) = store.list_persons()
+    assert (person.person_id, person.display_name, person.embeddings) == ("p_0001", "Before", 1)
+    assert store.conditions("p_0001") == PersonConditions("p_0001", "watch", enrolled)
+    assert store.embeddings("watch", legacy.MODEL).person_ids == ["p_0001"]
+
+
 def failing_migrations(tmp_path: Path) -> Path:
     """The shipped migrations plus a revision that changes things, then fails."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(
+    (scripts / "versions" / "9999_broken.py").write_text(
         '"""A migration that fails half-way."""\n'
         "import sqlalchemy as sa\n"
         "from alembic import op\n\n"
-        'revision = "0002"\n'
-        'down_revision = "0001"\n'
+        'revision = "9999"\n'
+        f"down_revision = {head_revision()!r}\n"
         "branch_labels = None\n"
         "depends_on = None\n\n\n"
         "def upgrade() -> None:\n"
@@ -155,14 +188,14 @@ def test_a_failing_migration_leaves_the_database_untouched(databases: Databases,
         engine.dispose()
     assert all((data_dir / name).is_file() for name in LEGACY_FILES)
 
-    # From the current schema with data: everything as it was, still at revision 0001.
+    # From the current schema with data: everything as it was, still at the shipped head revision.
     good = databases(legacy_dir=data_dir)
     good.close()
     with pytest.raises(DatabaseMigrationError):
         databases(migrations=broken)
     check = databases()
     with check.engine.connect() as conn:
-        assert current_revision(conn) == "0001"
+        assert current_revision(conn) == head_revision()
         assert "cases" not in inspect(conn).get_table_names()
         names = conn.execute(select(schema.persons.c.display_name).order_by(schema.persons.c.person_id)).scalars()
         assert sorted(names) == sorted(name for _, _, name, _, _, _ in legacy.PERSONS)

@@ -1,0 +1,293 @@
+"""The `registry` subcommands: enrol, update, list, remove, purge. Nothing heavy is imported until one runs.
+
+Per-person conditions (``--home``, ``--zone``, ``--hours``, ``--case-ref``) must name sources, zones and
+schedules of the loaded config: anything else is refused (exit 2) before the store is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gridwatch.core.config.loader import LoadedConfig
+    from gridwatch.core.config.root import GridwatchConfig
+    from gridwatch.wiring import RecognitionParts
+    from recognition.store import Person
+
+EXIT_REFUSED = 1
+EXIT_CONFIG = 2
+
+
+def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register `registry ACTION` on the `gridwatch` subparsers (``config_arg`` adds ``-c``)."""
+    registry = commands.add_parser("registry", help="enrol, update, list and remove registry entries")
+    actions = registry.add_subparsers(metavar="ACTION")
+
+    enroll = actions.add_parser("enroll", help="enrol one person from one or more photos")
+    config_arg(enroll)
+    enroll.add_argument("--registry", required=True)
+    enroll.add_argument("--name", required=True, help="display name shown to staff")
+    _actor_arg(enroll)
+    _condition_args(enroll)
+    enroll.add_argument("photos", nargs="+", type=Path)
+    enroll.set_defaults(handler=cmd_enroll)
+
+    update = actions.add_parser(
+        "update",
+        help="change a person's conditions",
+        description="Change the conditions of an entry. A given --home or --zone list replaces the current one; "
+        "options not given leave their field as it is.",
+    )
+    config_arg(update)
+    update.add_argument("person_id")
+    _actor_arg(update)
+    _condition_args(update, clearable=True)
+    update.set_defaults(handler=cmd_update)
+
+    listing = actions.add_parser("list", help="list enrolled persons")
+    config_arg(listing)
+    listing.add_argument("--registry", default=None)
+    _actor_arg(listing)
+    listing.set_defaults(handler=cmd_list)
+
+    remove = actions.add_parser("remove", help="erase a person and their embeddings")
+    config_arg(remove)
+    remove.add_argument("person_id")
+    _actor_arg(remove)
+    remove.set_defaults(handler=cmd_remove)
+
+    purge = actions.add_parser("purge", help="erase every entry past its expiry")
+    config_arg(purge)
+    purge.set_defaults(handler=cmd_purge)
+
+
+def _actor_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
+
+
+def _condition_args(parser: argparse.ArgumentParser, *, clearable: bool = False) -> None:
+    options = [
+        ("--home", "home_sources", "SRC", "append", "a camera or gate where the person is expected (repeatable)"),
+        ("--zone", "allowed_zones", "ZONE", "append", "a zone the person may be in (repeatable)"),
+        ("--hours", "allowed_hours", "SCHEDULE", "store", "the schedule of hours the person may be seen in"),
+        ("--case-ref", "case_ref", "REF", "store", "the external case number of the entry (no free text)"),
+    ]
+    clear_flags = [
+        ("--clear-home", "no home sources any more"),
+        ("--clear-zones", "no zone condition any more"),
+        ("--clear-hours", "no hours condition any more"),
+        ("--clear-case-ref", "remove the case number"),
+    ]
+    for (flag, dest, metavar, action, text), (clear, clear_text) in zip(options, clear_flags, strict=True):
+        group = parser.add_mutually_exclusive_group() if clearable else parser
+        group.add_argument(flag, dest=dest, metavar=metavar, action=action, default=None, help=text)
+        if clearable:
+            group.add_argument(clear, dest=f"clear_{dest}", action="store_true", help=clear_text)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from recognition.enroll import EnrollmentError, enrollment_sample, read_photo
+    from recognition.registries import UnknownRegistryError
+
+    loaded = _load(args.config)
+    if not _conditions_acceptable(loaded.config, args):
+        return EXIT_CONFIG
+    parts = _recognition(loaded)
+    try:
+        parts.registries.load()
+        if args.registry not in parts.registries.configs:
+            raise UnknownRegistryError(args.registry)
+        samples, refused = [], []
+        for photo in args.photos:
+            try:
+                samples.append(enrollment_sample(parts.analyzer, parts.gate, read_photo(photo), what=str(photo)))
+            except EnrollmentError as exc:
+                refused.append(str(exc))
+        if refused:
+            for reason in refused:
+                print(f"refused: {reason}", file=sys.stderr)
+            print("nothing enrolled", file=sys.stderr)
+            return EXIT_REFUSED
+        person = parts.registries.enroll(
+            args.registry,
+            args.name,
+            [(s.photo_sha256, s.embedding) for s in samples],
+            actor=args.actor,
+            home_sources=args.home_sources or (),
+            allowed_zones=args.allowed_zones or (),
+            allowed_hours=args.allowed_hours,
+            case_ref=args.case_ref,
+        )
+    except UnknownRegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.close()
+    print(
+        f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
+        f"expires {person.expires_at:%Y-%m-%d}"
+    )
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownPersonError
+
+    given = [args.home_sources, args.allowed_zones, args.allowed_hours, args.case_ref]
+    clears = [args.clear_home_sources, args.clear_allowed_zones, args.clear_allowed_hours, args.clear_case_ref]
+    if all(value is None for value in given) and not any(clears):
+        print(
+            "error: nothing to update: give --home, --zone, --hours or --case-ref, or a --clear-... option",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    loaded = _load(args.config)
+    if not _conditions_acceptable(loaded.config, args):
+        return EXIT_CONFIG
+    parts = _recognition(loaded)
+    try:
+        change = parts.registries.update_conditions(
+            args.person_id,
+            actor=args.actor,
+            home_sources=[] if args.clear_home_sources else args.home_sources,
+            allowed_zones=[] if args.clear_allowed_zones else args.allowed_zones,
+            allowed_hours=args.allowed_hours,
+            case_ref=args.case_ref,
+            clear_allowed_hours=args.clear_allowed_hours,
+            clear_case_ref=args.clear_case_ref,
+        )
+    except UnknownPersonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        parts.close()
+    if not change.changed:
+        print(f"{args.person_id}: nothing changed")
+    else:
+        print(f"updated {args.person_id} in {change.after.registry}: {', '.join(change.changed)}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownRegistryError
+
+    parts = _recognition(_load(args.config))
+    try:
+        persons = parts.registries.list_persons(args.registry, actor=args.actor)
+    except UnknownRegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.close()
+    # The columns of gridwatch ≤ 0.1 first, unchanged; the conditions are appended after the name.
+    width = max([len("name"), *(len(p.display_name) for p in persons)])
+    print(f"{'person_id':<20} {'registry':<20} {'photos':>6}  {'expires':<10}  {'name':<{width}}  conditions")
+    for p in persons:
+        print(
+            f"{p.person_id:<20} {p.registry:<20} {p.embeddings:>6}  {p.expires_at:%Y-%m-%d}  "
+            f"{p.display_name:<{width}}  {_conditions_text(p)}"
+        )
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownPersonError
+
+    parts = _recognition(_load(args.config))
+    try:
+        parts.registries.load()
+        person = parts.registries.remove(args.person_id, actor=args.actor)
+    except UnknownPersonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        parts.close()
+    print(f"removed {person.person_id} from {person.registry}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    parts = _recognition(_load(args.config))
+    try:
+        parts.registries.load()
+        purged = parts.registries.purge_expired()
+    finally:
+        parts.close()
+    print(f"erased {len(purged)} expired entr{'y' if len(purged) == 1 else 'ies'}")
+    return 0
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _load(path: Path | None) -> LoadedConfig:
+    from gridwatch.core.config.loader import load_config
+
+    if path is None:
+        print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+    return load_config(path)
+
+
+def _recognition(loaded: LoadedConfig) -> RecognitionParts:
+    from gridwatch.core.audit import AuditLog
+    from gridwatch.wiring import build_recognition, data_paths
+
+    return build_recognition(loaded, AuditLog(data_paths(loaded).audit_log))
+
+
+def _conditions_acceptable(config: GridwatchConfig, args: argparse.Namespace) -> bool:
+    """Print why the conditions given are refused (unknown ids, a malformed case number); True if none is."""
+    from gridwatch.core.persons import check_case_ref
+
+    problems = unknown_references(
+        config,
+        home_sources=args.home_sources or (),
+        allowed_zones=args.allowed_zones or (),
+        allowed_hours=args.allowed_hours,
+    )
+    if args.case_ref is not None:
+        try:
+            check_case_ref(args.case_ref)
+        except ValueError as exc:
+            problems.append(f"--case-ref: {exc}")
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print("nothing changed", file=sys.stderr)
+    return not problems
+
+
+def unknown_references(
+    config: GridwatchConfig, *, home_sources: Sequence[str], allowed_zones: Sequence[str], allowed_hours: str | None
+) -> list[str]:
+    """One message per condition that names no source, zone or schedule of ``config``."""
+    checks = [
+        ("--home", "source", home_sources, config.source_ids(), "cameras: or gates:"),
+        ("--zone", "zone", allowed_zones, config.zone_ids(), "zones:"),
+        ("--hours", "schedule", [] if allowed_hours is None else [allowed_hours], config.schedule_ids(), "schedules:"),
+    ]
+    return [
+        f"{flag}: unknown {what} {name!r} (known: {', '.join(sorted(known)) or f'none; see the {section} section'})"
+        for flag, what, names, known, section in checks
+        for name in names
+        if name not in known
+    ]
+
+
+def _conditions_text(person: Person) -> str:
+    parts = [
+        ("home", ",".join(person.home_sources)),
+        ("zones", ",".join(person.allowed_zones)),
+        ("hours", person.allowed_hours or ""),
+        ("case", person.case_ref or ""),
+    ]
+    return " ".join(f"{key}={value}" for key, value in parts if value) or "-"
