@@ -43,7 +43,14 @@ from gridwatch.http import HttpServer, create_app
 from gridwatch.reload import ConfigState, ConfigWatcher, ReloadTrigger, audit_reload, diff_configs
 from gridwatch.status import camera_status_dict, gate_status_dict
 from gridwatch.transport import transport_for
-from gridwatch.wiring import RecognitionParts, Storage, build_recognition, build_storage, data_paths
+from gridwatch.wiring import (
+    RecognitionParts,
+    Storage,
+    build_recognition,
+    build_storage,
+    data_paths,
+    rule_surroundings,
+)
 from ingest.camera import FrameHandler
 from ingest.supervisor import IngestSupervisor, SourceChanges
 from notifier.notifier import Notifier, build_sinks
@@ -199,13 +206,17 @@ class Service:
             self._storage.outbox,
             build_sinks(config.notifier, self._paths.root, config.service.name),
             self._audit,
+            on_delivered=self._on_delivered,
         )
         await self._notifier.start()
         self._notifier_port = NotifierPort(self._notifier)
         self._alerts = TappedPort(ALERTS.topic, self._notifier_port)
         for _topic, tap in self._pending_taps:
             self._alerts.tap(ALERTS, tap)
-        self._rules = RulesStage(RuleEngine(config.rules, self._storage.rule_state), self._alerts)
+        engine = RuleEngine(
+            config.rules, self._storage.rule_state, directory=self._parts.store, **rule_surroundings(config)
+        )
+        self._rules = RulesStage(engine, self._alerts)
         await self._rules.start()
         self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)
         await self._transport.start()
@@ -291,9 +302,15 @@ class Service:
         async with self._reload_lock:
             new = loaded.config
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
-            self._rules.engine.reconfigure(new.rules)
+            self._rules.engine.reconfigure(new.rules, **rule_surroundings(new))
+            self._rules.wake()  # arm timers of new rules now
             self._loaded = loaded
             return await self._sources.apply(new.cameras, new.gates)
+
+    async def _on_delivered(self, alert_id: str) -> None:
+        """A sink took an alert: the cooldown it started runs from now."""
+        if self._rules is not None:
+            await asyncio.to_thread(self._rules.engine.delivered, alert_id)
 
     async def _on_config_change(self, new: LoadedConfig, trigger: ReloadTrigger) -> None:
         diff = diff_configs(self._loaded.config, new.config)
@@ -382,7 +399,16 @@ class Service:
                 "faces_searched": stats.faces_searched,
                 "sightings": stats.sightings,
             },
-            "rules": None if engine is None else {"sightings": engine.sightings, "alerts": engine.alerts},
+            "rules": None
+            if engine is None
+            else {
+                "sightings": engine.sightings,
+                "alerts": engine.alerts,
+                "by_rule": {
+                    rule: {"alerts": engine.alerts_by_rule[rule], "suppressed": engine.suppressed[rule]}
+                    for rule in engine.rule_ids
+                },
+            },
         }
 
     def summary(self) -> Summary:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import URL, make_url
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.db import Database
+from gridwatch.core.events import SourceKind
 from gridwatch.core.paths import DataPaths
+from gridwatch.core.schedules import Schedule
 from notifier.outbox import Outbox
 from recognition.backends import Analyzer, build_analyzer
 from recognition.quality import QualityGate
@@ -95,3 +99,15 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )
     return RecognitionParts(analyzer, QualityGate(config.model.quality), store, registries)
+
+
+def rule_surroundings(config: GridwatchConfig) -> dict[str, Any]:
+    """What the rule engine needs of the config besides the rules: zones, schedules, source kinds and grids.
+
+    Passed as keyword arguments to ``RuleEngine(...)`` and ``RuleEngine.reconfigure(...)``.
+    """
+    sources: dict[str, tuple[SourceKind, str | None]] = {c.id: (SourceKind.CAMERA, c.grid) for c in config.cameras}
+    sources |= {g.id: (SourceKind.GATE, getattr(g, "grid", None)) for g in config.gates}
+    zones = {z.id: frozenset(z.sources) for z in getattr(config, "zones", [])}
+    schedules = {s.id: Schedule.from_config(s) for s in getattr(config, "schedules", [])}
+    return {"zones": zones, "schedules": schedules, "sources": sources}

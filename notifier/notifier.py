@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from gridwatch.core.audit import AuditLog
@@ -56,7 +56,9 @@ class Notifier:
         *,
         batch_size: int = 100,
         shutdown_flush_s: float = 3.0,
+        on_delivered: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_delivered(alert_id)`` runs after every recorded delivery (the rules start cooldowns from it)."""
         names = [sink.name for sink in sinks]
         if len(set(names)) != len(names):
             raise ValueError(f"sink names must be unique, got {names}")
@@ -66,6 +68,7 @@ class Notifier:
         self._audit = audit
         self._batch_size = batch_size
         self._shutdown_flush_s = shutdown_flush_s
+        self._on_delivered = on_delivered
         outbox.set_sinks(names)
         self._wake = {name: asyncio.Event() for name in names}
         self._stopping = asyncio.Event()
@@ -217,6 +220,13 @@ class Notifier:
             return False
         await asyncio.to_thread(self._outbox.mark_delivered, row.alert_id, sink.name)
         await self._audit_step("alert.delivered", row.alert_id, {"sink": sink.name, "attempt": row.attempts + 1})
+        if self._on_delivered is not None:
+            try:
+                await self._on_delivered(row.alert_id)
+            except Exception:
+                # The delivery stands; the cooldown then runs from the next delivery report, or never
+                # starts, which errs towards one more alert rather than one fewer.
+                logger.exception("delivery report for alert %s failed", row.alert_id)
         return True
 
     async def _audit_step(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:

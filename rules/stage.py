@@ -1,37 +1,59 @@
-"""The rules stage: sightings in (a ``SightingSink``), alerts out (an ``AlertSink``).
+"""The rules stage: sightings and stranger attempts in, alerts out (an ``AlertSink``); timers on the clock.
 
-An alert goes to its port before the next sighting is evaluated; when the port raises (the alert
-could not be stored), the cooldown the rule took is released and the error goes back to the
-transport, which hands the sighting over again: no alert is lost, and a replayed sighting makes
-no second alert (alert ids are deterministic).
+An alert goes to its port before the next event is evaluated; when the port raises (the alert could
+not be stored), the cooldown the rule took is released and the error goes back to the transport,
+which hands the event over again: no alert is lost, and a replayed event makes no second alert
+(alert ids are deterministic).
+
+The timer loop wakes at the next due time (at most every ``max_sleep_s``), arms timers for persons
+enrolled since the last pass, and fires what is due: each alert is stored first and the timer moved
+after, so a crash in between fires it again with the same id (the outbox drops the copy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 
-from gridwatch.core.events import Sighting
+from gridwatch.core.events import Alert, Sighting, StrangerAttempt
 from gridwatch.core.interfaces import AlertSink
 from rules.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
+MAX_SLEEP_S = 30.0  # also how soon a new enrolment gets its absence timer
+RETRY_S = 5.0
+
 
 class RulesStage:
-    def __init__(self, engine: RuleEngine, out: AlertSink) -> None:
+    def __init__(self, engine: RuleEngine, out: AlertSink, *, max_sleep_s: float = MAX_SLEEP_S) -> None:
         self._engine = engine
         self._out = out
+        self._max_sleep_s = max_sleep_s
+        self._timer_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
 
     @property
     def engine(self) -> RuleEngine:
         return self._engine
 
     async def start(self) -> None:
-        """Nothing to start yet; the clock-driven rules (timers) will run here."""
+        if self._timer_task is None:
+            self._timer_task = asyncio.create_task(self._timers(), name="gridwatch.rules.timers")
 
     async def stop(self) -> None:
-        """Idempotent."""
+        """Idempotent; a timer pass in flight is cancelled (its alerts fire again on the next start)."""
+        task, self._timer_task = self._timer_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Run a timer pass now (a reload or an enrolment changed what the timers should be)."""
+        self._wake.set()
 
     async def put(self, sighting: Sighting) -> None:
         log.debug(
@@ -44,12 +66,48 @@ class RulesStage:
         )
         # Rule state lives in the database: evaluate off the event loop, so a database that is
         # being waited for (retried) never stalls cameras, gates or the HTTP API.
-        for alert in await asyncio.to_thread(self._engine.evaluate, sighting):
+        await self._emit(await asyncio.to_thread(self._engine.evaluate, sighting))
+
+    async def put_attempt(self, attempt: StrangerAttempt) -> None:
+        await self._emit(await asyncio.to_thread(self._engine.attempt, attempt))
+
+    async def _emit(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
             try:
                 await self._out.put(alert)
             except BaseException:
                 # Not stored, so not sent: release the cooldown the rule just took, or the person
                 # would stay silent for a whole cooldown after a lost alert. The transport hands the
-                # sighting over again, and the alert id is the same.
+                # event over again, and the alert id is the same.
                 await asyncio.to_thread(self._engine.release, alert)
                 raise
+
+    async def run_timers_once(self) -> None:
+        """One pass: arm new timers, fire the due ones (what the loop does; tests and the simulator call it)."""
+        await asyncio.to_thread(self._engine.arm)
+        while True:
+            firings = await asyncio.to_thread(self._engine.due)
+            for firing in firings:
+                await self._out.put(firing.alert)
+                await asyncio.to_thread(firing.commit)
+            if len(firings) < 1000:
+                return
+
+    async def _timers(self) -> None:
+        while True:
+            try:
+                await self.run_timers_once()
+                delay = self._max_sleep_s
+                next_due = await asyncio.to_thread(self._engine.next_due)
+                if next_due is not None:
+                    until = (next_due - dt.datetime.now(dt.UTC)).total_seconds()
+                    delay = min(delay, max(until, 0.05))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database or outbox that is down: nothing was moved, so nothing is lost; try again.
+                log.exception("rules: timer pass failed; retrying in %.0f s", RETRY_S)
+                delay = RETRY_S
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)

@@ -1,23 +1,28 @@
-"""Rule state that survives a restart: last alert per (rule, person), suppressed counts.
+"""Rule state that survives a restart: cooldowns, absence timers, recent passes.
 
 The rows live in the one database (``gridwatch.core.db``) and carry the Kafka partition of the
 person they belong to (0 while stages run in one process), so a new owner of a partition can load them.
+Every method is one short transaction; the database layer retries a database that drops.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from gridwatch.core.db import Database
-from gridwatch.core.db.schema import cooldowns
+from gridwatch.core.db.schema import cooldowns, rule_passes, rule_timers
 from gridwatch.core.db.sql import insert
 
 T = TypeVar("T")
+
+# The row of ``rule_timers`` that remembers when a rule first applied (person ids never look like this).
+RULE_START_ROW = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,50 @@ class Cooldown:
     last_alert_at: dt.datetime
     severity_rank: int
     suppressed: int
+    alert_id: str | None = None
+    delivered_at: dt.datetime | None = None
+
+    @property
+    def waiting_for_delivery(self) -> bool:
+        """The alert behind the cooldown has not reached any sink yet."""
+        return self.alert_id is not None and self.delivered_at is None
+
+    @property
+    def running_since(self) -> dt.datetime | None:
+        """When the cooldown started: the delivery (rows from before delivery tracking: the alert)."""
+        if self.delivered_at is not None:
+            return self.delivered_at
+        return self.last_alert_at if self.alert_id is None else None
+
+
+@dataclass(frozen=True, slots=True)
+class AbsenceTimer:
+    rule: str
+    person_id: str
+    started_at: dt.datetime
+    last_seen_at: dt.datetime | None
+    last_seen_source: str | None
+    due_at: dt.datetime | None
+    fired: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """One pass of a subject at a source (a track, a gate event, or sightings close in time)."""
+
+    at: dt.datetime
+    source: str
+    track: str | None = None
+
+    def to_json(self) -> list[object]:
+        return [self.at.timestamp(), self.source, self.track]
+
+    @classmethod
+    def from_json(cls, item: list[object]) -> Pass:
+        at, source, track = item
+        assert isinstance(at, (int, float))
+        assert isinstance(source, str)
+        return cls(dt.datetime.fromtimestamp(at, dt.UTC), source, track if isinstance(track, str) else None)
 
 
 class RuleState:
@@ -47,22 +96,38 @@ class RuleState:
         """Idempotent; the database itself is closed by its owner."""
         self._open = False
 
-    def cooldown(self, rule: str, person_id: str) -> Cooldown | None:
-        query = select(cooldowns.c.last_alert_at, cooldowns.c.severity_rank, cooldowns.c.suppressed).where(
-            cooldowns.c.rule == rule, cooldowns.c.person_id == person_id
+    # -- cooldowns ---------------------------------------------------------------------------------
+
+    def cooldown(self, rule: str, subject: str) -> Cooldown | None:
+        c = cooldowns.c
+        query = select(c.last_alert_at, c.severity_rank, c.suppressed, c.alert_id, c.delivered_at).where(
+            c.rule == rule, c.person_id == subject
         )
         row = self._run(lambda conn: conn.execute(query).first(), "rule state read")
-        return None if row is None else Cooldown(row[0], int(row[1]), int(row[2]))
+        return None if row is None else Cooldown(row[0], int(row[1]), int(row[2]), row[3], row[4])
 
-    def record_alert(self, rule: str, person_id: str, at: dt.datetime, severity_rank: int) -> None:
+    def record_alert(
+        self,
+        rule: str,
+        subject: str,
+        at: dt.datetime,
+        severity_rank: int,
+        *,
+        alert_id: str | None = None,
+        delivered: bool = False,
+    ) -> None:
+        """Start a cooldown with this alert; it runs from delivery (``delivered``: from ``at``)."""
+
         def upsert(conn: Connection) -> None:
             stmt = insert(conn, cooldowns).values(
                 rule=rule,
-                person_id=person_id,
+                person_id=subject,
                 partition=self._partition,
                 last_alert_at=at,
                 severity_rank=severity_rank,
                 suppressed=0,
+                alert_id=alert_id,
+                delivered_at=at if delivered else None,
             )
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -72,23 +137,178 @@ class RuleState:
                         "last_alert_at": stmt.excluded.last_alert_at,
                         "severity_rank": stmt.excluded.severity_rank,
                         "suppressed": 0,
+                        "alert_id": stmt.excluded.alert_id,
+                        "delivered_at": stmt.excluded.delivered_at,
                     },
                 )
             )
 
         self._run(upsert, "rule state write")
 
-    def clear(self, rule: str, person_id: str) -> None:
-        stmt = cooldowns.delete().where(cooldowns.c.rule == rule, cooldowns.c.person_id == person_id)
-        self._run(lambda conn: conn.execute(stmt), "rule state write")
-
-    def record_suppressed(self, rule: str, person_id: str) -> None:
+    def mark_delivered(self, alert_id: str, at: dt.datetime) -> None:
+        """A sink took the alert: its cooldown starts now (only the first delivery counts)."""
         stmt = (
             cooldowns.update()
-            .where(cooldowns.c.rule == rule, cooldowns.c.person_id == person_id)
+            .where(cooldowns.c.alert_id == alert_id, cooldowns.c.delivered_at.is_(None))
+            .values(delivered_at=at)
+        )
+        self._run(lambda conn: conn.execute(stmt), "rule state write")
+
+    def clear(self, rule: str, subject: str) -> None:
+        stmt = cooldowns.delete().where(cooldowns.c.rule == rule, cooldowns.c.person_id == subject)
+        self._run(lambda conn: conn.execute(stmt), "rule state write")
+
+    def record_suppressed(self, rule: str, subject: str) -> None:
+        stmt = (
+            cooldowns.update()
+            .where(cooldowns.c.rule == rule, cooldowns.c.person_id == subject)
             .values(suppressed=cooldowns.c.suppressed + 1)
         )
         self._run(lambda conn: conn.execute(stmt), "rule state write")
+
+    # -- absence timers ----------------------------------------------------------------------------
+
+    def rule_started_at(self, rule: str, now: dt.datetime) -> dt.datetime:
+        """When the rule first applied on this site (recorded now if it never did)."""
+
+        def get_or_set(conn: Connection) -> dt.datetime:
+            t = rule_timers.c
+            query = select(t.started_at).where(t.rule == rule, t.person_id == RULE_START_ROW)
+            row = conn.execute(query).first()
+            if row is not None:
+                started: dt.datetime = row[0]
+                return started
+            conn.execute(
+                insert(conn, rule_timers)
+                .values(rule=rule, person_id=RULE_START_ROW, partition=self._partition, started_at=now)
+                .on_conflict_do_nothing(index_elements=[t.rule, t.person_id])
+            )
+            return now
+
+        return self._run(get_or_set, "rule state write")
+
+    def timer_persons(self, rule: str) -> set[str]:
+        t = rule_timers.c
+        query = select(t.person_id).where(t.rule == rule, t.person_id != RULE_START_ROW)
+        return self._run(lambda conn: {row[0] for row in conn.execute(query)}, "rule state read")
+
+    def arm_timers(self, rule: str, timers: Sequence[tuple[str, dt.datetime, dt.datetime]]) -> None:
+        """Start absence timers ``(person, started_at, due_at)`` that do not exist yet."""
+        if not timers:
+            return
+
+        def arm(conn: Connection) -> None:
+            rows = [
+                {"rule": rule, "person_id": p, "partition": self._partition, "started_at": s, "due_at": d}
+                for p, s, d in timers
+            ]
+            stmt = insert(conn, rule_timers).on_conflict_do_nothing(
+                index_elements=[rule_timers.c.rule, rule_timers.c.person_id]
+            )
+            conn.execute(stmt, rows)
+
+        self._run(arm, "rule state write")
+
+    def restart_timer(self, rule: str, person_id: str, seen_at: dt.datetime, source: str, due_at: dt.datetime) -> None:
+        """A sighting at a home source: the absence restarts (an older sighting than the last changes nothing)."""
+
+        def upsert(conn: Connection) -> None:
+            t = rule_timers.c
+            stmt = insert(conn, rule_timers).values(
+                rule=rule,
+                person_id=person_id,
+                partition=self._partition,
+                started_at=seen_at,
+                last_seen_at=seen_at,
+                last_seen_source=source,
+                due_at=due_at,
+                fired=0,
+            )
+            newer = (t.last_seen_at.is_(None)) | (t.last_seen_at < seen_at)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.rule, t.person_id],
+                    set_={
+                        "started_at": seen_at,
+                        "last_seen_at": seen_at,
+                        "last_seen_source": source,
+                        "due_at": due_at,
+                        "fired": 0,
+                    },
+                    where=newer,
+                )
+            )
+
+        self._run(upsert, "rule state write")
+
+    def due_timers(self, now: dt.datetime, limit: int = 1000) -> list[AbsenceTimer]:
+        t = rule_timers.c
+        query = (
+            select(t.rule, t.person_id, t.started_at, t.last_seen_at, t.last_seen_source, t.due_at, t.fired)
+            .where(t.due_at.is_not(None), t.due_at <= now, t.person_id != RULE_START_ROW)
+            .order_by(t.due_at)
+            .limit(limit)
+        )
+        rows = self._run(lambda conn: conn.execute(query).all(), "rule state read")
+        return [AbsenceTimer(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
+
+    def next_due(self) -> dt.datetime | None:
+        t = rule_timers.c
+        query = select(func.min(t.due_at)).where(t.due_at.is_not(None), t.person_id != RULE_START_ROW)
+        value: dt.datetime | None = self._run(lambda conn: conn.execute(query).scalar(), "rule state read")
+        return value
+
+    def move_timer(self, timer: AbsenceTimer, *, due_at: dt.datetime | None, fired: int) -> bool:
+        """Set the next due time of a timer that is still as ``timer`` saw it; False if a sighting moved it."""
+        t = rule_timers.c
+        stmt = (
+            rule_timers.update()
+            .where(t.rule == timer.rule, t.person_id == timer.person_id, t.due_at == timer.due_at)
+            .values(due_at=due_at, fired=fired)
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount == 1, "rule state write")
+
+    def drop_timers(self, rule: str, person_ids: Sequence[str]) -> None:
+        """Forget timers of persons the rule no longer applies to (removed, expired, other registry)."""
+        if not person_ids:
+            return
+        t = rule_timers.c
+        stmt = rule_timers.delete().where(t.rule == rule, t.person_id.in_(list(person_ids)))
+        self._run(lambda conn: conn.execute(stmt), "rule state write")
+
+    # -- recent passes (counting kinds) -----------------------------------------------------------
+
+    def passes(self, rule: str, subject: str) -> list[Pass]:
+        p = rule_passes.c
+        query = select(p.passes_json).where(p.rule == rule, p.subject == subject)
+        raw = self._run(lambda conn: conn.execute(query).scalar(), "rule state read")
+        return [] if raw is None else [Pass.from_json(item) for item in json.loads(raw)]
+
+    def save_passes(self, rule: str, subject: str, passes: Sequence[Pass], at: dt.datetime) -> None:
+        def upsert(conn: Connection) -> None:
+            if not passes:
+                conn.execute(rule_passes.delete().where(rule_passes.c.rule == rule, rule_passes.c.subject == subject))
+                return
+            stmt = insert(conn, rule_passes).values(
+                rule=rule,
+                subject=subject,
+                partition=self._partition,
+                passes_json=json.dumps([item.to_json() for item in passes]),
+                updated_at=at,
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[rule_passes.c.rule, rule_passes.c.subject],
+                    set_={"passes_json": stmt.excluded.passes_json, "updated_at": stmt.excluded.updated_at},
+                )
+            )
+
+        self._run(upsert, "rule state write")
+
+    def forget_passes_before(self, before: dt.datetime) -> int:
+        """Drop pass lists not updated since ``before`` (every kind's window is shorter than the caller's)."""
+        stmt = rule_passes.delete().where(rule_passes.c.updated_at < before)
+        return self._run(lambda conn: int(conn.execute(stmt).rowcount), "rule state write")
 
     def _run(self, fn: Callable[[Connection], T], what: str) -> T:
         if not self._open:

@@ -58,6 +58,28 @@ class Sighting(_Event):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class StrangerAttempt(_Event):
+    """A face at a source that matched no registry, or a gate's own refusal. Carries nothing biometric.
+
+    ``cluster`` is a random label recognition gives, in memory only, to faces of one source that
+    look alike; it is forgotten after the longest `stranger_at_gate` window and means nothing elsewhere.
+    """
+
+    schema_: Literal["gridwatch.stranger-attempt/v1"] = Field(default="gridwatch.stranger-attempt/v1", alias="schema")
+    attempt_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=64)
+    source: str = Field(description="Gate (or camera) id.")
+    source_kind: SourceKind
+    captured_at: dt.datetime = Field(description="Device or frame time, UTC.")
+    cluster: str | None = Field(default=None, max_length=64, description="In-memory look-alike label; None = no face.")
+    verdict: Literal["unmatched", "denied"] = Field(
+        description="unmatched: our recognition matched no registry; denied: the gate refused the person itself."
+    )
+    gate_event_id: str | None = Field(default=None, max_length=128, description="The device's own event id.")
+    grid: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Severity(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
@@ -81,8 +103,8 @@ class Alert(_Event):
     alert_id: str
     rule: str
     severity: Severity
-    person_id: str
-    registry: str
+    person_id: str | None = Field(description="Pseudonymous person id; None for an unknown face (stranger_at_gate).")
+    registry: str | None = Field(description="Registry of the person; None for an unknown face.")
     source: str
     source_kind: SourceKind
     grid: str | None = None
@@ -92,11 +114,22 @@ class Alert(_Event):
     similarity: float
     explanation: str
     state: AlertState = AlertState.OPEN
+    suppressed: int = Field(
+        default=0,
+        ge=0,
+        description="Sightings the cooldown suppressed since the previous alert of this rule and person.",
+    )
+    kind: str | None = Field(default=None, description="Kind of the rule that made the alert (seen, not_seen, ...).")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
+
+    @property
+    def key(self) -> str:
+        """Partition key: the person, or for an unknown face the place it was seen."""
+        return self.person_id if self.person_id is not None else f"source:{self.source}"
 
 
 def alert_id_for(rule: str, person_id: str, source: str, at: dt.datetime, bucket_s: int) -> str:

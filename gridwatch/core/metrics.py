@@ -60,6 +60,12 @@ INFERENCE_SECONDS = Histogram(
 # --- rules and notifier ---------------------------------------------------------------------------
 
 ALERTS = Counter("gridwatch_alerts_total", "Alerts raised by the rules.", ["rule", "severity"])
+RULE_SUPPRESSED = Counter(
+    "gridwatch_rule_suppressed_total",
+    "Sightings a rule's cooldown suppressed (counted on the next alert of that rule and person).",
+    ["rule"],
+)
+TIMER_FIRINGS = Counter("gridwatch_rule_timer_firings_total", "Absence timers that came due and alerted.", ["rule"])
 DELIVERY_ATTEMPTS = Counter("gridwatch_delivery_attempts_total", "Attempts to deliver an alert to a sink.", ["sink"])
 DELIVERY_FAILURES = Counter(
     "gridwatch_delivery_failures_total", "Alert deliveries that failed (retried from the outbox).", ["sink"]

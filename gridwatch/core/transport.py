@@ -64,7 +64,7 @@ SIGHTINGS: Channel[Sighting] = Channel(
 ALERTS: Channel[Alert] = Channel(
     Topic.ALERTS,
     Alert,
-    key=lambda a: a.person_id,
+    key=lambda a: a.key,
     event_id=lambda a: a.alert_id,
     ce_type="gridwatch.alert.v1",
 )

@@ -41,7 +41,7 @@ def cloudevent_headers(alert: Alert, service_name: str) -> list[tuple[str, bytes
         event_id=alert.alert_id,
         source=f"gridwatch/{service_name}",
         ce_type=CE_TYPE,
-        subject=alert.person_id,
+        subject=alert.key,
         time=alert.created_at,
     )
 
@@ -106,7 +106,7 @@ class KafkaSink:
             future = await producer.send(
                 self._config.topic,
                 value=alert.to_json().encode("utf-8"),
-                key=alert.person_id.encode("utf-8"),
+                key=alert.key.encode("utf-8"),
                 headers=cloudevent_headers(alert, self._service_name),
             )
             self._in_flight[alert.alert_id] = future

@@ -54,7 +54,7 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 def test_a_new_rule_set_applies_from_the_next_sighting(database: Database) -> None:
     clock = Clock()
-    engine = RuleEngine([rule("r1")], RuleState(database), clock)
+    engine = RuleEngine([rule("r1")], RuleState(database), clock, delivered_on_create=True)
     assert [a.rule for a in engine.evaluate(sighting())] == ["r1"]
 
     engine.reconfigure([rule("r1"), rule("r2", severity=Severity.CRITICAL)])
@@ -69,7 +69,9 @@ def test_a_new_rule_set_applies_from_the_next_sighting(database: Database) -> No
 
 
 def test_a_removed_rule_stops_alerting(database: Database) -> None:
-    engine = RuleEngine([rule("r1"), rule("r2", registries=["other"])], RuleState(database), Clock())
+    engine = RuleEngine(
+        [rule("r1"), rule("r2", registries=["other"])], RuleState(database), Clock(), delivered_on_create=True
+    )
     engine.reconfigure([rule("r2", registries=["other"])])
     assert engine.evaluate(sighting()) == []
     assert [a.rule for a in engine.evaluate(sighting(registry="other"))] == ["r2"]
@@ -77,7 +79,7 @@ def test_a_removed_rule_stops_alerting(database: Database) -> None:
 
 def test_a_changed_rule_keeps_its_cooldown_and_uses_its_new_settings(database: Database) -> None:
     clock = Clock()
-    engine = RuleEngine([rule("r1", cooldown_s=600)], RuleState(database), clock)
+    engine = RuleEngine([rule("r1", cooldown_s=600)], RuleState(database), clock, delivered_on_create=True)
     assert engine.evaluate(sighting())
     clock.now = T0 + dt.timedelta(seconds=120)
     assert engine.evaluate(sighting(at=clock.now)) == []  # within 600 s
@@ -91,7 +93,7 @@ def test_a_changed_rule_keeps_its_cooldown_and_uses_its_new_settings(database: D
 
 
 def test_an_empty_rule_set_makes_no_alerts(database: Database) -> None:
-    engine = RuleEngine([rule("r1")], RuleState(database), Clock())
+    engine = RuleEngine([rule("r1")], RuleState(database), Clock(), delivered_on_create=True)
     engine.reconfigure([])
     assert engine.rule_ids == []
     assert engine.evaluate(sighting()) == []

@@ -44,7 +44,7 @@ class Clock:
 
 def engine(database: Database, clock: Clock, **rule: object) -> RuleEngine:
     config = SeenRuleConfig.model_validate({"id": "seen-1", "kind": "seen", "registries": ["watch"], **rule})
-    return RuleEngine([config], RuleState(database), clock)
+    return RuleEngine([config], RuleState(database), clock, delivered_on_create=True)
 
 
 @pytest.fixture
@@ -107,10 +107,10 @@ def test_higher_severity_passes_the_cooldown(database: Database) -> None:
     clock = Clock()
     state = RuleState(database)
     low = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.INFO)
-    assert RuleEngine([low], state, clock).evaluate(sighting())
+    assert RuleEngine([low], state, clock, delivered_on_create=True).evaluate(sighting())
     high = SeenRuleConfig(id="seen-1", kind="seen", registries=["watch"], severity=Severity.CRITICAL)
-    assert RuleEngine([high], state, clock).evaluate(sighting())
-    assert RuleEngine([high], state, clock).evaluate(sighting()) == []
+    assert RuleEngine([high], state, clock, delivered_on_create=True).evaluate(sighting())
+    assert RuleEngine([high], state, clock, delivered_on_create=True).evaluate(sighting()) == []
 
 
 def test_alerts_carry_references_only(database: Database) -> None:

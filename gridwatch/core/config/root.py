@@ -68,7 +68,8 @@ class GridwatchConfig(StrictModel):
         for i, reg in enumerate(self.registries):
             problems += _known(("registries", i, "sources"), "source", reg.sources, sources)
         for i, rule in enumerate(self.rules):
-            problems += _known(("rules", i, "registries"), "registry", rule.registries, registries, wildcard=False)
+            key, names = rule.registry_refs()
+            problems += _known(("rules", i, key), "registry", names, registries, wildcard=False)
             problems += _known(("rules", i, "sources"), "source", rule.sources, sources)
         if problems:
             raise ConfigReferenceError(problems)

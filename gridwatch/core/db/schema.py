@@ -142,6 +142,36 @@ cooldowns = Table(
     Column("last_alert_at", UtcDateTime, nullable=False),
     Column("severity_rank", Integer, nullable=False),
     Column("suppressed", Integer, nullable=False, default=0, server_default="0"),
+    # The alert that started the cooldown, and when a sink first took it: the cooldown runs from delivery,
+    # and while the alert waits undelivered every later sighting is suppressed. NULL alert_id = a row from
+    # before delivery tracking (its last_alert_at counts as delivered).
+    Column("alert_id", String(64), nullable=True, index=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+)
+
+# Absence timers (`not_seen`): one per (rule, person), due when the person has been away long enough.
+rule_timers = Table(
+    "rule_timers",
+    metadata,
+    Column("rule", String(ID_LENGTH), primary_key=True),
+    Column("person_id", String(ID_LENGTH), primary_key=True),
+    Column("partition", Integer, nullable=False, default=0, server_default="0", index=True),
+    Column("started_at", UtcDateTime, nullable=False),  # start of the absence: enrolment, rule start, or sighting
+    Column("last_seen_at", UtcDateTime, nullable=True),
+    Column("last_seen_source", String(ID_LENGTH), nullable=True),
+    Column("due_at", UtcDateTime, nullable=True, index=True),  # NULL = fired, waiting for the next sighting
+    Column("fired", Integer, nullable=False, default=0, server_default="0"),  # alerts made in this absence
+)
+
+# Recent passes per (rule, subject) for the counting kinds (`frequency`, `stranger_at_gate`): a JSON list.
+rule_passes = Table(
+    "rule_passes",
+    metadata,
+    Column("rule", String(ID_LENGTH), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("partition", Integer, nullable=False, default=0, server_default="0", index=True),
+    Column("passes_json", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False, index=True),
 )
 
 # --- alert outbox (notifier) ----------------------------------------------------------------------

@@ -1,0 +1,183 @@
+"""The warning models that react to a matched sighting: seen, outside_area, outside_hours, frequency."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from gridwatch.core.config.rules import (
+    FrequencyRuleConfig,
+    OutsideAreaRuleConfig,
+    OutsideHoursRuleConfig,
+    SeenRuleConfig,
+)
+from gridwatch.core.events import Alert, Sighting, SourceKind, alert_id_for
+from rules.base import SightingRule, utc_text
+from rules.context import RuleContext
+from rules.state import Pass
+
+
+def sighting_alert(
+    rule: SightingRule, sighting: Sighting, now: dt.datetime, explanation: str
+) -> Callable[[int], Alert]:
+    """The alert of one sighting; its id is deterministic, so a replayed sighting makes no second alert."""
+    config = rule.config
+
+    def build(suppressed: int) -> Alert:
+        return Alert(
+            alert_id=alert_id_for(
+                rule.id,
+                sighting.person_id,
+                sighting.source,
+                sighting.captured_at,
+                # The cooldown is the bucket: two alerts of one person and rule are at least a
+                # cooldown apart, so they never share an id, while a replayed sighting does.
+                max(config.cooldown_s, 1),
+            ),
+            rule=rule.id,
+            kind=config.kind,
+            severity=config.severity,
+            person_id=sighting.person_id,
+            registry=sighting.registry,
+            source=sighting.source,
+            source_kind=sighting.source_kind,
+            grid=sighting.grid,
+            created_at=now,
+            sightings=[sighting.sighting_id],
+            similarity=sighting.similarity,
+            explanation=explanation,
+            suppressed=suppressed,
+        )
+
+    return build
+
+
+def seen_text(sighting: Sighting) -> str:
+    return (
+        f"person {sighting.person_id} of registry {sighting.registry!r} seen at {sighting.source_kind} "
+        f"{sighting.source!r} (similarity {sighting.similarity:.2f}, threshold {sighting.threshold:.2f})"
+    )
+
+
+class SeenRule(SightingRule):
+    """A person of registry R is sighted at sources S."""
+
+    def __init__(self, config: SeenRuleConfig) -> None:
+        super().__init__(config)
+        self._registries = frozenset(config.registries)
+
+    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        if sighting.registry not in self._registries or not self.watches(sighting.source):
+            return []
+        build = sighting_alert(self, sighting, now, seen_text(sighting))
+        alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
+        return [alert] if alert is not None else []
+
+
+class OutsideAreaRule(SightingRule):
+    """Sighted at a source outside the person's permitted zones (the entry's, else the rule's)."""
+
+    def __init__(self, config: OutsideAreaRuleConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+        self._registries = frozenset(config.registries)
+
+    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        if sighting.registry not in self._registries or not self.watches(sighting.source):
+            return []
+        entry = ctx.directory.conditions(sighting.person_id)
+        zones = (
+            tuple(entry.allowed_zones) if entry is not None and entry.allowed_zones else tuple(self._cfg.allowed_zones)
+        )
+        if not zones or sighting.source in ctx.zone_sources(zones):
+            return []  # no area is set for this person, or they are inside it
+        text = f"{seen_text(sighting)}: outside the permitted zone(s) {', '.join(zones)}"
+        build = sighting_alert(self, sighting, now, text)
+        alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
+        return [alert] if alert is not None else []
+
+
+class OutsideHoursRule(SightingRule):
+    """Sighted while the person may not be there (outside the entry's, else the rule's, schedule)."""
+
+    def __init__(self, config: OutsideHoursRuleConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+        self._registries = frozenset(config.registries)
+
+    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        if sighting.registry not in self._registries or not self.watches(sighting.source):
+            return []
+        entry = ctx.directory.conditions(sighting.person_id)
+        schedule_id = entry.allowed_hours if entry is not None and entry.allowed_hours else self._cfg.allowed_hours
+        if schedule_id is None:
+            return []
+        schedule = ctx.schedules.get(schedule_id)
+        if schedule is None or schedule.contains(sighting.captured_at):
+            return []
+        text = f"{seen_text(sighting)} at {utc_text(sighting.captured_at)}: outside the permitted hours {schedule_id!r}"
+        build = sighting_alert(self, sighting, now, text)
+        alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
+        return [alert] if alert is not None else []
+
+
+class FrequencyRule(SightingRule):
+    """The same person sighted at least ``count`` times within ``within_s``; one pass = one track or gate event."""
+
+    def __init__(self, config: FrequencyRuleConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+        self._registries = frozenset(config.registries)
+
+    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        cfg = self._cfg
+        if sighting.registry not in self._registries:
+            return []
+        if not self.watches(sighting.source, ctx.zone_sources(cfg.zones) if cfg.zones else frozenset()):
+            return []
+        at = sighting.captured_at
+        window_start = at - dt.timedelta(seconds=cfg.within_s)
+        passes = [p for p in ctx.state.passes(self.id, sighting.person_id) if p.at > window_start]
+        if not self._new_pass(sighting, passes):
+            ctx.state.save_passes(self.id, sighting.person_id, passes, now)
+            return []
+        passes.append(Pass(at, sighting.source, sighting.track_id))
+        if len(passes) < cfg.count:
+            ctx.state.save_passes(self.id, sighting.person_id, passes, now)
+            return []
+        first = min(p.at for p in passes)
+        places = sorted({p.source for p in passes})
+        text = (
+            f"person {sighting.person_id} of registry {sighting.registry!r} passed {len(passes)} times within "
+            f"{_duration(cfg.within_s)} (since {utc_text(first)}) at {', '.join(places)}"
+        )
+        alert = self.issue(
+            ctx, subject=sighting.person_id, at=at, now=now, build=sighting_alert(self, sighting, now, text)
+        )
+        if alert is None:
+            ctx.state.save_passes(self.id, sighting.person_id, passes, now)
+            return []
+        ctx.state.save_passes(self.id, sighting.person_id, [], now)  # the next alert needs `count` new passes
+        return [alert]
+
+    def _new_pass(self, sighting: Sighting, passes: list[Pass]) -> bool:
+        if sighting.source_kind is SourceKind.GATE:
+            return True  # every gate event is one pass
+        if sighting.track_id is not None:
+            return all(not (p.source == sighting.source and p.track == sighting.track_id) for p in passes)
+        gap = dt.timedelta(seconds=self._cfg.pass_gap_s)
+        same_place = [p for p in passes if p.source == sighting.source]
+        if same_place and abs(sighting.captured_at - max(p.at for p in same_place)) < gap:
+            # Still the same walk past this camera: move the pass's end, so a slow walk stays one pass.
+            last = max(same_place, key=lambda p: p.at)
+            passes[passes.index(last)] = Pass(max(last.at, sighting.captured_at), last.source, last.track)
+            return False
+        return True
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"

@@ -1,0 +1,70 @@
+"""The `stranger_at_gate` warning model: an unknown face tries the rule's sources again and again.
+
+Recognition gives unknown faces of one source a random look-alike label, in memory only; the rule
+counts attempts per (source, label) within ``within_s``. A gate's own refusal without a face counts
+under one label per source. The alert names the source, the count, the first and last time and the
+gate's event ids; nothing biometric exists at this stage to put in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from gridwatch.core.config.rules import StrangerAtGateRuleConfig
+from gridwatch.core.events import Alert, Sighting, StrangerAttempt, alert_id_for
+from rules.base import SightingRule, utc_text
+from rules.context import RuleContext
+from rules.state import Pass
+
+NO_FACE = "no-face"
+
+
+class StrangerAtGateRule(SightingRule):
+    def __init__(self, config: StrangerAtGateRuleConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+
+    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        return []  # a matched face is not a stranger (recognition reports it only if no known registry matched)
+
+    def on_attempt(self, attempt: StrangerAttempt, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
+        cfg = self._cfg
+        if not self.watches(attempt.source):
+            return []
+        subject = f"{attempt.source}|{attempt.cluster or NO_FACE}"
+        at = attempt.captured_at
+        window_start = at - dt.timedelta(seconds=cfg.within_s)
+        attempts = [p for p in ctx.state.passes(self.id, subject) if p.at > window_start]
+        attempts.append(Pass(at, attempt.source, attempt.gate_event_id))
+        if len(attempts) < cfg.count:
+            ctx.state.save_passes(self.id, subject, attempts, now)
+            return []
+        first, last = min(p.at for p in attempts), max(p.at for p in attempts)
+        events = [p.track for p in attempts if p.track]
+        text = (
+            f"an unknown face tried {attempt.source_kind} {attempt.source!r} {len(attempts)} times between "
+            f"{utc_text(first)} and {utc_text(last)}" + (f"; gate events {', '.join(events)}" if events else "")
+        )
+
+        def build(suppressed: int) -> Alert:
+            return Alert(
+                alert_id=alert_id_for(self.id, subject, attempt.source, at, max(cfg.cooldown_s, 1)),
+                rule=self.id,
+                kind=cfg.kind,
+                severity=cfg.severity,
+                person_id=None,
+                registry=None,
+                source=attempt.source,
+                source_kind=attempt.source_kind,
+                grid=attempt.grid,
+                created_at=now,
+                sightings=[],
+                similarity=0.0,
+                explanation=text,
+                suppressed=suppressed,
+            )
+
+        # One cooldown per source: a second stranger at the same gate within it is the same incident.
+        alert = self.issue(ctx, subject=f"stranger:{attempt.source}", at=at, now=now, build=build)
+        ctx.state.save_passes(self.id, subject, [] if alert is not None else attempts, now)
+        return [alert] if alert is not None else []

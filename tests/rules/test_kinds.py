@@ -1,0 +1,178 @@
+"""outside_area, outside_hours, frequency and stranger_at_gate, with an injected clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.db import Database
+from gridwatch.core.events import SourceKind, StrangerAttempt
+from rules.engine import RuleEngine
+from rules.state import RuleState
+from tests.rules.support import T0, Clock, DailyWindow, Directory, Entry, sighting
+
+RULE = TypeAdapter(RuleConfig)
+ZONES = {"estate-north": frozenset({"gate-n", "cam-n"}), "estate-south": frozenset({"gate-s"})}
+SCHEDULES = {"day": DailyWindow(8, 20), "night": DailyWindow(22, 6)}
+
+
+def engine(database: Database, clock: Clock, directory: Directory | None = None, **rule: Any) -> RuleEngine:
+    config = RULE.validate_python({"id": "r", "registries": ["watch"], **rule})
+    return RuleEngine(
+        [config],
+        RuleState(database),
+        clock,
+        directory=directory or Directory(),
+        zones=ZONES,
+        schedules=SCHEDULES,
+        delivered_on_create=True,
+    )
+
+
+# --- outside_area ---------------------------------------------------------------------------------
+
+
+def test_outside_area_alerts_outside_the_rule_zones_only(database: Database) -> None:
+    rules = engine(database, Clock(), kind="outside_area", allowed_zones=["estate-north"])
+    assert rules.evaluate(sighting(source="gate-n")) == []
+    [alert] = rules.evaluate(sighting(person="p_2", source="gate-s"))
+    assert (alert.kind, alert.source) == ("outside_area", "gate-s")
+    assert "outside the permitted zone(s) estate-north" in alert.explanation
+
+
+def test_outside_area_prefers_the_entry_zones(database: Database) -> None:
+    directory = Directory(Entry("p_1", allowed_zones=("estate-south",)))
+    rules = engine(database, Clock(), directory, kind="outside_area", allowed_zones=["estate-north"])
+    assert rules.evaluate(sighting(source="gate-s")) == []  # the entry's own zone
+    assert len(rules.evaluate(sighting(source="gate-n"))) == 1  # the rule's zone does not count for p_1
+
+
+def test_outside_area_without_any_zone_says_nothing(database: Database) -> None:
+    rules = engine(database, Clock(), kind="outside_area")
+    assert rules.evaluate(sighting(source="anywhere")) == []
+
+
+# --- outside_hours --------------------------------------------------------------------------------
+
+
+def test_outside_hours_uses_the_capture_time(database: Database) -> None:
+    rules = engine(database, Clock(), kind="outside_hours", allowed_hours="day", cooldown_s=0)
+    assert rules.evaluate(sighting(at=T0.replace(hour=8))) == []  # from is inclusive
+    assert rules.evaluate(sighting(at=T0.replace(hour=19, minute=59))) == []
+    [alert] = rules.evaluate(sighting(at=T0.replace(hour=20)))  # to is exclusive
+    assert "outside the permitted hours 'day'" in alert.explanation
+
+
+def test_outside_hours_entry_schedule_crossing_midnight(database: Database) -> None:
+    directory = Directory(Entry("p_1", allowed_hours="night"))
+    rules = engine(database, Clock(), directory, kind="outside_hours", allowed_hours="day", cooldown_s=0)
+    assert rules.evaluate(sighting(at=T0.replace(hour=23))) == []
+    assert rules.evaluate(sighting(at=T0.replace(hour=3))) == []
+    assert len(rules.evaluate(sighting(at=T0.replace(hour=12)))) == 1
+
+
+# --- frequency ------------------------------------------------------------------------------------
+
+
+def test_frequency_counts_passes_not_frames(database: Database) -> None:
+    clock = Clock()
+    rules = engine(database, clock, kind="frequency", count=3, within_s=3600, pass_gap_s=60)
+    # One walk past the camera: many frames, one pass.
+    for second in range(0, 50, 5):
+        assert rules.evaluate(sighting(at=T0 + dt.timedelta(seconds=second))) == []
+    assert rules.evaluate(sighting(at=T0 + dt.timedelta(minutes=10))) == []  # pass 2
+    [alert] = rules.evaluate(sighting(at=T0 + dt.timedelta(minutes=20)))  # pass 3
+    assert alert.kind == "frequency"
+    assert "passed 3 times within 1 h" in alert.explanation
+
+
+def test_frequency_window_slides(database: Database) -> None:
+    rules = engine(database, Clock(), kind="frequency", count=3, within_s=600, cooldown_s=0)
+    gate = SourceKind.GATE
+    assert rules.evaluate(sighting(source="gate-n", kind=gate, at=T0)) == []
+    assert rules.evaluate(sighting(source="gate-n", kind=gate, at=T0 + dt.timedelta(seconds=300))) == []
+    # The first pass left the window: still two.
+    assert rules.evaluate(sighting(source="gate-n", kind=gate, at=T0 + dt.timedelta(seconds=601))) == []
+    assert len(rules.evaluate(sighting(source="gate-n", kind=gate, at=T0 + dt.timedelta(seconds=650)))) == 1
+
+
+def test_frequency_every_gate_event_and_every_track_is_a_pass(database: Database) -> None:
+    rules = engine(database, Clock(), kind="frequency", count=2, within_s=600)
+    assert rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE)) == []
+    assert len(rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE, at=T0 + dt.timedelta(seconds=1)))) == 1
+    tracked = engine(database, Clock(), kind="frequency", count=2, within_s=600, id="t")
+    assert tracked.evaluate(sighting(person="p_9", track="a")) == []
+    assert tracked.evaluate(sighting(person="p_9", track="a", at=T0 + dt.timedelta(seconds=1))) == []
+    assert len(tracked.evaluate(sighting(person="p_9", track="b", at=T0 + dt.timedelta(seconds=2)))) == 1
+
+
+def test_frequency_zones_count_as_sources(database: Database) -> None:
+    rules = engine(
+        database, Clock(), kind="frequency", count=2, within_s=600, sources=["cam-x"], zones=["estate-south"]
+    )
+    assert rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE)) == []  # not watched
+    assert rules.evaluate(sighting(source="gate-s", kind=SourceKind.GATE)) == []
+    assert len(rules.evaluate(sighting(source="cam-x", at=T0 + dt.timedelta(seconds=5)))) == 1
+
+
+# --- stranger_at_gate -----------------------------------------------------------------------------
+
+
+def attempt(
+    at: dt.datetime, cluster: str | None = "c1", event: str | None = None, verdict: str = "unmatched"
+) -> StrangerAttempt:
+    return StrangerAttempt(
+        source="gate-n",
+        source_kind=SourceKind.GATE,
+        captured_at=at,
+        cluster=cluster,
+        verdict=verdict,  # type: ignore[arg-type]
+        gate_event_id=event,
+    )
+
+
+def stranger_engine(database: Database, clock: Clock) -> RuleEngine:
+    config = RULE.validate_python(
+        {"id": "s", "kind": "stranger_at_gate", "known_registries": ["residents"], "count": 3, "within_s": 300}
+    )
+    return RuleEngine([config], RuleState(database), clock, delivered_on_create=True)
+
+
+def test_stranger_alerts_after_count_attempts_of_one_face(database: Database) -> None:
+    rules = stranger_engine(database, Clock())
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=10), cluster="c2")) == []  # another face
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=20), event="e2")) == []
+    [alert] = rules.attempt(attempt(T0 + dt.timedelta(seconds=30), event="e3"))
+    assert (alert.person_id, alert.registry, alert.source, alert.kind) == (None, None, "gate-n", "stranger_at_gate")
+    assert "3 times" in alert.explanation
+    assert "e1, e2, e3" in alert.explanation
+    assert alert.key == "source:gate-n"
+
+
+def test_stranger_attempts_expire_and_gate_refusals_count(database: Database) -> None:
+    rules = stranger_engine(database, Clock())
+    assert rules.attempt(attempt(T0)) == []
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=200))) == []
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=400))) == []  # the first left the window
+    for second in (0, 1):
+        assert rules.attempt(attempt(T0 + dt.timedelta(seconds=second), cluster=None, verdict="denied")) == []
+    assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=2), cluster=None, verdict="denied"))) == 1
+
+
+# --- arming schedule ------------------------------------------------------------------------------
+
+
+def test_a_disarmed_rule_makes_no_alert_but_counts(database: Database) -> None:
+    rules = engine(database, Clock(), kind="frequency", count=2, within_s=36000, active="day")
+    night = T0.replace(hour=3)
+    assert rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE, at=night)) == []
+    assert rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE, at=night.replace(hour=4))) == []
+    # Armed again: the passes counted at night count.
+    assert len(rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE, at=night.replace(hour=9)))) == 1
+    seen = engine(database, Clock(), kind="seen", active="day", id="seen")
+    assert seen.evaluate(sighting(at=night)) == []
+    assert len(seen.evaluate(sighting(at=night.replace(hour=12)))) == 1
