@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 AUDIT_ACTION = "config.reload"
 
 # Sections reconciled by id while the service runs; a change anywhere else needs a restart.
-LIVE_SECTIONS = ("cameras", "gates", "registries", "rules")
+LIVE_SECTIONS = ("cameras", "gates", "registries", "rules", "zones", "schedules")
 
 TriggerKind = Literal["file-change", "sighup", "manual"]
 
@@ -519,7 +519,8 @@ class RegistryChanges(ItemChanges):
 class ConfigDiff:
     """What a reload changes, as ids and key paths (never values).
 
-    ``needs_restart``: key paths outside the live sections (cameras, gates, registries, rules) that
+    ``needs_restart``: key paths outside the live sections (cameras, gates, registries, rules, zones,
+    schedules) that
     changed: ``model.*`` (the pack: every embedding would change), ``service.*`` (data dir, database,
     HTTP bind, transport, log level, name), ``notifier.*`` (sinks hold connections; the outbox keeps
     alerts across the restart) and any other section. The reload applies the live sections and leaves
@@ -530,15 +531,19 @@ class ConfigDiff:
     gates: ItemChanges = field(default_factory=ItemChanges)
     registries: RegistryChanges = field(default_factory=RegistryChanges)
     rules: ItemChanges = field(default_factory=ItemChanges)
+    zones: ItemChanges = field(default_factory=ItemChanges)
+    schedules: ItemChanges = field(default_factory=ItemChanges)
     needs_restart: tuple[str, ...] = ()
 
     @property
     def rules_changed(self) -> bool:
-        return self.rules.any
+        """Rules, or the zones and schedules they refer to."""
+        return self.rules.any or self.zones.any or self.schedules.any
 
     @property
     def empty(self) -> bool:
-        return not (self.cameras.any or self.gates.any or self.registries.any or self.rules.any or self.needs_restart)
+        sections = (self.cameras, self.gates, self.registries, self.rules, self.zones, self.schedules)
+        return not (any(changes.any for changes in sections) or self.needs_restart)
 
     def summary(self) -> str:
         """One short line: ``cameras +cam3 -cam2 ~cam1(fps); ...; needs restart: model.pack``."""
@@ -549,6 +554,8 @@ class ConfigDiff:
                 ("gates", self.gates),
                 ("registries", self.registries),
                 ("rules", self.rules),
+                ("zones", self.zones),
+                ("schedules", self.schedules),
             )
             if (text := changes._summary(section)) is not None
         ]
@@ -567,6 +574,8 @@ class ConfigDiff:
                 "reload": list(self.registries.reload),
             },
             "rules": self.rules.as_details(),
+            "zones": self.zones.as_details(),
+            "schedules": self.schedules.as_details(),
             "needs_restart": list(self.needs_restart),
         }
 
@@ -589,6 +598,8 @@ def diff_configs(old: GridwatchConfig, new: GridwatchConfig) -> ConfigDiff:
             registries.added, registries.removed, registries.changed, retuned=retuned, reload=reload
         ),
         rules=_items(old.rules, new.rules, "id"),
+        zones=_items(old.zones, new.zones, "id"),
+        schedules=_items(old.schedules, new.schedules, "id"),
         needs_restart=tuple(needs_restart),
     )
 

@@ -13,8 +13,9 @@ import datetime as dt
 
 from gridwatch.core.config.rules import NotSeenRuleConfig
 from gridwatch.core.events import Alert, Sighting, alert_id_for
+from gridwatch.core.persons import PersonConditions
 from rules.base import SightingRule, sources_text, utc_text
-from rules.context import Firing, PersonConditionsView, RuleContext, ScheduleView
+from rules.context import Firing, RuleContext, ScheduleView
 from rules.state import AbsenceTimer
 
 # When the rule is disarmed at a due time and its schedule cannot say when it arms again: look again then.
@@ -28,7 +29,7 @@ class NotSeenRule(SightingRule):
         self._registries = frozenset(config.registries)
         self._after = dt.timedelta(seconds=config.after_s)
 
-    def home_sources(self, entry: PersonConditionsView | None) -> tuple[str, ...]:
+    def home_sources(self, entry: PersonConditions | None) -> tuple[str, ...]:
         if entry is not None and entry.home_sources:
             return tuple(entry.home_sources)
         return tuple(self._cfg.sources)

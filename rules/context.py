@@ -8,29 +8,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gridwatch.core.events import Alert, SourceKind
+from gridwatch.core.interfaces import PersonDirectory
+from gridwatch.core.persons import PersonConditions
 from rules.state import RuleState
-
-
-class PersonConditionsView(Protocol):
-    """The per-person conditions of a registry entry (``gridwatch.core`` has the concrete type)."""
-
-    @property
-    def person_id(self) -> str: ...
-    @property
-    def registry(self) -> str: ...
-    @property
-    def enrolled_at(self) -> dt.datetime: ...
-    @property
-    def home_sources(self) -> tuple[str, ...]: ...
-    @property
-    def allowed_zones(self) -> tuple[str, ...]: ...
-    @property
-    def allowed_hours(self) -> str | None: ...
-
-
-class Directory(Protocol):
-    def conditions(self, person_id: str) -> PersonConditionsView | None: ...
-    def persons(self, registries: Collection[str]) -> list[PersonConditionsView]: ...
 
 
 class ScheduleView(Protocol):
@@ -41,17 +21,17 @@ class ScheduleView(Protocol):
 class NoDirectory:
     """No registry at hand (unit tests of kinds that need none)."""
 
-    def conditions(self, person_id: str) -> PersonConditionsView | None:
+    def conditions(self, person_id: str) -> PersonConditions | None:
         return None
 
-    def persons(self, registries: Collection[str]) -> list[PersonConditionsView]:
+    def persons(self, registries: Collection[str]) -> list[PersonConditions]:
         return []
 
 
 @dataclass(slots=True)
 class RuleContext:
     state: RuleState
-    directory: Directory
+    directory: PersonDirectory
     zones: Mapping[str, frozenset[str]] = field(default_factory=dict)
     schedules: Mapping[str, ScheduleView] = field(default_factory=dict)
     # The simulator counts every alert as delivered when it is made; the service waits for a sink.

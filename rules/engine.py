@@ -15,10 +15,11 @@ from typing import Any
 
 from gridwatch.core.config.rules import RuleConfig
 from gridwatch.core.events import Alert, Sighting, SourceKind, StrangerAttempt
+from gridwatch.core.interfaces import PersonDirectory
 from gridwatch.core.metrics import RULE_SUPPRESSED, TIMER_FIRINGS
 from rules.absence import NotSeenRule
 from rules.base import Rule
-from rules.context import Directory, Firing, NoDirectory, RuleContext, ScheduleView
+from rules.context import Firing, NoDirectory, RuleContext, ScheduleView
 from rules.kinds import FrequencyRule, OutsideAreaRule, OutsideHoursRule, SeenRule
 from rules.state import RuleState
 from rules.stranger import StrangerAtGateRule
@@ -52,7 +53,7 @@ class RuleEngine:
         state: RuleState,
         clock: Clock = wall_clock,
         *,
-        directory: Directory | None = None,
+        directory: PersonDirectory | None = None,
         zones: Mapping[str, frozenset[str]] | None = None,
         schedules: Mapping[str, ScheduleView] | None = None,
         sources: Mapping[str, tuple[SourceKind, str | None]] | None = None,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from dataclasses import dataclass
+from typing import Any
 
 from gridwatch.core.events import Quality, Sighting, SourceKind
+from gridwatch.core.persons import PersonConditions
 
 T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
 
@@ -47,28 +48,23 @@ class Clock:
         return self.now
 
 
-@dataclass(frozen=True)
-class Entry:
-    person_id: str
-    registry: str = "watch"
-    enrolled_at: dt.datetime = T0
-    home_sources: tuple[str, ...] = ()
-    allowed_zones: tuple[str, ...] = ()
-    allowed_hours: str | None = None
-    case_ref: str | None = None
+def Entry(
+    person_id: str, registry: str = "watch", enrolled_at: dt.datetime = T0, **conditions: Any
+) -> PersonConditions:
+    return PersonConditions(person_id, registry, enrolled_at, **conditions)
 
 
 class Directory:
-    def __init__(self, *entries: Entry) -> None:
+    def __init__(self, *entries: PersonConditions) -> None:
         self.entries = {e.person_id: e for e in entries}
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: PersonConditions) -> None:
         self.entries[entry.person_id] = entry
 
-    def conditions(self, person_id: str) -> Entry | None:
+    def conditions(self, person_id: str) -> PersonConditions | None:
         return self.entries.get(person_id)
 
-    def persons(self, registries: Collection[str]) -> list[Entry]:
+    def persons(self, registries: Collection[str]) -> list[PersonConditions]:
         return [e for e in self.entries.values() if e.registry in registries]
 
 

@@ -10,7 +10,13 @@ from gridwatch.core.config.gates import GateConfig
 from gridwatch.core.config.model import ModelConfig
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.config.registries import RegistryConfig
-from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.config.rules import (
+    FrequencyRuleConfig,
+    OutsideAreaRuleConfig,
+    OutsideHoursRuleConfig,
+    RuleConfig,
+    StrangerAtGateRuleConfig,
+)
 from gridwatch.core.config.schedules import ScheduleConfig
 from gridwatch.core.config.service import ServiceConfig
 from gridwatch.core.config.zones import ZoneConfig
@@ -71,9 +77,35 @@ class GridwatchConfig(StrictModel):
             key, names = rule.registry_refs()
             problems += _known(("rules", i, key), "registry", names, registries, wildcard=False)
             problems += _known(("rules", i, "sources"), "source", rule.sources, sources)
+            problems += self._rule_references(i, rule)
         if problems:
             raise ConfigReferenceError(problems)
         return self
+
+    def _rule_references(self, index: int, rule: RuleConfig) -> list[tuple[Loc, str]]:
+        """Schedules and zones a rule names exist; a stranger rule watches gates only."""
+        zones, schedules = self.zone_ids(), self.schedule_ids()
+        loc: Loc = ("rules", index)
+        problems: list[tuple[Loc, str]] = []
+        scheduled = {"active": rule.active}
+        if isinstance(rule, OutsideHoursRuleConfig):
+            scheduled["allowed_hours"] = rule.allowed_hours
+        for key, schedule in scheduled.items():
+            if schedule is not None and schedule not in schedules:
+                known = ", ".join(sorted(schedules)) or "none"
+                problems.append(((*loc, key), f"unknown schedule {schedule!r} (known: {known})"))
+        if isinstance(rule, OutsideAreaRuleConfig):
+            problems += _known((*loc, "allowed_zones"), "zone", rule.allowed_zones, zones, wildcard=False)
+        if isinstance(rule, FrequencyRuleConfig):
+            problems += _known((*loc, "zones"), "zone", rule.zones, zones, wildcard=False)
+        if isinstance(rule, StrangerAtGateRuleConfig):
+            cameras = {c.id for c in self.cameras}
+            problems += [
+                ((*loc, "sources", j), f"{source!r} is a camera: stranger_at_gate counts attempts at gates")
+                for j, source in enumerate(rule.sources)
+                if source in cameras
+            ]
+        return problems
 
     def source_ids(self) -> set[str]:
         return {c.id for c in self.cameras} | {g.id for g in self.gates}

@@ -54,7 +54,7 @@ class NotSeenRuleConfig(_PersonRuleBase):
         description="A person of the registries has not been sighted at their home sources for `after_s`."
     )
     after_s: int = Field(
-        ge=60, le=90 * DAY_S, description="Absence that makes an alert, in seconds (e.g. 172800 for 48 h)."
+        ge=10, le=90 * DAY_S, description="Absence that makes an alert, in seconds (e.g. 172800 for 48 h)."
     )
     repeat_s: int | None = Field(
         default=None,

@@ -112,6 +112,8 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FACES_EMBEDDED",
         "SIGHTINGS",
         "ALERTS",
+        "RULE_SUPPRESSED",
+        "TIMER_FIRINGS",
         "DELIVERY_ATTEMPTS",
         "DELIVERY_FAILURES",
         "GATE_EVENTS",
