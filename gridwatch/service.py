@@ -415,7 +415,7 @@ class Service:
         recognizer = self._recognizer()
         stats = None if recognizer is None else recognizer.stats
         return Summary(
-            frames_analysed=sum(s.frames_out for s in self.camera_status()),
+            frames_analysed=0 if self._sources is None else self._sources.frames_analysed(),
             faces=0 if stats is None else stats.faces,
             sightings=0 if stats is None else stats.sightings,
             alerts=0 if self._notifier_port is None else self._notifier_port.submitted,

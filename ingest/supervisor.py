@@ -75,6 +75,7 @@ class IngestSupervisor:
         self._routes = routes
         self._cameras: dict[str, _RunningCamera] = {}
         self._gates: dict[str, _RunningGate] = {}
+        self._frames_of_stopped = 0  # frames analysed by cameras since stopped (reloads, shutdown)
 
     @property
     def camera_ids(self) -> list[str]:
@@ -86,6 +87,10 @@ class IngestSupervisor:
 
     def camera_status(self) -> list[SourceStatus]:
         return [running.worker.status for running in self._cameras.values()]
+
+    def frames_analysed(self) -> int:
+        """Frames handed to recognition since start, by every camera that ran (stopped ones too)."""
+        return self._frames_of_stopped + sum(running.worker.status.frames_out for running in self._cameras.values())
 
     def gate_status(self) -> list[SourceStatus]:
         statuses: list[SourceStatus] = []
@@ -134,6 +139,7 @@ class IngestSupervisor:
         running = self._cameras.pop(camera_id, None)
         if running is not None:
             await running.worker.stop()
+            self._frames_of_stopped += running.worker.status.frames_out
 
     # -- gates -------------------------------------------------------------------------------------
 
