@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from gridwatch.core.config.rules import (
     SeenRuleConfig,
     StrangerAtGateRuleConfig,
 )
+from gridwatch.core.config.schema import config_json_schema
 from tests.gridwatch.core.test_config_loader import read_env_file
 from tests.gridwatch.core.test_config_zones_schedules import SCHEDULES, SOURCES, ZONES
 
@@ -123,3 +125,18 @@ def test_the_example_site_has_every_kind() -> None:
     example = Path(__file__).resolve().parents[3] / "configs" / "example"
     kinds = {rule.kind for rule in load_config(example, read_env_file(example / ".env.example")).config.rules}
     assert kinds == {"seen", "not_seen", "outside_area", "outside_hours", "frequency", "stranger_at_gate"}
+
+
+def test_the_json_schema_describes_every_kind() -> None:
+    text = json.dumps(config_json_schema())
+    for kind in ("seen", "not_seen", "outside_area", "outside_hours", "frequency", "stranger_at_gate"):
+        assert f'"const": "{kind}"' in text or f'"enum": ["{kind}"]' in text, kind
+    for key in (
+        "after_s",
+        "repeat_s",
+        "pause_timers_when_inactive",
+        "allowed_zones",
+        "allowed_hours",
+        "known_registries",
+    ):
+        assert f'"{key}"' in text, key
