@@ -79,6 +79,18 @@ async def _wait_for_full_isr(bootstrap: str, topic: str, deadline_s: float = SET
         await asyncio.sleep(0.2)
 
 
+async def _wait_for_leader(bootstrap: str, topic: str, leader: int, deadline_s: float = SETTLE_S) -> None:
+    """Until ``leader`` leads every partition (after the other brokers stopped, the controller moves them)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        partitions = await _partitions(bootstrap, topic)
+        if all(p["leader"] == leader for p in partitions):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"broker {leader} does not lead every partition of {topic} within {deadline_s} s")
+        await asyncio.sleep(0.2)
+
+
 def _config(cluster: KafkaCluster, topic: str) -> NotifierConfig:
     kafka = KafkaSinkConfig(enabled=True, bootstrap_servers=cluster.bootstrap, topic=topic, request_timeout_ms=2000)
     assert kafka.enable_idempotence
@@ -161,8 +173,10 @@ async def test_two_brokers_lost_alerts_wait_in_the_outbox_until_they_return(
                 assert all(p.last_error for p in pending if p.attempts)
             refusals = [r for r in caplog.records if "NotEnoughReplicas" in r.getMessage()]
             assert refusals, "the broker did not refuse the writes for lack of in-sync replicas"
-            # Nothing of the outage reached the log that consumers read.
-            assert set(_alert_ids(await read_topic(cluster.bootstrap, topic))) == {a.alert_id for a in before}
+            # Nothing of the outage reached the log that consumers read (read once broker 1 leads all
+            # partitions: before that, end offsets of a partition whose leader just stopped time out).
+            await _wait_for_leader(cluster.broker_bootstrap(1), topic, 1)
+            assert set(_alert_ids(await read_topic(cluster.broker_bootstrap(1), topic))) == {a.alert_id for a in before}
 
             cluster.start_brokers([2, 3])
             await wait_until(lambda: outbox.count_pending("kafka") == 0, SETTLE_S, what="delivery after the return")

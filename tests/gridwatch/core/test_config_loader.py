@@ -414,11 +414,18 @@ def test_example_site() -> None:
         assert isinstance(camera, RtspCameraConfig)
         assert camera.url.startswith(f"rtsp://{env['CAM_USER']}:{env['CAM_PASSWORD']}@10.20.1.")
         assert camera.grid
-    assert {r.name for r in config.registries} == {"missing_persons", "court_orders"}
+    assert {r.name for r in config.registries} == {"missing_persons", "court_orders", "living_alone", "residents"}
     for registry in config.registries:
         assert registry.purpose
         assert registry.legal_basis
-    assert {r.kind for r in config.rules} == {"seen"}
+    assert {r.kind for r in config.rules} == {
+        "seen",
+        "not_seen",
+        "outside_area",
+        "outside_hours",
+        "frequency",
+        "stranger_at_gate",
+    }
     assert config.zone_ids() == {"estate-north", "estate-south", "entrances"}
     assert config.schedule_ids() == {"night", "office-hours"}
     kafka = config.notifier.kafka
