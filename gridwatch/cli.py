@@ -204,7 +204,6 @@ async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # typ
 
 
 def _cmd_alerts_tail(args: argparse.Namespace) -> int:
-    from notifier.sinks.kafka import security_kwargs
     from notifier.tail import tail_alerts
 
     bootstrap, topic, security = args.bootstrap, args.topic, None
@@ -212,7 +211,7 @@ def _cmd_alerts_tail(args: argparse.Namespace) -> int:
         kafka = _load(args.config).config.notifier.kafka
         bootstrap = bootstrap or kafka.bootstrap_servers
         topic = topic or kafka.topic
-        security = security_kwargs(kafka)  # the site's TLS/SASL settings
+        security = kafka.security_kwargs()  # the site's TLS/SASL settings
     return asyncio.run(
         tail_alerts(
             bootstrap,

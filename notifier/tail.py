@@ -42,7 +42,7 @@ async def tail_alerts(
     after the consumer has started. ``timeout_s`` is an idle timeout; ``None`` waits forever (until cancelled).
     Malformed records are logged and skipped. Returns the process exit status: 0, or 1 when no
     broker could be reached. ``security`` carries the cluster's TLS/SASL settings
-    (``notifier.sinks.kafka.security_kwargs`` of the site's config).
+    (``KafkaConnectionConfig.security_kwargs()`` of the site's config).
     """
     if max_messages is not None and max_messages <= 0:
         return 0

@@ -59,66 +59,65 @@ def seen_text(sighting: Sighting) -> str:
     )
 
 
-class SeenRule(SightingRule):
-    """A person of registry R is sighted at sources S."""
+class PersonRule(SightingRule):
+    """Base of the kinds that judge one sighting of a person of their registries."""
 
-    def __init__(self, config: SeenRuleConfig) -> None:
+    def __init__(self, config: SeenRuleConfig | OutsideAreaRuleConfig | OutsideHoursRuleConfig) -> None:
         super().__init__(config)
         self._registries = frozenset(config.registries)
 
     def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
         if sighting.registry not in self._registries or not self.watches(sighting.source):
             return []
-        build = sighting_alert(self, sighting, now, seen_text(sighting))
+        explanation = self.judge(sighting, ctx)
+        if explanation is None:
+            return []
+        build = sighting_alert(self, sighting, now, explanation)
         alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
         return [alert] if alert is not None else []
 
+    def judge(self, sighting: Sighting, ctx: RuleContext) -> str | None:
+        """The explanation of an alert this sighting deserves, or None."""
+        raise NotImplementedError
 
-class OutsideAreaRule(SightingRule):
+
+class SeenRule(PersonRule):
+    """A person of registry R is sighted at sources S."""
+
+    def judge(self, sighting: Sighting, ctx: RuleContext) -> str | None:
+        return seen_text(sighting)
+
+
+class OutsideAreaRule(PersonRule):
     """Sighted at a source outside the person's permitted zones (the entry's, else the rule's)."""
 
     def __init__(self, config: OutsideAreaRuleConfig) -> None:
         super().__init__(config)
         self._cfg = config
-        self._registries = frozenset(config.registries)
 
-    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
-        if sighting.registry not in self._registries or not self.watches(sighting.source):
-            return []
+    def judge(self, sighting: Sighting, ctx: RuleContext) -> str | None:
         entry = ctx.directory.conditions(sighting.person_id)
-        zones = (
-            tuple(entry.allowed_zones) if entry is not None and entry.allowed_zones else tuple(self._cfg.allowed_zones)
-        )
+        own = entry.allowed_zones if entry is not None else ()
+        zones = tuple(own) if own else tuple(self._cfg.allowed_zones)
         if not zones or sighting.source in ctx.zone_sources(zones):
-            return []  # no area is set for this person, or they are inside it
-        text = f"{seen_text(sighting)}: outside the permitted zone(s) {', '.join(zones)}"
-        build = sighting_alert(self, sighting, now, text)
-        alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
-        return [alert] if alert is not None else []
+            return None  # no area is set for this person, or they are inside it
+        return f"{seen_text(sighting)}: outside the permitted zone(s) {', '.join(zones)}"
 
 
-class OutsideHoursRule(SightingRule):
+class OutsideHoursRule(PersonRule):
     """Sighted while the person may not be there (outside the entry's, else the rule's, schedule)."""
 
     def __init__(self, config: OutsideHoursRuleConfig) -> None:
         super().__init__(config)
         self._cfg = config
-        self._registries = frozenset(config.registries)
 
-    def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
-        if sighting.registry not in self._registries or not self.watches(sighting.source):
-            return []
+    def judge(self, sighting: Sighting, ctx: RuleContext) -> str | None:
         entry = ctx.directory.conditions(sighting.person_id)
         schedule_id = entry.allowed_hours if entry is not None and entry.allowed_hours else self._cfg.allowed_hours
-        if schedule_id is None:
-            return []
-        schedule = ctx.schedules.get(schedule_id)
+        schedule = ctx.schedules.get(schedule_id) if schedule_id is not None else None
         if schedule is None or schedule.contains(sighting.captured_at):
-            return []
-        text = f"{seen_text(sighting)} at {utc_text(sighting.captured_at)}: outside the permitted hours {schedule_id!r}"
-        build = sighting_alert(self, sighting, now, text)
-        alert = self.issue(ctx, subject=sighting.person_id, at=sighting.captured_at, now=now, build=build)
-        return [alert] if alert is not None else []
+            return None  # no hours are set for this person, or they are within them
+        return f"{seen_text(sighting)} at {utc_text(sighting.captured_at)}: outside the permitted hours {schedule_id!r}"
 
 
 class FrequencyRule(SightingRule):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -145,24 +144,10 @@ class KafkaSink:
     def _producer_kwargs(self) -> dict[str, Any]:
         cfg = self._config
         return {
-            **security_kwargs(cfg),
+            **cfg.security_kwargs(),
             "bootstrap_servers": cfg.bootstrap_servers,
             "client_id": cfg.client_id,
             "acks": "all",
             "enable_idempotence": cfg.enable_idempotence,
             "request_timeout_ms": cfg.request_timeout_ms,
         }
-
-
-def security_kwargs(cfg: KafkaSinkConfig) -> dict[str, Any]:
-    """The aiokafka connection-security settings of a config (shared by the sink and ``alerts tail``)."""
-    kwargs: dict[str, Any] = {"security_protocol": cfg.security_protocol}
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        kwargs["ssl_context"] = ssl.create_default_context()
-    if cfg.sasl_mechanism is not None:
-        kwargs["sasl_mechanism"] = cfg.sasl_mechanism
-    if cfg.sasl_username is not None:
-        kwargs["sasl_plain_username"] = cfg.sasl_username
-    if cfg.sasl_password is not None:
-        kwargs["sasl_plain_password"] = cfg.sasl_password
-    return kwargs
