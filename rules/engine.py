@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from gridwatch.core.config.rules import RuleConfig
@@ -114,7 +115,11 @@ class RuleEngine:
 
     def evaluate(self, sighting: Sighting) -> list[Alert]:
         now = self._clock()
-        alerts = [alert for rule in self._rules for alert in rule.on_sighting(sighting, now, self._ctx)]
+        rules = self._rules
+        alerts = self._state.batch(
+            lambda: [alert for rule in rules for alert in rule.on_sighting(sighting, now, self._ctx)],
+            "rule evaluation",
+        )
         with self._lock:
             self.sightings += 1
             self._count_alerts(alerts)
@@ -123,10 +128,11 @@ class RuleEngine:
     def attempt(self, attempt: StrangerAttempt) -> list[Alert]:
         """An unknown face or a gate's own refusal at a source (``stranger_at_gate``)."""
         now = self._clock()
-        alerts: list[Alert] = []
-        for rule in self._rules:
-            if isinstance(rule, StrangerAtGateRule):
-                alerts += rule.on_attempt(attempt, now, self._ctx)
+        strangers = [rule for rule in self._rules if isinstance(rule, StrangerAtGateRule)]
+        alerts = self._state.batch(
+            lambda: [alert for rule in strangers for alert in rule.on_attempt(attempt, now, self._ctx)],
+            "rule evaluation",
+        )
         with self._lock:
             self._count_alerts(alerts)
         return alerts
@@ -135,26 +141,41 @@ class RuleEngine:
         """Start the timers of persons the rules newly apply to (enrolments, reloads); drop stale ones."""
         now = self._clock()
         for rule in self._rules:
-            rule.arm(now, self._ctx)
+            self._state.batch(partial(rule.arm, now, self._ctx), "timer arming")
 
     def due(self, limit: int = 1000) -> list[Firing]:
         """Alerts of the timers due now; each is recorded by its ``commit`` once it is in the outbox."""
         now = self._clock()
         by_id = {rule.id: rule for rule in self._rules}
-        firings: list[Firing] = []
-        for timer in self._state.due_timers(now, limit):
-            rule = by_id.get(timer.rule)
-            if rule is None:
-                # The rule was removed: its timers wait, in case it comes back (they fire once then).
-                self._state.move_timer(timer, due_at=None, fired=timer.fired)
-                continue
-            firing = rule.on_timer(timer, now, self._ctx)
-            if firing is not None:
-                TIMER_FIRINGS.labels(rule=rule.id).inc()
-                firings.append(firing)
+
+        def fire() -> list[Firing]:
+            firings: list[Firing] = []
+            for timer in self._state.due_timers(now, limit):
+                rule = by_id.get(timer.rule)
+                if rule is None:
+                    # The rule was removed: its timers wait, in case it comes back (they fire once then).
+                    self._state.move_timer(timer, due_at=None, fired=timer.fired)
+                    continue
+                firing = rule.on_timer(timer, now, self._ctx)
+                if firing is not None:
+                    firings.append(firing)
+            return firings
+
+        firings = self._state.batch(fire, "timer pass")
+        for firing in firings:
+            TIMER_FIRINGS.labels(rule=firing.alert.rule).inc()
         with self._lock:
             self._count_alerts([f.alert for f in firings])
         return firings
+
+    def commit(self, firings: Sequence[Firing]) -> None:
+        """Record fired timers whose alerts are in the outbox, in one transaction."""
+
+        def record() -> None:
+            for firing in firings:
+                firing.commit()
+
+        self._state.batch(record, "timer commit")
 
     def next_due(self) -> dt.datetime | None:
         return self._state.next_due()

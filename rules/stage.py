@@ -89,7 +89,8 @@ class RulesStage:
             firings = await asyncio.to_thread(self._engine.due)
             for firing in firings:
                 await self._out.put(firing.alert)
-                await asyncio.to_thread(firing.commit)
+            # Stored first, recorded after: a crash in between fires them again with the same ids.
+            await asyncio.to_thread(self._engine.commit, firings)
             if len(firings) < 1000:
                 return
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -83,6 +84,7 @@ class RuleState:
         self._db = database
         self._partition = partition
         self._open = False
+        self._batch = threading.local()  # the connection of a ``batch`` running in this thread
 
     @property
     def database(self) -> Database:
@@ -310,7 +312,29 @@ class RuleState:
         stmt = rule_passes.delete().where(rule_passes.c.updated_at < before)
         return self._run(lambda conn: int(conn.execute(stmt).rowcount), "rule state write")
 
+    def batch(self, fn: Callable[[], T], what: str) -> T:
+        """``fn()`` with every state read and write it makes in one transaction (one commit, one sync).
+
+        The engine evaluates one event in a batch: all rules see one consistent state, and the event's
+        effects are stored together or not at all (a database that drops retries the whole event).
+        """
+        connection: Connection | None = getattr(self._batch, "connection", None)
+        if connection is not None:
+            return fn()  # already inside a batch of this thread
+
+        def run(conn: Connection) -> T:
+            self._batch.connection = conn
+            try:
+                return fn()
+            finally:
+                self._batch.connection = None
+
+        return self._run(run, what)
+
     def _run(self, fn: Callable[[Connection], T], what: str) -> T:
+        connection: Connection | None = getattr(self._batch, "connection", None)
+        if connection is not None:
+            return fn(connection)
         if not self._open:
             self.open()
         return self._db.transaction(fn, what=what)

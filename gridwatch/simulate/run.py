@@ -105,7 +105,7 @@ def _fire_timers(engine: RuleEngine, clock: VirtualClock, limit: dt.datetime, *,
         firings = engine.due()
         for firing in firings:
             yield firing.alert
-            firing.commit()  # as the stage does once the alert is in the outbox
+        engine.commit(firings)  # as the stage does once the alerts are in the outbox
         if not firings and engine.next_due() == due:
             # Every due timer either fires or is moved: one that does neither would loop forever.
             raise RuntimeError(f"a timer due at {due.isoformat()} neither fired nor moved")

@@ -387,8 +387,11 @@ def test_subprocess_on_the_example_site_without_its_secrets(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     alerts = [json.loads(line) for line in result.stdout.splitlines()]
     # restricted-person-at-gate: seen, cooldown 900 s: the second sighting is suppressed, the third is counted.
+    # protection-order-area: gate-north is outside the entry's estate-south (cooldown 600 s: the second is
+    # suppressed); gate-south is inside. 02:00 UTC is 10:00 in Shanghai on a Monday: within office hours.
     assert [(a["at"], a["rule"], a["source"], a["suppressed"]) for a in alerts] == [
         ("2026-11-23T02:00:00Z", "restricted-person-at-gate", "gate-north", 0),
+        ("2026-11-23T02:00:00Z", "protection-order-area", "gate-north", 0),
         ("2026-11-23T02:20:00Z", "restricted-person-at-gate", "gate-south", 1),
     ]
     assert not data_dir.exists()
