@@ -265,6 +265,7 @@ class RegistryStore:
                     ).scalar_one(),
                     what="registry generation",
                     retry_s=0.0,
+                    read_only=True,
                 )
             except DatabaseUnavailableError as exc:
                 if self._last_version is None:
@@ -283,7 +284,7 @@ class RegistryStore:
 
     def get(self, person_id: str) -> Person | None:
         self._ensure_open()
-        return self._db.transaction(lambda conn: _get(conn, person_id), what="registry read")
+        return self._db.transaction(lambda conn: _get(conn, person_id), what="registry read", read_only=True)
 
     def list_persons(self, registry: str | None = None) -> list[Person]:
         query = (
@@ -295,7 +296,7 @@ class RegistryStore:
         if registry is not None:
             query = query.where(persons_t.c.registry == registry)
         self._ensure_open()
-        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         return [_person(row) for row in rows]
 
     def expired(self, now: dt.datetime) -> list[Person]:
@@ -305,7 +306,7 @@ class RegistryStore:
             .order_by(persons_t.c.expires_at)
         )
         self._ensure_open()
-        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         return [_person(row) for row in rows]
 
     # --- PersonDirectory: what rules read (one query each, no embeddings) ---------------------------
@@ -313,7 +314,7 @@ class RegistryStore:
     def conditions(self, person_id: str) -> PersonConditions | None:
         query = select(*_CONDITION_COLUMNS).where(persons_t.c.person_id == person_id)
         self._ensure_open()
-        row = self._db.transaction(lambda conn: conn.execute(query).first(), what="registry read")
+        row = self._db.transaction(lambda conn: conn.execute(query).first(), what="registry read", read_only=True)
         return None if row is None else _conditions(row)
 
     def persons(self, registries: Collection[str]) -> list[PersonConditions]:
@@ -325,7 +326,7 @@ class RegistryStore:
             .order_by(*_ENROLMENT_ORDER)
         )
         self._ensure_open()
-        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         return [_conditions(row) for row in rows]
 
     def embeddings(self, registry: str, model_id: str) -> StoredEmbeddings:
@@ -337,7 +338,7 @@ class RegistryStore:
             .order_by(embeddings_t.c.embedding_id)
         )
         self._ensure_open()
-        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read")
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         if not rows:
             return StoredEmbeddings(np.empty(0, np.int64), [], np.empty((0, 0), np.float32))
         return StoredEmbeddings(

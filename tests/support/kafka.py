@@ -629,7 +629,9 @@ async def create_topic(
             raise for_code(code)(f"create topic {topic_name!r}: {message}")
 
 
-async def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+async def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 30.0, *, request_timeout_ms: int = 40_000
+) -> list[Any]:
     """Every record of every partition of ``topic``, up to the end offsets taken when the read starts."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.structs import TopicPartition
@@ -642,7 +644,11 @@ async def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> lis
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, client_id="gridwatch-tests-reader", group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        client_id="gridwatch-tests-reader",
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=request_timeout_ms,
     )
     await consumer.start()
     records: list[Any] = []

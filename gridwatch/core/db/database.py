@@ -13,7 +13,7 @@ from sqlalchemy import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gridwatch.core.db import legacy
-from gridwatch.core.db.engine import create_engine, display_url, normalise_url
+from gridwatch.core.db.engine import READ_ONLY_OPTION, create_engine, display_url, normalise_url
 from gridwatch.core.db.errors import (
     DatabaseClosedError,
     DatabaseMigrationError,
@@ -126,10 +126,13 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self, fn: Callable[[Connection], T], *, what: str, retry_s: float | None = None) -> T:
+    def transaction(
+        self, fn: Callable[[Connection], T], *, what: str, retry_s: float | None = None, read_only: bool = False
+    ) -> T:
         """``fn(connection)`` in one transaction, retried while the database is unreachable (see the class).
 
-        ``retry_s`` overrides the retry window of this call (0: one attempt).
+        ``retry_s`` overrides the retry window of this call (0: one attempt). ``read_only``: ``fn`` only
+        reads; on SQLite the transaction then takes no write lock (see ``engine.py``).
         """
         window = self._retry_s if retry_s is None else retry_s
         deadline = time.monotonic() + window
@@ -138,8 +141,11 @@ class Database:
         while True:
             engine = self.engine
             try:
-                with engine.begin() as connection:
-                    return fn(connection)
+                with engine.connect() as connection:
+                    if read_only:
+                        connection = connection.execution_options(**{READ_ONLY_OPTION: True})
+                    with connection.begin():
+                        return fn(connection)
             except DBAPIError as exc:
                 if not self._transient(exc):
                     raise

@@ -14,6 +14,10 @@ SQLITE_BUSY_TIMEOUT_S = 10.0
 POSTGRES_DRIVER = "postgresql+psycopg"
 
 
+# Execution option of a connection whose transaction only reads (``Database.transaction(read_only=True)``).
+READ_ONLY_OPTION = "gridwatch_read_only"
+
+
 def normalise_url(url: str | URL) -> URL:
     """``postgresql://`` and ``postgres://`` mean psycopg 3 (the driver gridwatch ships)."""
     parsed = make_url(url) if isinstance(url, str) else url
@@ -83,6 +87,10 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction starts deferred: in WAL mode a reader never waits for the writer, so
+        # a read made while this process holds the write lock elsewhere (the rule stage reading a
+        # person's conditions inside its own transaction) cannot deadlock on the busy timeout.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
