@@ -197,6 +197,8 @@ class GateEvent:
 
     The face snapshot lives in memory only: it goes through recognition and is dropped. Device-side
     person, card and employee numbers never leave the process either (they are not on sightings).
+    ``verdict`` is the gate's own decision when the dialect reports one (ISAPI face authentication
+    passed or failed, Dahua ``Status``); gridwatch never changes it, it only counts refusals.
     """
 
     gate_id: str
@@ -210,13 +212,25 @@ class GateEvent:
     device_person_id: str | None = field(default=None, repr=False)
     card_no: str | None = field(default=None, repr=False)
     face_image: bytes | None = field(default=None, repr=False)  # JPEG bytes; memory only
+    verdict: Literal["granted", "denied"] | None = None  # the gate's own decision; None = not reported
+
+    @property
+    def reaches_recognition(self) -> bool:
+        """A face to recognise, or a refusal: the gate's own "no" is a stranger attempt even without a face."""
+        return self.face_image is not None or self.verdict == "denied"
+
+    @property
+    def event_id(self) -> str | None:
+        """The device's own id of this event (its serial), as stranger alerts name it."""
+        return None if self.serial is None else str(self.serial)
 
 
 GateEventHandler = Callable[[GateEvent], Awaitable[None]]
 
 
 class GateSource(Protocol):
-    """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event.
+    """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event
+    and every refusal (``GateEvent.reaches_recognition``).
 
     Push sources (HTTP, MQTT) and pull sources (long-poll streams) look the same from outside.
     The handler must not block the source for long: gates never wait on gridwatch.
