@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from gridwatch.core.events import Alert, Sighting
+    from gridwatch.core.events import Alert, Sighting, StrangerAttempt
     from gridwatch.core.faces import Faces
     from gridwatch.core.persons import PersonConditions
 
@@ -165,6 +165,17 @@ class SightingSink(Protocol):
     """
 
     async def put(self, sighting: Sighting) -> None: ...
+
+
+class StrangerAttemptSink(Protocol):
+    """Output port of recognition, input of the rules stage: unknown faces and refusals at gates.
+
+    Wired to a transport publisher (``gridwatch.core.transport.STRANGER_ATTEMPTS``): an in-process
+    queue or the ``gridwatch.stranger-attempts`` topic, keyed by source id. An attempt carries no
+    biometric data: the look-alike label it may carry means something only in recognition's memory.
+    """
+
+    async def put(self, attempt: StrangerAttempt) -> None: ...
 
 
 class AlertSink(Protocol):
