@@ -35,7 +35,10 @@ class StrangerAtGateRule(SightingRule):
         at = attempt.captured_at
         window_start = at - dt.timedelta(seconds=cfg.within_s)
         attempts = [p for p in ctx.state.passes(self.id, subject) if p.at > window_start]
-        attempts.append(Pass(at, attempt.source, attempt.gate_event_id))
+        this = Pass(at, attempt.source, attempt.gate_event_id)
+        if attempt.gate_event_id is not None and this in attempts:
+            return []  # the transport handed the same gate event over again (at least once): counted already
+        attempts.append(this)
         if len(attempts) < cfg.count:
             ctx.state.save_passes(self.id, subject, attempts, now)
             return []

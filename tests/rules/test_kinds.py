@@ -163,6 +163,15 @@ def test_stranger_attempts_expire_and_gate_refusals_count(database: Database) ->
     assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=2), cluster=None, verdict="denied"))) == 1
 
 
+def test_a_gate_event_handed_over_again_counts_once(database: Database) -> None:
+    rules = stranger_engine(database, Clock())
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    assert rules.attempt(attempt(T0, event="e1")) == []  # at least once: the transport delivered it again
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=10), event="e2")) == []
+    [alert] = rules.attempt(attempt(T0 + dt.timedelta(seconds=20), event="e3"))
+    assert "3 times" in alert.explanation
+
+
 # --- arming schedule ------------------------------------------------------------------------------
 
 
