@@ -24,6 +24,11 @@ class StrangerAtGateRule(SightingRule):
         super().__init__(config)
         self._cfg = config
 
+    def arm(self, now: dt.datetime, ctx: RuleContext) -> None:
+        # Called on every timer pass: attempts that never reached `count` must not outlive the window,
+        # so the label and times of an unknown face are forgotten with it (not only at its next attempt).
+        ctx.state.forget_passes_before(now - dt.timedelta(seconds=self._cfg.within_s), rule=self.id)
+
     def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
         return []  # a matched face is not a stranger (recognition reports it only if no known registry matched)
 

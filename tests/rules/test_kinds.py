@@ -172,6 +172,17 @@ def test_a_gate_event_handed_over_again_counts_once(database: Database) -> None:
     assert "3 times" in alert.explanation
 
 
+def test_attempts_that_never_made_an_alert_are_forgotten_after_the_window(database: Database) -> None:
+    clock = Clock()
+    rules = stranger_engine(database, clock)
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    rules.arm()
+    assert [p.track for p in rules.state.passes("s", "gate-n|c1")] == ["e1"]
+    clock.advance(301)
+    rules.arm()  # the stage's timer pass
+    assert rules.state.passes("s", "gate-n|c1") == []
+
+
 # --- arming schedule ------------------------------------------------------------------------------
 
 
