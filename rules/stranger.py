@@ -73,6 +73,7 @@ class StrangerAtGateRule(SightingRule):
             )
 
         # One cooldown per source: a second stranger at the same gate within it is the same incident.
-        alert = self.issue(ctx, subject=f"stranger:{attempt.source}", at=at, now=now, build=build)
+        # Its subject is the alert's key, so that the engine can release it like a person's.
+        alert = self.issue(ctx, subject=f"source:{attempt.source}", at=at, now=now, build=build)
         ctx.state.save_passes(self.id, subject, [] if alert is not None else attempts, now)
         return [alert] if alert is not None else []

@@ -172,6 +172,19 @@ def test_a_gate_event_handed_over_again_counts_once(database: Database) -> None:
     assert "3 times" in alert.explanation
 
 
+def test_a_released_stranger_alert_frees_the_gate(database: Database) -> None:
+    """The outbox could not store the alert: the gate must not stay silent, waiting for its delivery."""
+    config = RULE.validate_python(
+        {"id": "s", "kind": "stranger_at_gate", "known_registries": ["residents"], "count": 2, "within_s": 300}
+    )
+    rules = RuleEngine([config], RuleState(database), Clock())  # alerts wait for their delivery
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    [lost] = rules.attempt(attempt(T0 + dt.timedelta(seconds=1), event="e2"))
+    rules.release(lost)
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=2), event="e3")) == []
+    assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=3), event="e4"))) == 1
+
+
 def test_attempts_that_never_made_an_alert_are_forgotten_after_the_window(database: Database) -> None:
     clock = Clock()
     rules = stranger_engine(database, clock)
