@@ -141,7 +141,7 @@ async def run(events: int, warmup: int, baseline_runs: int, fetch_max_wait_ms: i
                 started = time.perf_counter()
                 image = decode_jpeg(probe)
                 assert image is not None
-                sightings = recognizer.recognize(image, source, captured_at=BASE_DEVICE_TIME, direction="in")
+                sightings = recognizer.recognize(image, source, captured_at=BASE_DEVICE_TIME, direction="in").sightings
                 baseline.append(time.perf_counter() - started)
                 assert sightings, "the probe no longer matches the enrolled photo"
             baseline = baseline[warmup:]

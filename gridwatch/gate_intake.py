@@ -40,8 +40,8 @@ class GateIntake:
         return self._queue.qsize()
 
     async def put(self, event: GateEvent) -> None:
-        if self._task is None or event.face_image is None:
-            return  # stopped, or nothing to recognise (the source counted the event already)
+        if self._task is None or not event.reaches_recognition:
+            return  # stopped, or neither a face nor a refusal (the source counted the event already)
         while self._queue.full():
             stale = self._queue.get_nowait()
             self._queue.task_done()

@@ -1,7 +1,8 @@
 """The service wires the stages; it is not the bus.
 
     ingest (cameras, gates) ──frames/snapshots──► recognition ──SightingSink──► transport
-        transport (in-process queues, or the gridwatch.sightings topic) ──► rules
+                                                      recognition ──StrangerAttemptSink──► transport
+        transport (in-process queues, or the gridwatch.sightings and gridwatch.stranger-attempts topics) ──► rules
         rules ──AlertSink──► notifier (durable outbox → sinks)
 
 Every stage is a component with ``start()``/``stop()``; they are joined by ports. Start order:
@@ -10,7 +11,8 @@ gate intake, sources (gates, then cameras). Stop order is the reverse, so nothin
 after its alert could no longer be stored, and the transport drains its queues before the rules
 and the notifier stop.
 
-Tests and the console observe a port with ``tap_sightings``/``tap_alerts``; nobody patches a stage.
+Tests and the console observe a port with ``tap_sightings``/``tap_attempts``/``tap_alerts``; nobody
+patches a stage.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
-from gridwatch.core.events import Alert, Sighting, SourceKind
+from gridwatch.core.events import Alert, Sighting, SourceKind, StrangerAttempt
 from gridwatch.core.interfaces import GateEvent, SourceStatus
 from gridwatch.core.metrics import (
     CONFIG_RELOADS,
@@ -37,7 +39,7 @@ from gridwatch.core.metrics import (
     register_outbox_probe,
     unregister_outbox_probe,
 )
-from gridwatch.core.transport import ALERTS, SIGHTINGS, Tap, TappedPort, Transport
+from gridwatch.core.transport import ALERTS, SIGHTINGS, STRANGER_ATTEMPTS, Tap, TappedPort, Transport
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
 from gridwatch.reload import ConfigState, ConfigWatcher, ReloadTrigger, audit_reload, diff_configs
@@ -50,12 +52,14 @@ from gridwatch.wiring import (
     build_storage,
     data_paths,
     rule_surroundings,
+    stranger_watch,
 )
 from ingest.camera import FrameHandler
 from ingest.supervisor import IngestSupervisor, SourceChanges
 from notifier.notifier import Notifier, build_sinks
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
+from recognition.strangers import StrangerClusters
 from rules.engine import RuleEngine
 from rules.stage import RulesStage
 
@@ -134,6 +138,7 @@ class Service:
         self._gate_intake = GateIntake(self._on_gate_event)
         self._sources: IngestSupervisor | None = None
         self._sightings = self._transport.publisher(SIGHTINGS)
+        self._attempts = self._transport.publisher(STRANGER_ATTEMPTS)
         self._pending_taps: list[tuple[str, Tap[Any]]] = []
         self._started = False
 
@@ -170,6 +175,10 @@ class Service:
         """Observe every sighting recognition publishes (call before or after ``start``)."""
         return self._transport.tap(SIGHTINGS, tap)
 
+    def tap_attempts(self, tap: Tap[StrangerAttempt]) -> Callable[[], None]:
+        """Observe every stranger attempt recognition publishes (call before or after ``start``)."""
+        return self._transport.tap(STRANGER_ATTEMPTS, tap)
+
     def tap_alerts(self, tap: Tap[Alert]) -> Callable[[], None]:
         """Observe every alert the rules put into the outbox (call before ``start``)."""
         self._pending_taps.append((ALERTS.topic, tap))
@@ -197,8 +206,11 @@ class Service:
         # Connects, migrates, imports an older version's files: a DatabaseError here stops the start.
         await asyncio.to_thread(self._storage.open)
         self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
-        recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries)
-        self._recognition = RecognitionStage(recognizer, self._parts.analyzer, self._parts.registries, self._sightings)
+        strangers = StrangerClusters(stranger_watch(config))
+        recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries, strangers)
+        self._recognition = RecognitionStage(
+            recognizer, self._parts.analyzer, self._parts.registries, self._sightings, attempts=self._attempts
+        )
         await self._recognition.start()
 
         self._notifier = Notifier(
@@ -219,6 +231,7 @@ class Service:
         self._rules = RulesStage(engine, self._alerts)
         await self._rules.start()
         self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)
+        self._transport.subscribe(STRANGER_ATTEMPTS, self._rules.put_attempt, group=RULES_GROUP)
         await self._transport.start()
         register_outbox_probe(self._outbox_probe)
         for queue in self._transport.depths():
@@ -299,9 +312,12 @@ class Service:
         assert self._parts is not None, "service not started"
         assert self._rules is not None, "service not started"
         assert self._sources is not None, "service not started"
+        assert self._recognition is not None, "service not started"
         async with self._reload_lock:
             new = loaded.config
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
+            # Gates no stranger rule watches any more forget their unknown faces at once.
+            self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))
             self._rules.engine.reconfigure(new.rules, **rule_surroundings(new))
             self._rules.wake()  # arm timers of new rules now
             self._loaded = loaded
@@ -391,13 +407,15 @@ class Service:
             "config": self._config_state.as_dict(),
             "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
             "recognition": None
-            if stats is None
+            if recognizer is None or stats is None
             else {
                 "images": stats.images,
                 "faces": stats.faces,
                 "faces_rejected": stats.faces_rejected,
                 "faces_searched": stats.faces_searched,
                 "sightings": stats.sightings,
+                "unknown_at_gates": stats.unknown_at_gates,
+                "stranger_clusters": recognizer.strangers.count(),
             },
             "rules": None
             if engine is None

@@ -11,6 +11,7 @@ from sqlalchemy import URL, make_url
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.config.root import GridwatchConfig
+from gridwatch.core.config.rules import StrangerAtGateRuleConfig
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from gridwatch.core.paths import DataPaths
@@ -20,6 +21,7 @@ from recognition.backends import Analyzer, build_analyzer
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
+from recognition.strangers import StrangerWatch
 from rules.state import RuleState
 
 
@@ -111,3 +113,31 @@ def rule_surroundings(config: GridwatchConfig) -> dict[str, Any]:
     zones = {z.id: frozenset(z.sources) for z in getattr(config, "zones", [])}
     schedules = {s.id: Schedule.from_config(s) for s in getattr(config, "schedules", [])}
     return {"zones": zones, "schedules": schedules, "sources": sources}
+
+
+def stranger_watch(config: GridwatchConfig) -> dict[str, StrangerWatch]:
+    """Per gate, what the `stranger_at_gate` rules watching it need of recognition.
+
+    ``"*"`` means every gate (a stranger rule counts attempts at gates, never at cameras). Where several
+    rules watch one gate, a face is a stranger there when none of their known registries knows it;
+    look-alikes join at the highest threshold of those registries (the strictest: two strangers are
+    never one cluster where a resident would not be matched) and are kept for the longest window.
+    """
+    thresholds = {r.name: r.threshold for r in config.registries}
+    gates = [g.id for g in config.gates]
+    known: dict[str, set[str]] = {}
+    window: dict[str, int] = {}
+    for rule in config.rules:
+        if not isinstance(rule, StrangerAtGateRuleConfig):
+            continue
+        for gate in gates if "*" in rule.sources else [s for s in rule.sources if s in gates]:
+            known.setdefault(gate, set()).update(rule.known_registries)
+            window[gate] = max(window.get(gate, 0), rule.within_s)
+    return {
+        gate: StrangerWatch(
+            known_registries=frozenset(names),
+            threshold=max(thresholds[name] for name in names),  # config check: every known registry exists
+            window_s=float(window[gate]),
+        )
+        for gate, names in known.items()
+    }

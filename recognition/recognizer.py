@@ -1,15 +1,20 @@
-"""Frame or snapshot → matched sightings. Unmatched faces end here, in memory.
+"""Frame or snapshot → matched sightings, and the look-alike label of an unknown face at a watched gate.
 
 Order of work per image: detect → quality gate → embed (only accepted faces, and only when a
-registry covers the source) → search. An embedding that matched nothing is dropped with the
-image; nothing about that face is logged, stored or sent.
+registry covers the source or a stranger rule watches it) → search. An embedding that matched
+nothing is dropped with the image; nothing about that face is logged, stored or sent.
+
+At a gate watched by a `stranger_at_gate` rule, the known registries of its rules are searched too,
+even where their ``sources`` do not cover the gate: the answer only tells a known face from a stranger
+and never becomes a sighting. When the largest accepted face is known to none of them, it joins a
+look-alike cluster in memory (``recognition.strangers``) and the result carries that cluster's label.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +23,8 @@ from gridwatch.core.events import Quality, Sighting, SourceKind
 from gridwatch.core.interfaces import FaceAnalyzer
 from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED, FACES_GATED, INFERENCE_SECONDS, SIGHTINGS
 from recognition.quality import QualityGate
-from recognition.registries import Registries
+from recognition.registries import Decision, Registries
+from recognition.strangers import StrangerClusters
 
 _DETECT_SECONDS = INFERENCE_SECONDS.labels(step="detect")
 _EMBED_SECONDS = INFERENCE_SECONDS.labels(step="embed")
@@ -35,6 +41,22 @@ class RecognitionStats:
     faces_rejected: int = 0
     faces_searched: int = 0
     sightings: int = 0
+    unknown_at_gates: int = 0  # faces a stranger rule's gate saw that none of its known registries knew
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """What recognition made of one image.
+
+    ``sightings``: the matches in the registries covering the source. At a gate a stranger rule
+    watches, about the largest accepted face: ``known`` when one of the rule's known registries knows
+    it, else ``stranger`` is the label of its look-alike cluster. Both stay unset elsewhere, and when
+    no face passed the quality gate.
+    """
+
+    sightings: list[Sighting] = field(default_factory=list)
+    known: bool = False
+    stranger: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +67,18 @@ class SourceInfo:
 
 
 class Recognizer:
-    def __init__(self, analyzer: FaceAnalyzer, gate: QualityGate, registries: Registries) -> None:
+    def __init__(
+        self,
+        analyzer: FaceAnalyzer,
+        gate: QualityGate,
+        registries: Registries,
+        strangers: StrangerClusters | None = None,
+    ) -> None:
+        """``strangers``: the gates stranger rules watch and their clusters; none watched without it."""
         self._analyzer = analyzer
         self._gate = gate
         self._registries = registries
+        self.strangers = strangers if strangers is not None else StrangerClusters()
         self.stats = RecognitionStats()
 
     def recognize(
@@ -58,15 +88,17 @@ class Recognizer:
         *,
         captured_at: dt.datetime,
         direction: str | None = None,
-    ) -> list[Sighting]:
+    ) -> Recognition:
         """Blocking: run it in a worker thread (``recognize_async``)."""
         self.stats.images += 1
         with _DETECT_SECONDS.time():
             faces = self._analyzer.detect(image)
         self.stats.faces += len(faces)
         FACES_DETECTED.labels(source=source.source_id).inc(len(faces))
-        if len(faces) == 0 or not self._registries.covers(source.source_id):
-            return []
+        # Stranger rules count attempts at gates only: a camera frame is never a stranger's attempt.
+        watch = self.strangers.watching(source.source_id) if source.kind is SourceKind.GATE else None
+        if len(faces) == 0 or (watch is None and not self._registries.covers(source.source_id)):
+            return Recognition()
         verdict = self._gate.check(faces, image)
         accepted = faces.select(verdict.accepted)
         face_px = verdict.face_px[verdict.accepted]
@@ -75,18 +107,19 @@ class Recognizer:
         self.stats.faces_rejected += len(faces) - len(accepted)
         FACES_GATED.labels(source=source.source_id).inc(len(faces) - len(accepted))
         if len(accepted) == 0:
-            return []
+            return Recognition()
         with _EMBED_SECONDS.time():
             embedded = self._analyzer.embed(image, accepted)
         assert embedded.embeddings is not None
         self.stats.faces_searched += len(embedded)
         FACES_EMBEDDED.labels(source=source.source_id).inc(len(embedded))
+        known_registries = watch.known_registries if watch is not None else frozenset[str]()
         with _SEARCH_SECONDS.time():
-            matches = self._registries.match(embedded.embeddings, source.source_id)
+            decisions = self._registries.decide(embedded.embeddings, source.source_id, also=known_registries)
         received_at = dt.datetime.now(dt.UTC)
         sightings = []
-        for i, face_matches in enumerate(matches):
-            for match in face_matches:
+        for i, row in enumerate(decisions):
+            for match in (d.match for d in row if d.covers_source and d.match is not None):
                 registry = self._registries.configs[match.registry]
                 sightings.append(
                     Sighting(
@@ -112,7 +145,14 @@ class Recognizer:
         self.stats.sightings += len(sightings)
         for sighting in sightings:
             SIGHTINGS.labels(registry=sighting.registry, source_kind=source.kind.value).inc()
-        return sightings
+        if watch is None:
+            return Recognition(sightings)
+        # The person at the reader is the largest face; others are passers-by behind them.
+        largest = int(np.argmax(embedded.widths * embedded.heights))
+        if _known(decisions[largest], known_registries):
+            return Recognition(sightings, known=True)
+        self.stats.unknown_at_gates += 1
+        return Recognition(sightings, stranger=self.strangers.observe(source.source_id, embedded.embeddings[largest]))
 
     async def recognize_async(
         self,
@@ -121,5 +161,9 @@ class Recognizer:
         *,
         captured_at: dt.datetime,
         direction: str | None = None,
-    ) -> list[Sighting]:
+    ) -> Recognition:
         return await asyncio.to_thread(self.recognize, image, source, captured_at=captured_at, direction=direction)
+
+
+def _known(decisions: list[Decision], registries: frozenset[str]) -> bool:
+    return any(d.known for d in decisions if d.registry in registries)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,17 +41,29 @@ class Decision:
     """The decision for one probe in one registry: a match, or an explicit unknown (with why).
 
     ``candidate`` is the best identity found, for both outcomes; an unknown face's candidate must
-    never leave the process (it is not a sighting).
+    never leave the process (it is not a sighting). ``covers_source`` is False for a registry searched
+    only because a stranger rule names it as known at the source: its match tells a resident from a
+    stranger there and never becomes a sighting.
     """
 
     registry: str
     outcome: Outcome
     candidate: Match | None
     reason: UnknownReason | None = None
+    covers_source: bool = True
 
     @property
     def match(self) -> Match | None:
         return self.candidate if self.outcome is Outcome.MATCH else None
+
+    @property
+    def known(self) -> bool:
+        """The face is one of the registry's people: a match, or a tie between two of them.
+
+        The margin guards against naming the wrong person; it does not make a face that is close to
+        two residents a stranger.
+        """
+        return self.outcome is Outcome.MATCH or self.reason is UnknownReason.AMBIGUOUS
 
 
 def decide(config: RegistryConfig, candidate: Match | None) -> Decision:
@@ -321,15 +333,23 @@ class Registries:
         """For each probe, its matches (see ``decide``) in the registries covering the source."""
         return [[d.match for d in row if d.match is not None] for row in self.decide(vectors, source_id)]
 
-    def decide(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Decision]]:
-        """For each probe, one decision per non-empty registry covering the source: a match, or unknown."""
+    def decide(
+        self, vectors: npt.NDArray[np.float32], source_id: str, *, also: Collection[str] = ()
+    ) -> list[list[Decision]]:
+        """For each probe, one decision per non-empty registry covering the source: a match, or unknown.
+
+        ``also``: registries to search even where they do not cover the source (the known registries
+        of a stranger rule); their decisions say ``covers_source=False``.
+        """
         self.sync()
         results: list[list[Decision]] = [[] for _ in range(len(vectors))]
         for loaded in self._loaded.values():
-            if not len(loaded.index) or not _covers(loaded.config, source_id):
+            covers = _covers(loaded.config, source_id)
+            if not len(loaded.index) or not (covers or loaded.config.name in also):
                 continue
             for row, candidate in enumerate(self._candidates(loaded, vectors)):
-                results[row].append(decide(loaded.config, candidate))
+                decision = decide(loaded.config, candidate)
+                results[row].append(decision if covers else replace(decision, covers_source=False))
         return results
 
     def _candidates(self, loaded: _LoadedRegistry, vectors: npt.NDArray[np.float32]) -> list[Match | None]:

@@ -1,8 +1,15 @@
-"""The recognition stage: frames and gate snapshots in, matched sightings out (a ``SightingSink``).
+"""The recognition stage: frames and gate events in; matched sightings out (a ``SightingSink``) and
+stranger attempts at gates out (a ``StrangerAttemptSink``).
 
 It owns the model pack and the registries: ``start()`` loads both (off the event loop) and erases
 expired entries, then keeps erasing them every ``purge_interval_s``. Unmatched faces end here, in
-memory; only sightings leave through the output port.
+memory: at a gate a `stranger_at_gate` rule watches, an unknown face is held as a look-alike cluster
+(``recognition.strangers``, forgotten after the rules' window, checked every ``forget_interval_s``)
+and only its random label leaves, on a ``StrangerAttempt``.
+
+One gate event makes at most one attempt: an unknown face (verdict ``unmatched``), or the gate's own
+refusal (``denied``, with the face's label when there was an unknown face, without one when there was
+no usable face). A face one of the known registries knows makes none, whatever the gate decided.
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.core.interfaces import Frame, GateEvent, SightingSink
+from gridwatch.core.events import StrangerAttempt
+from gridwatch.core.interfaces import Frame, GateEvent, SightingSink, StrangerAttemptSink
+from gridwatch.core.metrics import STRANGER_ATTEMPTS
 from recognition.backends import Analyzer
-from recognition.recognizer import Recognizer, SourceInfo
+from recognition.recognizer import Recognition, Recognizer, SourceInfo
 from recognition.registries import Registries
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 3600.0
+# Unknown faces are held for the stranger rules' window; this is how late past it they may be forgotten.
+FORGET_INTERVAL_S = 5.0
 
 FrameHandler = Callable[[Frame], Awaitable[None]]
 
@@ -43,14 +54,20 @@ class RecognitionStage:
         registries: Registries,
         out: SightingSink,
         *,
+        attempts: StrangerAttemptSink | None = None,
         purge_interval_s: float = PURGE_INTERVAL_S,
+        forget_interval_s: float = FORGET_INTERVAL_S,
     ) -> None:
+        """``attempts``: where stranger attempts go; without it, gates make none (no stranger rule wired)."""
         self._recognizer = recognizer
         self._analyzer = analyzer
         self._registries = registries
         self._out = out
+        self._attempts = attempts
         self._purge_interval_s = purge_interval_s
+        self._forget_interval_s = forget_interval_s
         self._purge_task: asyncio.Task[None] | None = None
+        self._forget_task: asyncio.Task[None] | None = None
 
     @property
     def recognizer(self) -> Recognizer:
@@ -66,42 +83,73 @@ class RecognitionStage:
             "model pack %s (%s, %s)", self._analyzer.model_id, self._analyzer.pack.origin, self._analyzer.pack.directory
         )
         self._purge_task = asyncio.create_task(self._purge_loop(), name="gridwatch.retention-purge")
+        self._forget_task = asyncio.create_task(self._forget_loop(), name="gridwatch.stranger-forget")
 
     async def stop(self) -> None:
-        task, self._purge_task = self._purge_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [self._purge_task, self._forget_task]
+        self._purge_task = self._forget_task = None
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def frame_handler(self, source: SourceInfo) -> FrameHandler:
         """The handler a camera worker calls with each frame it samples."""
 
         async def on_frame(frame: Frame) -> None:
-            sightings = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
-            for sighting in sightings:
+            recognition = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
+            for sighting in recognition.sightings:
                 await self._out.put(sighting)
 
         return on_frame
 
     async def on_gate_event(self, event: GateEvent, source: SourceInfo) -> None:
-        """A gate's face snapshot, decoded in memory and recognised like a frame."""
-        if event.face_image is None:
-            return
-        image = await asyncio.to_thread(decode_jpeg, event.face_image)
-        if image is None:
-            log.warning("gate %s: snapshot of event %s is not a decodable image", event.gate_id, event.serial)
-            return
-        sightings = await self._recognizer.recognize_async(
-            image, source, captured_at=event.device_time.astimezone(dt.UTC), direction=event.direction
-        )
-        for sighting in sightings:
+        """A gate's face snapshot, decoded in memory and recognised like a frame; a refusal, counted."""
+        recognition = Recognition()
+        if event.face_image is not None:
+            image = await asyncio.to_thread(decode_jpeg, event.face_image)
+            if image is None:
+                log.warning("gate %s: snapshot of event %s is not a decodable image", event.gate_id, event.serial)
+            else:
+                recognition = await self._recognizer.recognize_async(
+                    image, source, captured_at=event.device_time.astimezone(dt.UTC), direction=event.direction
+                )
+        for sighting in recognition.sightings:
             await self._out.put(sighting)
+        attempt = self._attempt_of(event, source, recognition)
+        if attempt is not None and self._attempts is not None:
+            STRANGER_ATTEMPTS.labels(gate=attempt.source, verdict=attempt.verdict).inc()
+            # The event id only: the label would link log lines to one unknown person.
+            log.debug("gate %s: stranger attempt (%s), event %s", attempt.source, attempt.verdict, event.serial)
+            await self._attempts.put(attempt)
+
+    def _attempt_of(self, event: GateEvent, source: SourceInfo, recognition: Recognition) -> StrangerAttempt | None:
+        if self._recognizer.strangers.watching(event.gate_id) is None or recognition.known:
+            return None
+        denied = event.verdict == "denied"
+        if recognition.stranger is None and not denied:
+            return None  # no usable face and no refusal: nobody to count
+        return StrangerAttempt(
+            source=source.source_id,
+            source_kind=source.kind,
+            captured_at=event.device_time.astimezone(dt.UTC),
+            cluster=recognition.stranger,
+            verdict="denied" if denied else "unmatched",
+            gate_event_id=event.event_id,
+            grid=source.grid,
+        )
 
     async def _purge_once(self) -> None:
         purged = await asyncio.to_thread(self._registries.purge_expired)
         if purged:
             log.info("retention: erased %d expired registry entries", len(purged))
+
+    async def _forget_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._forget_interval_s)
+            # Without a new face at a gate nothing else would forget its clusters.
+            self._recognizer.strangers.purge()
 
     async def _purge_loop(self) -> None:
         while True:

@@ -181,9 +181,12 @@ class RuleEngine:
         return self._state.next_due()
 
     def release(self, alert: Alert) -> None:
-        """Forget the cooldown an alert took, because it could not be stored for delivery."""
-        if alert.person_id is not None:
-            self._state.clear(alert.rule, alert.person_id)
+        """Forget the cooldown an alert took, because it could not be stored for delivery.
+
+        Cooldowns are kept under the alert's key: the person, or for an unknown face its gate. Without
+        this, a stranger alert the outbox refused would keep its gate waiting for a delivery that never comes.
+        """
+        self._state.clear(alert.rule, alert.key)
         with self._lock:
             self.alerts -= 1
             self.alerts_by_rule[alert.rule] -= 1

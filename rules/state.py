@@ -307,9 +307,12 @@ class RuleState:
 
         self._run(upsert, "rule state write")
 
-    def forget_passes_before(self, before: dt.datetime) -> int:
-        """Drop pass lists not updated since ``before`` (every kind's window is shorter than the caller's)."""
+    def forget_passes_before(self, before: dt.datetime, *, rule: str | None = None) -> int:
+        """Drop pass lists not updated since ``before`` (every kind's window is shorter than the caller's),
+        of one rule or of all."""
         stmt = rule_passes.delete().where(rule_passes.c.updated_at < before)
+        if rule is not None:
+            stmt = stmt.where(rule_passes.c.rule == rule)
         return self._run(lambda conn: int(conn.execute(stmt).rowcount), "rule state write")
 
     def batch(self, fn: Callable[[], T], what: str) -> T:

@@ -24,6 +24,11 @@ class StrangerAtGateRule(SightingRule):
         super().__init__(config)
         self._cfg = config
 
+    def arm(self, now: dt.datetime, ctx: RuleContext) -> None:
+        # Called on every timer pass: attempts that never reached `count` must not outlive the window,
+        # so the label and times of an unknown face are forgotten with it (not only at its next attempt).
+        ctx.state.forget_passes_before(now - dt.timedelta(seconds=self._cfg.within_s), rule=self.id)
+
     def on_sighting(self, sighting: Sighting, now: dt.datetime, ctx: RuleContext) -> list[Alert]:
         return []  # a matched face is not a stranger (recognition reports it only if no known registry matched)
 
@@ -35,7 +40,10 @@ class StrangerAtGateRule(SightingRule):
         at = attempt.captured_at
         window_start = at - dt.timedelta(seconds=cfg.within_s)
         attempts = [p for p in ctx.state.passes(self.id, subject) if p.at > window_start]
-        attempts.append(Pass(at, attempt.source, attempt.gate_event_id))
+        this = Pass(at, attempt.source, attempt.gate_event_id)
+        if attempt.gate_event_id is not None and this in attempts:
+            return []  # the transport handed the same gate event over again (at least once): counted already
+        attempts.append(this)
         if len(attempts) < cfg.count:
             ctx.state.save_passes(self.id, subject, attempts, now)
             return []
@@ -65,6 +73,7 @@ class StrangerAtGateRule(SightingRule):
             )
 
         # One cooldown per source: a second stranger at the same gate within it is the same incident.
-        alert = self.issue(ctx, subject=f"stranger:{attempt.source}", at=at, now=now, build=build)
+        # Its subject is the alert's key, so that the engine can release it like a person's.
+        alert = self.issue(ctx, subject=f"source:{attempt.source}", at=at, now=now, build=build)
         ctx.state.save_passes(self.id, subject, [] if alert is not None else attempts, now)
         return [alert] if alert is not None else []

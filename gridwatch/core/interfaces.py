@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from gridwatch.core.events import Alert, Sighting
+    from gridwatch.core.events import Alert, Sighting, StrangerAttempt
     from gridwatch.core.faces import Faces
     from gridwatch.core.persons import PersonConditions
 
@@ -167,6 +167,17 @@ class SightingSink(Protocol):
     async def put(self, sighting: Sighting) -> None: ...
 
 
+class StrangerAttemptSink(Protocol):
+    """Output port of recognition, input of the rules stage: unknown faces and refusals at gates.
+
+    Wired to a transport publisher (``gridwatch.core.transport.STRANGER_ATTEMPTS``): an in-process
+    queue or the ``gridwatch.stranger-attempts`` topic, keyed by source id. An attempt carries no
+    biometric data: the look-alike label it may carry means something only in recognition's memory.
+    """
+
+    async def put(self, attempt: StrangerAttempt) -> None: ...
+
+
 class AlertSink(Protocol):
     """Output port of the rules stage, input of the notifier (and soon routing): alerts.
 
@@ -197,6 +208,8 @@ class GateEvent:
 
     The face snapshot lives in memory only: it goes through recognition and is dropped. Device-side
     person, card and employee numbers never leave the process either (they are not on sightings).
+    ``verdict`` is the gate's own decision when the dialect reports one (ISAPI face authentication
+    passed or failed, Dahua ``Status``); gridwatch never changes it, it only counts refusals.
     """
 
     gate_id: str
@@ -210,13 +223,25 @@ class GateEvent:
     device_person_id: str | None = field(default=None, repr=False)
     card_no: str | None = field(default=None, repr=False)
     face_image: bytes | None = field(default=None, repr=False)  # JPEG bytes; memory only
+    verdict: Literal["granted", "denied"] | None = None  # the gate's own decision; None = not reported
+
+    @property
+    def reaches_recognition(self) -> bool:
+        """A face to recognise, or a refusal: the gate's own "no" is a stranger attempt even without a face."""
+        return self.face_image is not None or self.verdict == "denied"
+
+    @property
+    def event_id(self) -> str | None:
+        """The device's own id of this event (its serial), as stranger alerts name it."""
+        return None if self.serial is None else str(self.serial)
 
 
 GateEventHandler = Callable[[GateEvent], Awaitable[None]]
 
 
 class GateSource(Protocol):
-    """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event.
+    """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event
+    and every refusal (``GateEvent.reaches_recognition``).
 
     Push sources (HTTP, MQTT) and pull sources (long-poll streams) look the same from outside.
     The handler must not block the source for long: gates never wait on gridwatch.

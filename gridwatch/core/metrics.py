@@ -48,6 +48,11 @@ FACES_GATED = Counter(
 )
 FACES_EMBEDDED = Counter("gridwatch_faces_embedded_total", "Faces embedded and searched in the registries.", ["source"])
 SIGHTINGS = Counter("gridwatch_sightings_total", "Faces that matched a registry entry.", ["registry", "source_kind"])
+STRANGER_ATTEMPTS = Counter(
+    "gridwatch_stranger_attempts_total",
+    "Attempts at gates watched by a stranger_at_gate rule: an unknown face (unmatched) or a refusal (denied).",
+    ["gate", "verdict"],
+)
 
 INFERENCE_STEPS = ("detect", "embed", "search")
 INFERENCE_SECONDS = Histogram(

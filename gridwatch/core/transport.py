@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from gridwatch.core.events import Alert, Sighting
+from gridwatch.core.events import Alert, Sighting, StrangerAttempt
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class Topic(enum.StrEnum):
     """Kafka topic names of DESIGN §1 (also the queue names of the in-process driver)."""
 
     SIGHTINGS = "gridwatch.sightings"
+    STRANGER_ATTEMPTS = "gridwatch.stranger-attempts"
     ALERTS = "gridwatch.alerts"
     ACKS = "gridwatch.acks"
     ALERT_EVENTS = "gridwatch.alert-events"
@@ -45,7 +46,7 @@ Tap = Callable[[EventT], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Channel(Generic[EventT]):
-    """A named stream of one event type; ``key`` picks the partition (the person id)."""
+    """A named stream of one event type; ``key`` picks the partition (the person id, or the source id)."""
 
     topic: str
     event_type: type[EventT]
@@ -60,6 +61,14 @@ SIGHTINGS: Channel[Sighting] = Channel(
     key=lambda s: s.person_id,
     event_id=lambda s: s.sighting_id,
     ce_type="gridwatch.sighting.v1",
+)
+# Keyed by source: a stranger rule counts the attempts of one gate, so one owner sees them all in order.
+STRANGER_ATTEMPTS: Channel[StrangerAttempt] = Channel(
+    Topic.STRANGER_ATTEMPTS,
+    StrangerAttempt,
+    key=lambda a: a.source,
+    event_id=lambda a: a.attempt_id,
+    ce_type="gridwatch.stranger-attempt.v1",
 )
 ALERTS: Channel[Alert] = Channel(
     Topic.ALERTS,

@@ -1,4 +1,5 @@
-"""Kafka transport: each channel is a topic keyed by person id; each consumer group a Kafka group.
+"""Kafka transport: each channel is a topic keyed as the channel says (person id; gate id for stranger
+attempts); each consumer group a Kafka group.
 
 Records are the event JSON in the CloudEvents Kafka binary binding (``ce_*`` headers), like the
 alert sink's. The producer waits for all in-sync replicas and is idempotent by default. Consumers

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,7 +49,9 @@ class DahuaAccessData(BaseModel):
     reader_id: ShortText | int | None = Field(default=None, alias="ReaderID", description="Reader id.")
     rec_no: int | None = Field(default=None, alias="RecNo", ge=0, le=2**63 - 1, description="Record number (serial).")
     snap_url: ShortText | None = Field(default=None, alias="SnapURL", description="Where the snapshot can be fetched.")
-    status: int | None = Field(default=None, alias="Status", ge=0, le=1000, description="1: access granted.")
+    status: int | None = Field(
+        default=None, alias="Status", ge=0, le=1000, description="The controller's verdict: 1 granted, 0 refused."
+    )
     type: ShortText | None = Field(default=None, alias="Type", description="Entry or Exit.")
     user_id: ShortText | None = Field(default=None, alias="UserID", description="Device-side person id.")
     utc: float | None = Field(default=None, alias="UTC", ge=0, le=32503680000, description="Event time, Unix seconds.")
@@ -149,6 +151,15 @@ def direction_of(data: DahuaAccessData, config: GateConfig) -> Direction | None:
     return config.default_direction
 
 
+def verdict_of(data: DahuaAccessData) -> Literal["granted", "denied"] | None:
+    """The controller's own decision: ``Status`` 1 opened the door, 0 refused; anything else says nothing."""
+    if data.status == 1:
+        return "granted"
+    if data.status == 0:
+        return "denied"
+    return None
+
+
 def to_gate_event(
     data: DahuaAccessData, config: GateConfig, *, received_at: dt.datetime, face_image: bytes | None, action: str
 ) -> GateEvent:
@@ -166,4 +177,5 @@ def to_gate_event(
         device_person_id=data.user_id or None,
         card_no=data.card_no or None,
         face_image=face_image,
+        verdict=verdict_of(data),
     )

@@ -166,11 +166,11 @@ class HttpStreamSource(abc.ABC):
         return False
 
     async def _emit(self, event: GateEvent) -> None:
-        """An accepted event: serial bookkeeping (gaps), counting, and the handler when it has a face."""
+        """An accepted event: serial bookkeeping (gaps), counting, and the handler for a face or a refusal."""
         if event.serial is not None:
             self._serials.record(event.serial)
         self._health.event(event.received_at)
-        if event.face_image is None:
+        if not event.reaches_recognition:
             return
         try:
             await self._on_event(event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,36 @@ MAX_EVENT_JSON_BYTES = 256 * 1024
 MAX_PICTURES = 16
 HEARTBEAT_TYPES = frozenset({"heartbeat"})
 ACCESS_EVENT_TYPE = "AccessControllerEvent"
+
+# The terminal's own verdict, from the minor types of major type 5 (MAJOR_EVENT) in Hikvision's
+# HCNetSDK headers (the names below are theirs). Other minors (door opened, remote unlock, alarms)
+# say nothing about a person at the reader: no verdict.
+MAJOR_EVENT = 5
+GRANTED_MINORS = frozenset(
+    {
+        0x01,  # MINOR_LEGAL_CARD_PASS
+        0x26,  # MINOR_FINGERPRINT_COMPARE_PASS
+        0x4B,  # MINOR_FACE_VERIFY_PASS (75)
+        0x4D,  # MINOR_EMPLOYEENO_AND_FACE_VERIFY_PASS
+        0x9C,  # MINOR_ORCODE_VERIFY_PASS (QR code)
+        0xB5,  # MINOR_PASSWD_VERIFY_PASS
+    }
+)
+DENIED_MINORS = frozenset(
+    {
+        0x06,  # MINOR_CARD_NO_RIGHT
+        0x07,  # MINOR_CARD_INVALID_PERIOD
+        0x08,  # MINOR_CARD_OUT_OF_DATE
+        0x09,  # MINOR_INVALID_CARD
+        0x27,  # MINOR_FINGERPRINT_COMPARE_FAIL
+        0x31,  # MINOR_FINGERPRINT_INEXISTENCE
+        0x4C,  # MINOR_FACE_VERIFY_FAIL (76): face authentication failed
+        0x4E,  # MINOR_EMPLOYEENO_AND_FACE_VERIFY_FAIL
+        0x50,  # MINOR_FACE_RECOGNIZE_FAIL
+        0x96,  # MINOR_PSW_VERIFY_FAIL
+        0x9D,  # MINOR_ORCODE_VERIFY_FAIL
+    }
+)
 
 ShortText = Annotated[str, Field(max_length=256)]
 DeviceNumber = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -37,7 +67,9 @@ class IsapiAccessControllerEvent(BaseModel):
         default=None, alias="majorEventType", description="Major event type (5: event)."
     )
     sub_event_type: DeviceNumber | None = Field(
-        default=None, alias="subEventType", description="Minor event type (75: face authentication passed)."
+        default=None,
+        alias="subEventType",
+        description="Minor event type (75: face authentication passed, 76: face authentication failed).",
     )
     employee_no: ShortText | None = Field(
         default=None, alias="employeeNoString", description="Device-side person (employee) number."
@@ -78,6 +110,18 @@ class IsapiNotification(BaseModel):
     @property
     def is_access_event(self) -> bool:
         return self.event_type == ACCESS_EVENT_TYPE and self.access is not None
+
+    @property
+    def verdict(self) -> Literal["granted", "denied"] | None:
+        """The terminal's own decision, when the event type states one (``GRANTED_MINORS``, ``DENIED_MINORS``)."""
+        access = self.access
+        if access is None or access.major_event_type != MAJOR_EVENT:
+            return None
+        if access.sub_event_type in GRANTED_MINORS:
+            return "granted"
+        if access.sub_event_type in DENIED_MINORS:
+            return "denied"
+        return None
 
     @property
     def pictures_expected(self) -> int:
@@ -149,4 +193,5 @@ def to_gate_event(
         device_person_id=access.employee_no or None,
         card_no=access.card_no or None,
         face_image=pictures[0] if pictures else None,
+        verdict=notification.verdict,
     )

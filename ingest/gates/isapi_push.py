@@ -280,7 +280,7 @@ class IsapiPushSource:
                 raise PayloadRejected(f"serialNo {serial} was already received", status_code=409)
             self._serials.record(serial)
         self._health.event(received_at)
-        if event.face_image is not None:
+        if event.reaches_recognition:
             try:
                 await self._on_event(event)
             except Exception:

@@ -81,6 +81,26 @@ async def test_stopped_intake_and_faceless_events_are_ignored() -> None:
     assert intake.pending == 0
 
 
+async def test_a_refusal_without_a_face_is_processed() -> None:
+    seen: list[int | None] = []
+    done = asyncio.Event()
+
+    async def process(item: GateEvent) -> None:
+        seen.append(item.serial)
+        done.set()
+
+    intake = GateIntake(process)
+    await intake.start()
+    try:
+        # The gate's own "no" is a stranger attempt even without a picture; a "yes" without one is nothing.
+        await intake.put(GateEvent(gate_id="a", received_at=NOW, device_time=NOW, serial=5, verdict="granted"))
+        await intake.put(GateEvent(gate_id="a", received_at=NOW, device_time=NOW, serial=6, verdict="denied"))
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        await intake.stop()
+    assert seen == [6]
+
+
 def test_decode_jpeg() -> None:
     image = decode_jpeg(face_jpeg("obama"))
     assert image is not None

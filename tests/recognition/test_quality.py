@@ -116,8 +116,10 @@ def test_every_sighting_reports_its_quality_values(analyzer: InsightFaceAnalyzer
     sample = enrollment_sample(analyzer, gate, (FACES / "biden" / "biden.jpg").read_bytes(), what="biden")
     registries.enroll("watch", "Test Person", [(sample.photo_sha256, sample.embedding)], actor="tester")
     image = cv2.imread(str(FACES / "biden" / "biden2.jpg"))
-    sightings = Recognizer(analyzer, gate, registries).recognize(
-        image, SourceInfo("cam-1", SourceKind.CAMERA), captured_at=dt.datetime.now(dt.UTC)
+    sightings = (
+        Recognizer(analyzer, gate, registries)
+        .recognize(image, SourceInfo("cam-1", SourceKind.CAMERA), captured_at=dt.datetime.now(dt.UTC))
+        .sightings
     )
     assert len(sightings) == 1
     quality = sightings[0].quality

@@ -66,7 +66,9 @@ def test_a_match_moves_faces_sightings_and_inference_time(
     photo = cv2.imread(str(FACES / "biden" / "biden2.jpg"))
     assert photo is not None
     image = np.asarray(photo, dtype=np.uint8)
-    sightings = recognizer.recognize(image, SourceInfo(camera, SourceKind.CAMERA), captured_at=dt.datetime.now(dt.UTC))
+    sightings = recognizer.recognize(
+        image, SourceInfo(camera, SourceKind.CAMERA), captured_at=dt.datetime.now(dt.UTC)
+    ).sightings
 
     assert len(sightings) == 1
     assert sample("gridwatch_faces_detected_total", source=camera) - before["detected"] == 1
@@ -88,8 +90,10 @@ def test_a_blurred_face_is_counted_as_gated_and_never_embedded(
     blurred = np.asarray(cv2.GaussianBlur(image, (0, 0), sigmaX=12), dtype=np.uint8)
     before_gated = sample("gridwatch_faces_gated_total", source=gate_id)
 
-    sightings = Recognizer(analyzer, gate, registries).recognize(
-        blurred, SourceInfo(gate_id, SourceKind.GATE), captured_at=dt.datetime.now(dt.UTC)
+    sightings = (
+        Recognizer(analyzer, gate, registries)
+        .recognize(blurred, SourceInfo(gate_id, SourceKind.GATE), captured_at=dt.datetime.now(dt.UTC))
+        .sightings
     )
 
     assert sightings == []

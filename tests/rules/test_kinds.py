@@ -163,6 +163,39 @@ def test_stranger_attempts_expire_and_gate_refusals_count(database: Database) ->
     assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=2), cluster=None, verdict="denied"))) == 1
 
 
+def test_a_gate_event_handed_over_again_counts_once(database: Database) -> None:
+    rules = stranger_engine(database, Clock())
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    assert rules.attempt(attempt(T0, event="e1")) == []  # at least once: the transport delivered it again
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=10), event="e2")) == []
+    [alert] = rules.attempt(attempt(T0 + dt.timedelta(seconds=20), event="e3"))
+    assert "3 times" in alert.explanation
+
+
+def test_a_released_stranger_alert_frees_the_gate(database: Database) -> None:
+    """The outbox could not store the alert: the gate must not stay silent, waiting for its delivery."""
+    config = RULE.validate_python(
+        {"id": "s", "kind": "stranger_at_gate", "known_registries": ["residents"], "count": 2, "within_s": 300}
+    )
+    rules = RuleEngine([config], RuleState(database), Clock())  # alerts wait for their delivery
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    [lost] = rules.attempt(attempt(T0 + dt.timedelta(seconds=1), event="e2"))
+    rules.release(lost)
+    assert rules.attempt(attempt(T0 + dt.timedelta(seconds=2), event="e3")) == []
+    assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=3), event="e4"))) == 1
+
+
+def test_attempts_that_never_made_an_alert_are_forgotten_after_the_window(database: Database) -> None:
+    clock = Clock()
+    rules = stranger_engine(database, clock)
+    assert rules.attempt(attempt(T0, event="e1")) == []
+    rules.arm()
+    assert [p.track for p in rules.state.passes("s", "gate-n|c1")] == ["e1"]
+    clock.advance(301)
+    rules.arm()  # the stage's timer pass
+    assert rules.state.passes("s", "gate-n|c1") == []
+
+
 # --- arming schedule ------------------------------------------------------------------------------
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -17,7 +18,7 @@ from gridwatch.wiring import build_recognition, data_paths
 from recognition.enroll import enrollment_sample, read_photo
 from tests.support.kafka import create_topic
 from tests.support.models import shared_analyzer
-from tests.support.privacy import scan_tree
+from tests.support.privacy import FaceTraces, image_signatures, scan_tree, unit_vectors
 
 
 def enrol(config: Path, photo: Path, name: str, *, registry: str = "watch", env: dict[str, str] | None = None) -> str:
@@ -55,14 +56,40 @@ async def next_alert(consumer: AIOKafkaConsumer, deadline_s: float) -> Alert | N
     return Alert.model_validate_json(record.value)
 
 
-def assert_no_trace_of_unmatched_faces(data_dir: Path, *, enrolled: int) -> None:
-    """Only the enrolled embedding(s) may exist on disk; no image of any kind; logs are clean."""
+def assert_no_trace_of_unmatched_faces(
+    data_dir: Path, *, enrolled: int, strangers: Sequence[FaceTraces] = (), known: Sequence[FaceTraces] = ()
+) -> None:
+    """Only the enrolled embedding(s) may exist on disk; no image of any kind; logs are clean.
+
+    ``strangers``: faces that must have left nothing in any file (database, WAL, logs, audit), not even
+    a piece. ``known``: enrolled faces whose embedding must be found, proving the search sees a stored one.
+    """
     images, vectors = scan_tree(data_dir)
     assert images == {}, f"image data found on disk: {images}"
     assert len(vectors) == enrolled, f"{len(vectors)} stored vectors, expected only the {enrolled} enrolled"
+    files = {path: path.read_bytes() for path in sorted(data_dir.rglob("*")) if path.is_file()}
+    for face in strangers:
+        found = {
+            str(path.relative_to(data_dir)): kinds for path, data in files.items() if (kinds := face.found_in(data))
+        }
+        assert found == {}, f"traces of {face.name} on disk: {found}"
+    for face in known:
+        assert any("vector" in face.found_in(data) for data in files.values()), f"{face.name}'s enrolment not found"
     for log_file in data_dir.rglob("*.log"):
         text = log_file.read_text()
         assert "embedding" not in text.lower()
     for line in (data_dir / "audit.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert not any(isinstance(v, list) and len(v) > 16 for v in record.get("details", {}).values())
+
+
+def assert_no_face_in_records(records: Sequence[Any], strangers: Sequence[FaceTraces]) -> None:
+    """Kafka records (values, keys and headers) hold no image, no embedding-like vector and no piece of these faces."""
+    for record in records:
+        blobs = [record.value or b"", record.key or b"", *(value for _, value in record.headers)]
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        for blob in blobs:
+            assert image_signatures(blob) == [], f"image data in {where}"
+            assert unit_vectors(blob) == set(), f"a stored vector in {where}"
+            for face in strangers:
+                assert face.found_in(blob) == [], f"traces of {face.name} in {where}"

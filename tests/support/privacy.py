@@ -1,15 +1,22 @@
-"""Scanners that look for traces of faces in files: images and embedding-like vectors.
+"""Scanners that look for traces of faces in files and records: images and embedding-like vectors.
 
 An embedding is found by its shape, not by its value: any run of ``dim`` consecutive float32
 values (at any byte offset) whose squared sum is 1 is counted as a stored unit vector. This
 finds vectors however they are stored (SQLite blobs, WAL pages, raw dumps, .npy files).
+
+One known face is also found by its value (``face_traces``): any piece of its embedding, of its
+aligned crop or of its photo, wherever it lies.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from recognition.analyzer import ARCFACE_INPUT, InsightFaceAnalyzer
+from recognition.enroll import decode_image
 
 IMAGE_MAGIC = {
     "jpeg": b"\xff\xd8\xff",
@@ -61,3 +68,47 @@ def scan_tree(root: Path, dim: int = 512) -> tuple[dict[str, list[str]], set[byt
             images[str(path.relative_to(root))] = sigs
         vectors |= unit_vectors(data, dim)
     return images, vectors
+
+
+@dataclass(frozen=True)
+class FaceTraces:
+    """Byte patterns only a copy of one particular face would contain, by kind.
+
+    - ``vector``: every 16-byte window of its embedding, as float32 and as float64 (4 and 2 values);
+    - ``crop``: rows of its aligned 112x112 crop, as the recogniser sees it (raw BGR bytes);
+    - ``photo``: 64-byte pieces of the JPEG's compressed body.
+    """
+
+    name: str
+    needles: dict[str, list[bytes]]
+
+    def found_in(self, data: bytes) -> list[str]:
+        """The kinds of trace of this face in ``data``."""
+        return [kind for kind, needles in self.needles.items() if any(needle in data for needle in needles)]
+
+
+def face_traces(analyzer: InsightFaceAnalyzer, photo: Path) -> FaceTraces:
+    """The traces of the largest face of ``photo``, computed the way recognition computes them."""
+    from insightface.utils import face_align
+
+    data = photo.read_bytes()
+    image = decode_image(data, what=photo.name)
+    faces = analyzer.detect(image)
+    assert len(faces) > 0, f"{photo}: no face"
+    largest = int(np.argmax(faces.widths * faces.heights))
+    face = faces.select(np.array([largest]))
+    embedded = analyzer.embed(image, face)
+    assert embedded.embeddings is not None
+    vector = embedded.embeddings[0].astype("<f4")
+    as_double = vector.astype("<f8")
+    crop = face_align.norm_crop(image, landmark=face.landmarks[0], image_size=ARCFACE_INPUT)
+    body = data[len(data) // 4 :]
+    return FaceTraces(
+        photo.name,
+        {
+            "vector": [vector[i : i + 4].tobytes() for i in range(len(vector) - 3)]
+            + [as_double[i : i + 2].tobytes() for i in range(len(as_double) - 1)],
+            "crop": [np.ascontiguousarray(crop[row]).tobytes() for row in (24, 56, 88)],
+            "photo": [body[i : i + 64] for i in range(0, len(body) - 64, max(len(body) // 16, 64))],
+        },
+    )

@@ -111,6 +111,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FACES_GATED",
         "FACES_EMBEDDED",
         "SIGHTINGS",
+        "STRANGER_ATTEMPTS",
         "ALERTS",
         "RULE_SUPPRESSED",
         "TIMER_FIRINGS",
