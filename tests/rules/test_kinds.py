@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from gridwatch.core.config.rules import RuleConfig
+from gridwatch.core.config.schedules import ScheduleConfig
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind, StrangerAttempt
+from gridwatch.core.schedules import Schedule
 from rules.engine import RuleEngine
 from rules.state import RuleState
 from tests.rules.support import T0, Clock, DailyWindow, Directory, Entry, sighting
@@ -209,3 +211,42 @@ def test_a_disarmed_rule_makes_no_alert_but_counts(database: Database) -> None:
     seen = engine(database, Clock(), kind="seen", active="day", id="seen")
     assert seen.evaluate(sighting(at=night)) == []
     assert len(seen.evaluate(sighting(at=night.replace(hour=12)))) == 1
+
+
+def real_schedule(yaml_like: dict[str, Any]) -> Schedule:
+    return Schedule.from_config(ScheduleConfig.model_validate(yaml_like))
+
+
+def test_outside_hours_in_a_zone_with_daylight_saving_time(database: Database) -> None:
+    """Office hours 08:00-18:00 Berlin time: 06:30 UTC is 07:30 in winter (outside) and 08:30 in summer."""
+    office = real_schedule(
+        {
+            "id": "office",
+            "timezone": "Europe/Berlin",
+            "intervals": [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "18:00"}],
+        }
+    )
+    config = RULE.validate_python(
+        {"id": "r", "kind": "outside_hours", "registries": ["watch"], "allowed_hours": "office", "cooldown_s": 0}
+    )
+    rules = RuleEngine([config], RuleState(database), Clock(), schedules={"office": office}, delivered_on_create=True)
+    winter = dt.datetime(2026, 3, 27, 6, 30, tzinfo=dt.UTC)  # Friday, CET (UTC+1)
+    summer = dt.datetime(2026, 3, 30, 6, 30, tzinfo=dt.UTC)  # Monday, CEST (UTC+2) since Sunday
+    assert len(rules.evaluate(sighting(at=winter))) == 1
+    assert rules.evaluate(sighting(at=summer)) == []
+
+
+def test_an_arming_window_crossing_midnight_in_shanghai(database: Database) -> None:
+    night = real_schedule(
+        {"id": "night", "timezone": "Asia/Shanghai", "intervals": [{"days": ["fri"], "from": "22:00", "to": "06:00"}]}
+    )
+    config = RULE.validate_python(
+        {"id": "r", "kind": "seen", "registries": ["watch"], "active": "night", "cooldown_s": 0}
+    )
+    rules = RuleEngine([config], RuleState(database), Clock(), schedules={"night": night}, delivered_on_create=True)
+    friday_2230 = dt.datetime(2026, 11, 27, 14, 30, tzinfo=dt.UTC)  # 22:30 in Shanghai (UTC+8, no DST)
+    saturday_0559 = dt.datetime(2026, 11, 27, 21, 59, tzinfo=dt.UTC)
+    saturday_0600 = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)
+    assert len(rules.evaluate(sighting(at=friday_2230))) == 1
+    assert len(rules.evaluate(sighting(person="p_2", at=saturday_0559))) == 1
+    assert rules.evaluate(sighting(person="p_3", at=saturday_0600)) == []  # `to` is excluded
