@@ -41,7 +41,11 @@ FrameHandler = Callable[[Frame], Awaitable[None]]
 
 
 def decode_jpeg(data: bytes) -> npt.NDArray[np.uint8] | None:
-    """A BGR image, or None when the bytes are not a decodable image (never raises)."""
+    """A BGR image, or None when the bytes are not a decodable image (never raises).
+
+    The one decode of a gate snapshot: ingest checks only its JPEG headers (size, pixel caps, image
+    data for that many pixels; ``ingest.gates.images``), so what reaches this decode is bounded.
+    """
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     return None if image is None else np.asarray(image, dtype=np.uint8)
 

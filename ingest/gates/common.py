@@ -94,20 +94,42 @@ def direction_for(config: GateConfig, door: str | None) -> Direction | None:
     return config.default_direction
 
 
+# Device times outside these bounds are rejected: a year-1 or year-9999 time with an offset cannot even be
+# converted to UTC (OverflowError downstream), and times near the ends of the calendar overflow when rules
+# add a cooldown to them. A terminal whose clock was reset reads 1970 or 2000: still inside, still alerted.
+EARLIEST_DEVICE_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_DEVICE_TIME = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
 def device_time(value: str | int | float | None, config: GateConfig, *, received_at: dt.datetime) -> dt.datetime:
     """A timezone-aware device time: ISO 8601 (with or without offset) or Unix seconds.
 
-    Times without an offset are in the gate's configured zone. A missing or unreadable time falls
-    back to the receive time (the event is still useful; the gap is visible in the sighting).
+    Times without an offset are in the gate's configured zone. A missing time falls back to the
+    receive time (the event is still useful; the gap is visible in the sighting). An unreadable
+    time, or one outside 1970–2099, is a ``PayloadRejected``: nothing downstream has to guard it.
     """
     if value is None or value == "":
         return received_at
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(float(value), dt.UTC)
     try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-    except ValueError:
-        raise PayloadRejected(f"unreadable device time {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(config.timezone))
+        if isinstance(value, int | float):
+            parsed = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        else:
+            parsed = dt.datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=ZoneInfo(config.timezone))
+        in_utc = parsed.astimezone(dt.UTC)
+    # ValueError: not ISO 8601, NaN; OverflowError and OSError: beyond what datetime or the C library hold.
+    except (ValueError, OverflowError, OSError):
+        raise PayloadRejected(f"unreadable device time {_preview(value)}") from None
+    if not EARLIEST_DEVICE_TIME <= in_utc < LATEST_DEVICE_TIME:
+        raise PayloadRejected(f"device time {_preview(value)} is outside 1970-01-01 to 2099-12-31")
     return parsed
+
+
+def _preview(value: str | int | float) -> str:
+    # str() of an int with more than 4,300 digits raises ValueError: a reason must never raise.
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, float) or abs(value) < 10**18:
+        return repr(value)
+    return f"(a number of {value.bit_length()} bits)"

@@ -87,7 +87,8 @@ def parse_events(text: str) -> list[DahuaEvent]:
         if match["data"] is not None and match["data"].strip():
             try:
                 parsed = json.loads(match["data"])
-            except (json.JSONDecodeError, RecursionError):
+            # ValueError: bad JSON, integers of more than 4,300 digits; RecursionError: deep nesting.
+            except (ValueError, RecursionError):
                 raise PayloadRejected(f"event {match['code'][:40]!r} carries invalid JSON data") from None
             if not isinstance(parsed, dict):
                 raise PayloadRejected(f"event {match['code'][:40]!r} data is not a JSON object")

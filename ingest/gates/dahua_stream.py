@@ -8,7 +8,6 @@ ISAPI's ``serialNo``; ``Type`` Entry/Exit gives the direction when the reader is
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from typing import ClassVar
@@ -85,7 +84,7 @@ class DahuaStreamSource(HttpStreamSource):
         try:
             url = snapshot_url(self._config.url, data.snap_url)
             picture = await self._fetch(url)
-            await asyncio.to_thread(check_jpeg, picture, max_bytes=self._config.max_image_bytes)
+            check_jpeg(picture, max_bytes=self._config.max_image_bytes)
         except PayloadRejected as rejected:
             self._health.rejected(f"snapshot of RecNo {data.rec_no}: {rejected.reason}")
             return None

@@ -13,7 +13,6 @@ on the way in (a body is never buffered beyond ``max_body_bytes``).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -271,7 +270,7 @@ class IsapiPushSource:
             self._serials.duplicate(serial)
             raise PayloadRejected(f"serialNo {serial} was already received", status_code=409)
         for picture in pictures:
-            await asyncio.to_thread(check_jpeg, picture, max_bytes=self._config.max_image_bytes)
+            check_jpeg(picture, max_bytes=self._config.max_image_bytes)
         event = to_gate_event(notification, self._config, received_at=received_at, pictures=pictures)
         # Re-checked after the awaits above: two concurrent posts of one serial make one event.
         if serial is not None:

@@ -8,7 +8,6 @@ the ones it skipped.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class IsapiStreamSource(HttpStreamSource):
         if pending.duplicate:
             return
         for picture in pending.pictures:
-            await asyncio.to_thread(check_jpeg, picture, max_bytes=self._config.max_image_bytes)
+            check_jpeg(picture, max_bytes=self._config.max_image_bytes)
         event = to_gate_event(
             pending.notification, self._config, received_at=pending.received_at, pictures=pending.pictures
         )

@@ -135,10 +135,9 @@ class AckAddress:
         if not isinstance(device_no, str) or not re.match(DEVICE_NO_PATTERN, device_no[:128]):
             device_no = None
         sequence_no = document.get("sequence_no")
-        return cls(
-            None if device_no is None else device_no[:128],
-            sequence_no if isinstance(sequence_no, int) and not isinstance(sequence_no, bool) else None,
-        )
+        # Only a sequence number the capture model would accept is echoed back (not 10**400).
+        usable = isinstance(sequence_no, int) and not isinstance(sequence_no, bool) and 0 <= sequence_no <= 2**63 - 1
+        return cls(None if device_no is None else device_no[:128], sequence_no if usable else None)
 
 
 def parse_capture(payload: bytes, config: MqttGateConfig) -> tuple[MqttCapture, AckAddress]:
@@ -152,9 +151,12 @@ def parse_capture(payload: bytes, config: MqttGateConfig) -> tuple[MqttCapture, 
         raise CaptureRejected(f"capture of {len(payload)} bytes exceeds {limit} bytes", AckAddress(None, None))
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError covers invalid UTF-8, bad JSON and integers of more than 4,300 digits; RecursionError
+    # deep nesting. Each must end in a `rejected` acknowledgement, or the terminal resends forever.
+    except (ValueError, RecursionError) as exc:
         where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise CaptureRejected(f"invalid JSON{where}", AckAddress(None, None)) from None
+        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else f"invalid JSON{where}"
+        raise CaptureRejected(what, AckAddress(None, None)) from None
     address = AckAddress.of(document)
     if not isinstance(document, dict):
         raise CaptureRejected(f"capture must be a JSON object, not {type(document).__name__}", address)
@@ -176,7 +178,8 @@ class CaptureRejected(PayloadRejected):
 def capture_picture(capture: MqttCapture, max_bytes: int) -> bytes:
     """The capture's face picture as JPEG bytes, checked (``PayloadRejected`` otherwise).
 
-    CPU-bound (the check decodes the JPEG in memory): call it in a worker thread from async code.
+    Base64 decoding of up to a few MB (the JPEG check reads headers only): call it in a worker thread
+    from async code.
     """
     if capture.picture is None or not capture.picture.strip():
         raise PayloadRejected(f"no face picture (expected one of: {', '.join(PICTURE_FIELDS)})")
@@ -189,6 +192,23 @@ def capture_picture(capture: MqttCapture, max_bytes: int) -> bytes:
         raise PayloadRejected("picture is not valid base64") from None
     check_jpeg(data, max_bytes=max_bytes)
     return data
+
+
+def to_gate_event(capture: MqttCapture, config: MqttGateConfig, *, received_at: dt.datetime, jpeg: bytes) -> GateEvent:
+    """The ``GateEvent`` of a checked capture; ``PayloadRejected`` when its time is unusable."""
+    return GateEvent(
+        gate_id=config.id,
+        received_at=received_at,
+        device_time=device_time(capture.cap_time, config, received_at=received_at),
+        door=capture.door,
+        direction=direction_for(config, capture.door),
+        serial=capture.sequence_no,
+        event_type="capture",
+        verify_mode=capture.verify_mode,
+        device_person_id=capture.person_id,
+        card_no=capture.card_no,
+        face_image=jpeg,
+    )
 
 
 def _describe(exc: ValidationError) -> str:
@@ -219,7 +239,7 @@ def _looks_like_ack(payload: bytes) -> bool:
     """An acknowledgement (ours or another server's) published where captures arrive."""
     if len(payload) > 4096 or b'"result"' not in payload:
         return False
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         document = json.loads(payload)
         return (
             isinstance(document, dict)
@@ -333,7 +353,7 @@ class MqttGateSource:
             return
         try:
             jpeg = await asyncio.to_thread(capture_picture, capture, self.config.max_image_bytes)
-            event = self._event(capture, jpeg, received_at)
+            event = to_gate_event(capture, self.config, received_at=received_at, jpeg=jpeg)
         except PayloadRejected as exc:
             await self._reject(client, topic, address, exc.reason)
             return
@@ -354,21 +374,6 @@ class MqttGateSource:
     async def _reject(self, client: aiomqtt.Client, topic: str, address: AckAddress, reason: str) -> None:
         self._health.rejected(reason)
         await self._acknowledge(client, topic, address, reason)
-
-    def _event(self, capture: MqttCapture, jpeg: bytes, received_at: dt.datetime) -> GateEvent:
-        return GateEvent(
-            gate_id=self.config.id,
-            received_at=received_at,
-            device_time=device_time(capture.cap_time, self.config, received_at=received_at),
-            door=capture.door,
-            direction=direction_for(self.config, capture.door),
-            serial=capture.sequence_no,
-            event_type="capture",
-            verify_mode=capture.verify_mode,
-            device_person_id=capture.person_id,
-            card_no=capture.card_no,
-            face_image=jpeg,
-        )
 
     def _remember(self, capture: MqttCapture) -> bool:
         """Whether this capture was seen already; counts the sequence numbers that never came."""
