@@ -52,6 +52,9 @@ SEEN_PER_DEVICE = 1024
 # the memory of a long-running service without end.
 MAX_DEVICES = 1024
 DEVICE_NO_PATTERN = r"^[^/+#\x00-\x1f]+$"
+# Bounded, backtracking-free patterns: they run on payloads ``json`` could not load.
+_DEVICE_NO_TEXT = re.compile(rb'"device_no"\s{0,8}:\s{0,8}"([0-9A-Za-z_.:-]{1,128})"')
+_SEQUENCE_NO_TEXT = re.compile(rb'"sequence_no"\s{0,8}:\s{0,8}(\d{1,19})\b')
 MILLISECONDS_ABOVE = 1e11
 STOP_TIMEOUT_S = 5.0
 UnixTime = Annotated[float, Field(ge=0.0, le=4_102_444_800.0, allow_inf_nan=False)]  # up to 2100-01-01
@@ -139,6 +142,21 @@ class AckAddress:
         usable = isinstance(sequence_no, int) and not isinstance(sequence_no, bool) and 0 <= sequence_no <= 2**63 - 1
         return cls(None if device_no is None else device_no[:128], sequence_no if usable else None)
 
+    @classmethod
+    def salvage(cls, payload: bytes) -> AckAddress:
+        """The address of a capture that is valid JSON but cannot be loaded (too deep, a huge number).
+
+        Without it a rejection to a ``{device_no}`` topic cannot be sent, and the terminal resends forever.
+        """
+        device = _DEVICE_NO_TEXT.search(payload)
+        sequence = _SEQUENCE_NO_TEXT.search(payload)
+        return cls.of(
+            {
+                "device_no": device[1].decode() if device else None,
+                "sequence_no": int(sequence[1]) if sequence else None,
+            }
+        )
+
 
 def parse_capture(payload: bytes, config: MqttGateConfig) -> tuple[MqttCapture, AckAddress]:
     """The validated capture, and whom to acknowledge; ``PayloadRejected`` says what is wrong.
@@ -153,10 +171,18 @@ def parse_capture(payload: bytes, config: MqttGateConfig) -> tuple[MqttCapture, 
         document = json.loads(payload)
     # ValueError covers invalid UTF-8, bad JSON and integers of more than 4,300 digits; RecursionError
     # deep nesting. Each must end in a `rejected` acknowledgement, or the terminal resends forever.
+    except json.JSONDecodeError as exc:
+        raise CaptureRejected(f"invalid JSON at position {exc.pos}", AckAddress(None, None)) from None
     except (ValueError, RecursionError) as exc:
-        where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        what = "JSON nested too deeply" if isinstance(exc, RecursionError) else f"invalid JSON{where}"
-        raise CaptureRejected(what, AckAddress(None, None)) from None
+        # JSON whose structure is fine but which Python will not load (bad UTF-8 in a string, a number
+        # of more than 4,300 digits, deep nesting): whom to answer is read from the text.
+        if isinstance(exc, UnicodeDecodeError):
+            what = "invalid JSON (not UTF-8)"
+        elif isinstance(exc, RecursionError):
+            what = "JSON nested too deeply"
+        else:
+            what = "JSON number with too many digits"
+        raise CaptureRejected(what, AckAddress.salvage(payload)) from None
     address = AckAddress.of(document)
     if not isinstance(document, dict):
         raise CaptureRejected(f"capture must be a JSON object, not {type(document).__name__}", address)

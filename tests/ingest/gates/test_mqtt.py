@@ -218,6 +218,77 @@ async def test_bad_captures_are_rejected_acknowledged_and_counted(base_topic: st
     assert status.state is SourceState.ONLINE
 
 
+def deeply_nested(depth: int = 100_000, **fields: Any) -> bytes:
+    """A capture whose extra field nests ``depth`` lists: valid JSON that Python's parser cannot hold."""
+    head = json.dumps(fields)[:-1].encode()
+    return head + b', "vendor": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+async def test_hostile_captures_get_rejected_acknowledgements_and_valid_ones_still_pass(
+    base_topic: str, bomb_jpeg: bytes
+) -> None:
+    """Issue 13: deep nesting and overflowing dates were never acknowledged (the terminal resends forever)."""
+    topic = f"{base_topic}/{{device}}/capture".replace("{device}", "T-07")
+    events = Events()
+    jpeg = face_jpeg("obama")
+    hostile: list[tuple[bytes, dict[str, Any], str]] = [
+        (deeply_nested(device_no="T-07", sequence_no=1), {"sequence_no": 1}, "nested too deeply"),
+        (
+            mqtt_capture(device_no="T-07", sequence_no=2, picture=jpeg, cap_time="0001-01-01T00:00:00+14:00"),
+            {"sequence_no": 2},
+            "device time",
+        ),
+        (
+            mqtt_capture(device_no="T-07", sequence_no=3, picture=jpeg, cap_time="9999-12-31T23:59:59-12:00"),
+            {"sequence_no": 3},
+            "device time",
+        ),
+        (mqtt_capture(device_no="T-07", sequence_no=4, picture=bomb_jpeg), {"sequence_no": 4}, "4096 pixels"),
+        (
+            b'{"device_no": "T-07", "sequence_no": 5, "temperature": ' + b"9" * 5000 + b"}",
+            {"sequence_no": 5},
+            "too many digits",
+        ),
+        (
+            json.dumps({"device_no": "T-07", "sequence_no": 10**400, "cap_time": float("nan")}).encode(),
+            {"sequence_no": None},
+            "sequence_no",
+        ),
+        (b'{"device_no": "T-07", "sequence_no": 7, "img": "\xff\xfe"}', {"sequence_no": 7}, "not UTF-8"),
+    ]
+    # Acknowledgements per device: a rejection without the device number could not be addressed at all.
+    config = gate_config(f"{base_topic}/+/capture", ack_topic=f"{base_topic}/{{device_no}}/ack")
+    async with running(config, events) as source, terminal(f"{base_topic}/T-07/ack") as device:
+        for serial, (payload, _, _) in enumerate(hostile, start=100):
+            await device.publish(topic, payload)
+            # Valid captures interleaved: each still handed on and acknowledged.
+            await device.publish(topic, mqtt_capture(device_no="T-07", sequence_no=serial, picture=jpeg))
+        acks = [(await device.next_ack())[1] for _ in range(2 * len(hostile))]
+        handed_on = [(await events.next()).serial for _ in hostile]
+        status = source.status
+
+    rejected = [ack for ack in acks if ack["result"] == "rejected"]
+    accepted = [ack["sequence_no"] for ack in acks if ack["result"] == "ok"]
+    assert accepted == handed_on == list(range(100, 100 + len(hostile)))
+    assert len(rejected) == len(hostile)
+    for ack, (_, expected, reason) in zip(rejected, hostile, strict=True):
+        assert ack["device_no"] == "T-07"
+        assert expected.items() <= ack.items(), ack
+        assert reason in ack["reason"], ack
+    assert status.extra["rejected"] == len(hostile)
+
+
+@pytest.fixture(scope="module")
+def bomb_jpeg() -> bytes:
+    """A real 6000×6600 grey JPEG at quality 1 (~460 KB) whose decode would take ~120 MB."""
+    import cv2
+    import numpy as np
+
+    ok, encoded = cv2.imencode(".jpg", np.full((6600, 6000), 128, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 1])
+    assert ok
+    return encoded.tobytes()
+
+
 async def test_resent_capture_is_acknowledged_but_handed_on_once(base_topic: str) -> None:
     topic = f"{base_topic}/capture"
     events = Events()
@@ -405,6 +476,12 @@ def capture(**fields: Any) -> bytes:
         (b"\xff\xfe", "invalid JSON"),
         (b"null", "must be a JSON object"),
         (b" " * (CONFIG.max_image_bytes * 2), "exceeds"),
+        (deeply_nested(device_no="T1"), "nested too deeply"),
+        (b'{"device_no": "T1", "n": ' + b"1" * 5000 + b"}", "too many digits"),
+        (capture(sequence_no=10**400), "sequence_no"),
+        (capture(cap_time=float("nan")), "cap_time"),
+        (capture(cap_time=float("inf")), "cap_time"),
+        (b'{"device_no": "T1", "x": "\xff"}', "not UTF-8"),
     ],
 )
 def test_parse_capture(payload: bytes, error: str | None) -> None:
