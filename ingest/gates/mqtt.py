@@ -115,6 +115,9 @@ class MqttCapture(BaseModel):
     def _seconds(cls, value: object) -> object:
         if isinstance(value, bool):
             raise ValueError("must be a time, not a boolean")
+        # An int too large for a float would raise OverflowError, which pydantic does not turn into an error.
+        if isinstance(value, int) and abs(value) > 2**63:
+            raise ValueError("is out of range")
         # Some terminals count milliseconds: no capture is from before 1973 in seconds.
         if isinstance(value, int | float) and value > MILLISECONDS_ABOVE:
             return value / 1000.0
