@@ -61,6 +61,7 @@ class ConnectionTable:
         self.per_address = per_address
         self._open: dict[str, int] = {}
         self._count = 0
+        self.peak = 0  # most connections held at once
         self.refused = 0
 
     @property
@@ -76,6 +77,7 @@ class ConnectionTable:
             return f"{held} connections open from this address (limit {self.per_address})"
         self._open[address] = held + 1
         self._count += 1
+        self.peak = max(self.peak, self._count)
         return None
 
     def release(self, address: str) -> None:

@@ -82,8 +82,11 @@ class RateLimitFilter(logging.Filter):
         with self._lock:
             template = self._window(self._templates, (record.name, str(record.msg)), now)
             logger = self._window(self._loggers, record.name, now)
-            if template.passed >= 1 or logger.passed >= self._per_logger:
+            if template.passed >= 1:
                 template.suppressed += 1
+                return False
+            if logger.passed >= self._per_logger:
+                logger.suppressed += 1
                 return False
             notes = []
             if template.suppressed:
