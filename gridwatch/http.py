@@ -1,4 +1,9 @@
-"""The HTTP API (FastAPI), served in the service's own event loop by uvicorn."""
+"""The HTTP API (FastAPI), served in the service's own event loop by uvicorn.
+
+This port is the one push terminals must reach, so it serves devices: ``/healthz`` (``ok``/``degraded``, no
+detail) and the gate endpoints to anyone; ``/status`` and ``/metrics`` only to ``service.http.status_allow``
+(default: loopback); docs and the OpenAPI page never. Connection limits: ``gridwatch.http_guard``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gridwatch import __version__
+from gridwatch.core.config.service import HttpConfig
+from gridwatch.http_guard import ConnectionTable, UnauthenticatedLimit, protocol_for
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +29,49 @@ log = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN_S = 5
 
 
-def create_app(status: Callable[[], dict[str, Any]], routers: Sequence[APIRouter] = ()) -> FastAPI:
+def address_allowed(host: str | None, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    """Whether a client address lies in ``networks`` (an IPv4-mapped IPv6 address counts as its IPv4)."""
+    if host is None:
+        return False
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def create_app(
+    status: Callable[[], dict[str, Any]],
+    routers: Sequence[APIRouter] = (),
+    *,
+    healthy: Callable[[], bool] = lambda: True,
+    config: HttpConfig | None = None,
+) -> FastAPI:
     """The API: health, status, metrics, and the ``routers`` of push sources (gates that POST their events)."""
-    app = FastAPI(title="gridwatch", version=__version__)
+    config = config or HttpConfig()
+    # No /docs, /redoc or /openapi.json: they would describe the service to anyone on the gate network.
+    app = FastAPI(title="gridwatch", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(UnauthenticatedLimit, per_minute=config.unauthenticated_per_minute)
+    networks = list(config.status_allow)
+
+    def operators_only(request: Request) -> None:
+        if not address_allowed(request.client.host if request.client else None, networks):
+            # 404, not 403: to an outsider the detail pages do not exist.
+            raise HTTPException(status_code=404, detail="Not Found")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        """For probes: ``ok`` or ``degraded`` (a camera or gate not online), never which one."""
+        return {"status": "ok" if healthy() else "degraded"}
 
-    @app.get("/status")
+    @app.get("/status", dependencies=[Depends(operators_only)])
     async def get_status() -> dict[str, Any]:
         """Cameras and gates with their health, recognition and rule counters."""
         return status()
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, dependencies=[Depends(operators_only)])
     async def metrics() -> Response:
         """Prometheus metrics (``gridwatch.core.metrics``) in the text exposition format."""
         # Off the loop: the outbox probe reads the database.
@@ -68,16 +105,29 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    """uvicorn on ``host:port`` with the connection limits and timeouts of ``limits`` (default: ``HttpConfig()``)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, *, limits: HttpConfig | None = None) -> None:
+        limits = limits or HttpConfig()
+        self.connections: ConnectionTable
+        self.connections, protocol = protocol_for(limits)
         self._server = _EmbeddedServer(
             uvicorn.Config(
                 app,
                 host=host,
                 port=port,
+                http=protocol,
+                # Its records go to the service's handlers (format, redaction, rate limit); uvicorn's own
+                # logging config would write them to stderr past all three.
+                log_config=None,
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                timeout_keep_alive=limits.keepalive_s,
+                h11_max_incomplete_event_size=limits.max_header_bytes,
+                # Requests in flight: connections are capped by the protocol already, before any request is read.
+                limit_concurrency=limits.max_connections + 1,
             )
         )
         self._task: asyncio.Task[None] | None = None

@@ -32,7 +32,7 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.events import Alert, Sighting, SourceKind, StrangerAttempt
-from gridwatch.core.interfaces import GateEvent, SourceStatus
+from gridwatch.core.interfaces import GateEvent, SourceState, SourceStatus
 from gridwatch.core.metrics import (
     CONFIG_RELOADS,
     QUEUE_DEPTH,
@@ -240,9 +240,10 @@ class Service:
 
         routes: AppRoutes | None = None
         if config.service.http.enabled:
-            app = create_app(status=self.status)
+            http = config.service.http
+            app = create_app(status=self.status, healthy=self.healthy, config=http)
             routes = AppRoutes(app)
-            self._http = HttpServer(app, config.service.http.host, config.service.http.port)
+            self._http = HttpServer(app, http.host, http.port, limits=http)
             await self._http.start()
         await self._gate_intake.start()
         self._sources = IngestSupervisor(
@@ -387,6 +388,12 @@ class Service:
 
     def _recognizer(self) -> Recognizer | None:
         return None if self._recognition is None else self._recognition.recognizer
+
+    def healthy(self) -> bool:
+        """For ``/healthz``: every camera and gate online (starting counts: it is not a failure yet)."""
+        return all(
+            s.state in (SourceState.ONLINE, SourceState.STARTING) for s in (*self.camera_status(), *self.gate_status())
+        )
 
     def status(self) -> dict[str, object]:
         recognizer = self._recognizer()

@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 
 from gridwatch.core.config.base import StrictModel
 from gridwatch.core.config.transport import TransportConfig
 
+# Who may read /status and /metrics on the device-facing port when nothing is configured: this host only.
+LOOPBACK = (IPv4Network("127.0.0.1/32"), IPv6Network("::1/128"))
+
+
+def _loopback() -> list[IPv4Network | IPv6Network]:
+    return list(LOOPBACK)
+
 
 class HttpConfig(StrictModel):
-    enabled: bool = Field(default=True, description="Serve the HTTP API (status, health).")
+    """The device-facing listener: push terminals post here, so every limit assumes hostile clients.
+
+    The defaults fit a site with dozens of terminals (each holds one or two connections at a time). Behind a
+    reverse proxy every request comes from the proxy's address: raise ``max_connections_per_address`` to
+    ``max_connections`` there, and keep the proxy's own limits.
+    """
+
+    enabled: bool = Field(default=True, description="Serve the HTTP API (health, gate endpoints, status).")
     host: str = Field(default="127.0.0.1", description="Address to bind.", min_length=1, max_length=255)
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_connections: int = Field(
+        default=256,
+        ge=8,
+        le=4096,
+        description="Open connections at most; one more is answered 503 and closed before its request is read. "
+        "Keep it well under the process's file limit (ulimit -n), which cameras and the database share.",
+    )
+    max_connections_per_address: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Open connections from one client address at most; one more is answered 503 and closed.",
+    )
+    keepalive_s: int = Field(
+        default=5, ge=1, le=300, description="An idle connection between requests is closed after this many seconds."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="A request's line and headers must be complete this long after the connection opened (or "
+        "after its first byte, on a kept-alive connection); else 408 and the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="A request's whole body must arrive within this long of its headers; else the connection "
+        "is closed (the endpoint sees a disconnect and nothing is accepted).",
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        le=1_048_576,
+        description="Request line and headers larger than this are answered 400 and the connection is closed.",
+    )
+    unauthenticated_per_minute: int = Field(
+        default=20,
+        ge=1,
+        le=600,
+        description="Requests answered 401/403 per client address per minute; beyond it, every request from "
+        "that address (except /healthz) is answered 429 until the minute has passed.",
+    )
+    status_allow: list[IPvAnyNetwork] = Field(
+        default_factory=_loopback,
+        max_length=64,
+        description="Client networks (CIDR) that may read /status and /metrics; others get 404. Docs and the "
+        "OpenAPI page are never served on this port. Default: this host's loopback only.",
+    )
 
 
 class DatabaseConfig(StrictModel):
