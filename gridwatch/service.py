@@ -365,6 +365,8 @@ class Service:
         return self._recognition.frame_handler(SourceInfo(camera.id, SourceKind.CAMERA, camera.grid))
 
     async def _on_gate_event(self, event: GateEvent) -> None:
+        """Returns once the event's sightings are durable: both transports' ``put`` return only then
+        (in-process: the rules stage has put any alert into the outbox; Kafka: acks=all)."""
         assert self._recognition is not None
         grid = next((g.grid for g in self._loaded.config.gates if g.id == event.gate_id), None)
         await self._recognition.on_gate_event(event, SourceInfo(event.gate_id, SourceKind.GATE, grid))
@@ -404,13 +406,7 @@ class Service:
             "model": None if self._parts is None else self._parts.analyzer.model_id,
             "cameras": [camera_status_dict(s) for s in self.camera_status()],
             "gates": [gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
-            "gate_queue": {
-                "pending": self._gate_intake.pending,
-                "capacity": self._gate_intake.capacity,
-                "dropped": sum(self._gate_intake.dropped.values()),
-                "processed": self._gate_intake.processed,
-                "failed": self._gate_intake.failed,
-            },
+            "gate_queue": self._gate_queue_status(),
             "config": self._config_state.as_dict(),
             "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
             "recognition": None
@@ -434,6 +430,18 @@ class Service:
                     for rule in engine.rule_ids
                 },
             },
+        }
+
+    def _gate_queue_status(self) -> dict[str, object]:
+        """Totals (``dropped`` = events refused or timed out) and each gate's own numbers."""
+        per_gate = self._gate_intake.stats()
+        return {
+            "pending": self._gate_intake.pending,
+            "capacity": self._gate_intake.capacity,  # per gate
+            "dropped": sum(stats.dropped for stats in per_gate.values()),
+            "processed": self._gate_intake.processed,
+            "failed": self._gate_intake.failed,
+            "gates": {gate_id: stats.as_dict() for gate_id, stats in per_gate.items()},
         }
 
     def summary(self) -> Summary:

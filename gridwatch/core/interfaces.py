@@ -236,6 +236,21 @@ class GateEvent:
         return None if self.serial is None else str(self.serial)
 
 
+class GateBusy(Exception):
+    """Recognition did not take a gate event (its gate's queue is full, it waited too long, or the
+    service is stopping): nothing of it was kept. A pushing device is told to send it again later
+    (HTTP 503 with ``Retry-After``, or no MQTT acknowledgement); a stream can only count it lost."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+# Returns once the event was recognised and its sightings (if any) are durable — any alert they
+# make is in the outbox, or the sightings are acknowledged by Kafka; raises ``GateBusy`` when the
+# event was not taken, or what processing raised. Only after it returned may a device be told
+# "accepted".
 GateEventHandler = Callable[[GateEvent], Awaitable[None]]
 
 
@@ -244,7 +259,9 @@ class GateSource(Protocol):
     and every refusal (``GateEvent.reaches_recognition``).
 
     Push sources (HTTP, MQTT) and pull sources (long-poll streams) look the same from outside.
-    The handler must not block the source for long: gates never wait on gridwatch.
+    Push sources await the handler before they answer the device, so an event is acknowledged only
+    once it is durable; streams cannot be asked to resend, so they hand events on without waiting
+    (the handler's queue is bounded, and what it refuses is counted as dropped).
     """
 
     @property

@@ -1,9 +1,12 @@
 """In-process transport: one bounded asyncio queue per (channel, consumer group), one consumer task each.
 
-The embedded default: one process, nothing to start. A full queue makes the publisher wait
-(back-pressure): cameras drop frames upstream (latest frame wins) and gates have their own
-bounded intake, so waiting here never blocks a door. ``stop()`` lets the consumers finish what is
-queued (bounded by ``drain_s``) before it cancels them, so a clean shutdown loses no sighting.
+The embedded default: one process, nothing to start. ``publish`` returns once every subscriber's
+handler has returned for the event — the in-process counterpart of Kafka's ``acks=all``: when a
+gate event's sightings are published, any alert they made is in the outbox, so the gate may tell
+its device the event was taken. A full queue makes the publisher wait (back-pressure): cameras drop
+frames upstream (latest frame wins) and gates have their own bounded, time-limited intake.
+``stop()`` lets the consumers finish what is queued (bounded by ``drain_s``) before it cancels
+them; a publisher whose event was not handled by then gets an error, never a silent return.
 """
 
 from __future__ import annotations
@@ -24,11 +27,23 @@ log = logging.getLogger(__name__)
 RETRY_PAUSE_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    event: BaseModel
+    handled: asyncio.Future[None]  # resolves when the subscriber's handler returned
+
+
+def _abandon(delivery: _Delivery, name: str) -> None:
+    if not delivery.handled.done():
+        delivery.handled.set_exception(RuntimeError(f"transport stopped before {name} handled the event"))
+        delivery.handled.exception()  # retrieved: a publisher that left already must not log it
+
+
 @dataclass(slots=True)
 class _Subscription:
     name: str
     handler: Handler[Any]
-    queue: asyncio.Queue[BaseModel]
+    queue: asyncio.Queue[_Delivery]
     task: asyncio.Task[None] | None = None
 
 
@@ -60,7 +75,7 @@ class InProcessTransport:
         subscriptions = self._subscriptions.setdefault(channel.topic, [])
         if any(s.name == f"{channel.topic}/{group}" for s in subscriptions):
             raise ValueError(f"group {group!r} already consumes {channel.topic}")
-        queue: asyncio.Queue[BaseModel] = asyncio.Queue(maxsize=self._queue_size)
+        queue: asyncio.Queue[_Delivery] = asyncio.Queue(maxsize=self._queue_size)
         subscriptions.append(_Subscription(f"{channel.topic}/{group}", handler, queue))
 
     def tap(self, channel: Channel[EventT], tap: Tap[EventT]) -> Callable[[], None]:
@@ -72,9 +87,16 @@ class InProcessTransport:
     async def publish(self, channel: Channel[EventT], event: EventT) -> None:
         if not self._running:
             raise RuntimeError(f"transport stopped: {channel.topic} does not take events")
+        loop = asyncio.get_running_loop()
+        deliveries = []
         for subscription in self._subscriptions.get(channel.topic, ()):
-            await subscription.queue.put(event)
+            delivery = _Delivery(event, loop.create_future())
+            await subscription.queue.put(delivery)
+            deliveries.append(delivery)
         await self._taps.notify(channel.topic, event)
+        for delivery in deliveries:
+            # Shielded: a publisher that stops waiting leaves the event queued (at least once).
+            await asyncio.shield(delivery.handled)
 
     async def start(self) -> None:
         if self._running:
@@ -105,15 +127,18 @@ class InProcessTransport:
                     await subscription.task
                 subscription.task = None
             while not subscription.queue.empty():
-                subscription.queue.get_nowait()
+                _abandon(subscription.queue.get_nowait(), subscription.name)
                 subscription.queue.task_done()
 
     async def _consume(self, subscription: _Subscription) -> None:
         while True:
-            event = await subscription.queue.get()
+            delivery = await subscription.queue.get()
             try:
-                await self._handle(subscription, event)
+                await self._handle(subscription, delivery.event)
+                if not delivery.handled.done():
+                    delivery.handled.set_result(None)
             finally:
+                _abandon(delivery, subscription.name)  # cancelled mid-handler (stop): not handled
                 subscription.queue.task_done()
 
     async def _handle(self, subscription: _Subscription, event: BaseModel) -> None:

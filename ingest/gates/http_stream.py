@@ -5,6 +5,11 @@ A disconnect, an HTTP error, a read idle for ``idle_timeout_s`` (not even a hear
 of the body all lead to the same place: mark the gate OFFLINE, wait a backoff delay, connect again.
 A malformed part is a counted rejection; the stream goes on. Credentials are never logged: the
 device URL carries none (config rule) and every error text goes through ``redact_text``.
+
+A stream cannot be asked to send an event again, and reading must not stall while recognition
+works (the device would drop the connection): events are handed on without waiting for the
+handler. The handler's per-gate queue is bounded; what it refuses (``GateBusy``) is lost and
+counted as ``dropped``. (Backfilling missed serials from the device's event history is not done.)
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import ClassVar
 import httpx
 
 from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
-from gridwatch.core.interfaces import GateEvent, GateEventHandler, SourceState, SourceStatus
+from gridwatch.core.interfaces import GateBusy, GateEvent, GateEventHandler, SourceState, SourceStatus
 from gridwatch.core.redact import mask_url, redact_text
 from ingest.backoff import Backoff
 from ingest.gates.common import GateHealth, PayloadRejected
@@ -51,7 +56,9 @@ class HttpStreamSource(abc.ABC):
         self._on_event = on_event
         self._health = GateHealth(config.id, self.kind)
         self._serials = SerialTracker(self._health.status)
-        self._health.status.extra["handler_errors"] = 0
+        self._health.status.extra.update({"handler_errors": 0, "dropped": 0})
+        # Handler calls in flight; held so they are not garbage-collected (the handler's queue bounds them).
+        self._handing_over: set[asyncio.Task[None]] = set()
         self._backoff = Backoff.from_config(config.backoff)
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -172,10 +179,19 @@ class HttpStreamSource(abc.ABC):
         self._health.event(event.received_at)
         if not event.reaches_recognition:
             return
+        task = asyncio.create_task(self._hand_over(event), name=f"gate-{self._config.id}-event")
+        self._handing_over.add(task)
+        task.add_done_callback(self._handing_over.discard)
+        await asyncio.sleep(0)  # let the handler queue it now: events keep the stream's order
+
+    async def _hand_over(self, event: GateEvent) -> None:
+        extra = self._health.status.extra
         try:
             await self._on_event(event)
-        except Exception:
+        except GateBusy as busy:
+            extra["dropped"] = int(extra["dropped"]) + 1  # type: ignore[call-overload]
+            log.warning("gate %s: event %s dropped: %s", self._config.id, event.serial, busy.reason)
+        except Exception as exc:
             # Our downstream failing must not stop the stream.
-            extra = self._health.status.extra
             extra["handler_errors"] = int(extra["handler_errors"]) + 1  # type: ignore[call-overload]
-            log.exception("gate %s: event handler failed", self._config.id)
+            log.error("gate %s: event handler failed: %s", self._config.id, type(exc).__name__)

@@ -3,8 +3,11 @@
 The terminal's "HTTP listening" host is set to gridwatch and its path to ``/gates/{gate_id}/isapi``.
 Each POST is a ``multipart/form-data`` body: a JSON part (``AccessControllerEvent`` or ``event_log``,
 else the first part), then ``picturesNumber`` JPEG parts named ``Picture``; heartbeats are the same
-JSON with ``eventType: heartBeat``. The endpoint answers 200 with an ISAPI ``ResponseStatus`` as soon as
-the event is handed over: the door never waits on recognition (the service's handler only enqueues).
+JSON with ``eventType: heartBeat``. The endpoint answers 200 with an ISAPI ``ResponseStatus`` only once
+the event is durable (the handler returned: recognised, sightings stored or acknowledged by Kafka).
+When recognition is saturated it answers 503 with ``Retry-After`` and keeps nothing: the terminal
+keeps the event and sends it again. A serial already answered 200 is answered 200 again (the
+answer was lost; nothing is handed on twice); one still in recognition gets 409.
 
 Bad input gets a 4xx with ``{"error": reason}`` and is counted; the endpoint keeps serving. The body
 is parsed by ``python-multipart``'s streaming parser while it is read, with the size limits enforced
@@ -27,7 +30,7 @@ from python_multipart.multipart import MultipartParser, MultipartState
 from starlette.requests import ClientDisconnect
 
 from gridwatch.core.config.gates import IsapiPushGateConfig
-from gridwatch.core.interfaces import GateEventHandler, SourceState, SourceStatus
+from gridwatch.core.interfaces import GateBusy, GateEvent, GateEventHandler, SourceState, SourceStatus
 from ingest.gates.common import GateHealth, PayloadRejected
 from ingest.gates.images import check_jpeg
 from ingest.gates.isapi import MAX_EVENT_JSON_BYTES, MAX_PICTURES, IsapiNotification, parse_notification, to_gate_event
@@ -113,7 +116,8 @@ class IsapiPushSource:
         self._on_event = on_event
         self._health = GateHealth(config.id, self.kind)
         self._serials = SerialTracker(self._health.status)
-        self._health.status.extra["handler_errors"] = 0
+        self._health.status.extra.update({"handler_errors": 0, "busy": 0})
+        self._in_flight: set[int] = set()  # serials in recognition, not yet answered
         self._user = config.username.encode()
         self._password = config.password.encode()
         self._running = False
@@ -266,24 +270,52 @@ class IsapiPushSource:
         if len(pictures) < expected:
             raise PayloadRejected(f"event announces {expected} picture(s), the body has {len(pictures)}")
         serial = notification.access.serial_no if notification.access is not None else None
-        if serial is not None and self._serials.is_duplicate(serial):
-            self._serials.duplicate(serial)
-            raise PayloadRejected(f"serialNo {serial} was already received", status_code=409)
+        if serial is not None and (replayed := self._replayed(serial)) is not None:
+            return replayed
         for picture in pictures:
             check_jpeg(picture, max_bytes=self._config.max_image_bytes)
         event = to_gate_event(notification, self._config, received_at=received_at, pictures=pictures)
         # Re-checked after the awaits above: two concurrent posts of one serial make one event.
         if serial is not None:
-            if self._serials.is_duplicate(serial):
-                self._serials.duplicate(serial)
-                raise PayloadRejected(f"serialNo {serial} was already received", status_code=409)
-            self._serials.record(serial)
-        self._health.event(received_at)
+            if (replayed := self._replayed(serial)) is not None:
+                return replayed
+            self._in_flight.add(serial)
+        try:
+            return await self._hand_over(event, serial, received_at)
+        finally:
+            if serial is not None:
+                self._in_flight.discard(serial)
+
+    def _replayed(self, serial: int) -> JSONResponse | None:
+        """The answer to a serial seen before: 200 if it was taken (our answer was lost), 409 while in recognition."""
+        if self._serials.is_duplicate(serial):
+            self._serials.duplicate(serial)
+            return JSONResponse(OK_STATUS)
+        if serial in self._in_flight:
+            self._serials.duplicate(serial)
+            raise PayloadRejected(f"serialNo {serial} is being processed; send it again later", status_code=409)
+        return None
+
+    async def _hand_over(self, event: GateEvent, serial: int | None, received_at: dt.datetime) -> JSONResponse:
         if event.reaches_recognition:
+            extra = self._health.status.extra
             try:
                 await self._on_event(event)
-            except Exception:
-                # The device did its job; our downstream failing is not its problem.
-                self._health.status.extra["handler_errors"] = int(self._health.status.extra["handler_errors"]) + 1  # type: ignore[call-overload]
-                log.exception("gate %s: event handler failed", self._config.id)
+            except GateBusy as busy:
+                # Not kept: the terminal keeps the event and sends it again; not a rejection of its payload.
+                extra["busy"] = int(extra["busy"]) + 1  # type: ignore[call-overload]
+                return JSONResponse(
+                    {"error": f"busy: {busy.reason}"},
+                    status_code=503,
+                    headers={"Retry-After": str(busy.retry_after_s)},
+                )
+            except Exception as exc:
+                # Not recognised, so not durable: not "OK". The serial is not recorded, so a resend is tried again.
+                extra["handler_errors"] = int(extra["handler_errors"]) + 1  # type: ignore[call-overload]
+                log.error("gate %s: event handler failed: %s", self._config.id, type(exc).__name__)
+                return JSONResponse({"error": "the event could not be processed"}, status_code=500)
+        # Recorded only now: a serial refused above is new again when the terminal resends it.
+        if serial is not None:
+            self._serials.record(serial)
+        self._health.event(received_at)
         return JSONResponse(OK_STATUS)

@@ -8,9 +8,13 @@ prefix is stripped) — and expects an acknowledgement on ``ack_topic``::
     {"device_no": "T1", "sequence_no": 9, "result": "ok"}
     {"device_no": "T1", "sequence_no": 9, "result": "rejected", "reason": "picture is not a JPEG"}
 
-Terminals resend a capture whose acknowledgement did not come, so a repeated ``sequence_no`` is
-acknowledged again but handed on only once. A bad capture is acknowledged as rejected, logged and
-counted; the subscription goes on. The connection is retried forever with capped backoff.
+A capture is acknowledged ``ok`` only once it is durable (the handler returned: recognised, its
+sightings stored or acknowledged by Kafka). When recognition is saturated (``GateBusy``) or fails,
+no acknowledgement is sent: the dialect has no "busy" result, and terminals resend a capture whose
+acknowledgement did not come. Captures are handled one at a time, in order. A repeated
+``sequence_no`` that was taken is acknowledged again but handed on only once. A bad capture is
+acknowledged as rejected, logged and counted; the subscription goes on. The connection is retried
+forever with capped backoff.
 
 Never logged: the picture (base64 or bytes) and the broker credentials.
 """
@@ -33,7 +37,7 @@ import aiomqtt
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gridwatch.core.config.gates import MqttGateConfig
-from gridwatch.core.interfaces import GateEvent, GateEventHandler, SourceStatus
+from gridwatch.core.interfaces import GateBusy, GateEvent, GateEventHandler, SourceStatus
 from gridwatch.core.metrics import GATE_DUPLICATES
 from ingest.backoff import Backoff
 from ingest.gates.common import GateHealth, PayloadRejected, device_time, direction_for
@@ -288,7 +292,9 @@ class MqttGateSource:
         self._on_event = on_event
         self._health = GateHealth(config.id, self.kind)
         # The serial counters have the names the other dialects use (``ingest.gates.serials``).
-        self._health.status.extra.update({"duplicates": 0, "serial_gaps": 0, "missed_events": 0, "acks": 0})
+        self._health.status.extra.update(
+            {"duplicates": 0, "serial_gaps": 0, "missed_events": 0, "acks": 0, "busy": 0, "handler_errors": 0}
+        )
         self._backoff = Backoff.from_config(config.backoff)
         self._ack_pattern = _ack_topic_pattern(config.ack_topic)
         self._seen: collections.OrderedDict[str, collections.OrderedDict[int, None]] = collections.OrderedDict()
@@ -386,23 +392,37 @@ class MqttGateSource:
         except PayloadRejected as exc:
             await self._reject(client, topic, address, exc.reason)
             return
-        duplicate = self._remember(capture)
-        # The terminal's resend timer runs: acknowledge before anything else.
-        await self._acknowledge(client, topic, address, None)
-        if duplicate:
-            self._health.status.extra["duplicates"] = _count(self._health.status.extra["duplicates"]) + 1
+        extra = self._health.status.extra
+        if self._seen_before(capture):
+            # Taken before and our acknowledgement was lost: acknowledge again, hand on nothing.
+            await self._acknowledge(client, topic, address, None)
+            extra["duplicates"] = _count(extra["duplicates"]) + 1
             GATE_DUPLICATES.labels(gate=self.config.id).inc()
             log.debug("gate %s: capture %s/%s resent; dropped", self.config.id, capture.device_no, capture.sequence_no)
             return
-        self._health.event(received_at)
         try:
             await self._on_event(event)
+        except GateBusy as busy:
+            # No acknowledgement: the terminal keeps the capture and resends it.
+            extra["busy"] = _count(extra["busy"]) + 1
+            log.debug("gate %s: capture %s not taken (%s)", self.config.id, capture.sequence_no, busy.reason)
+            return
         except Exception as exc:  # one failing handler call must not end the subscription
+            extra["handler_errors"] = _count(extra["handler_errors"]) + 1
             log.error("gate %s: event handler failed: %s", self.config.id, type(exc).__name__)
+            return
+        # Remembered only once taken: a capture not taken is new again when the terminal resends it.
+        self._remember(capture)
+        self._health.event(received_at)
+        await self._acknowledge(client, topic, address, None)
 
     async def _reject(self, client: aiomqtt.Client, topic: str, address: AckAddress, reason: str) -> None:
         self._health.rejected(reason)
         await self._acknowledge(client, topic, address, reason)
+
+    def _seen_before(self, capture: MqttCapture) -> bool:
+        seen = self._seen.get(capture.device_no)
+        return capture.sequence_no is not None and seen is not None and capture.sequence_no in seen
 
     def _remember(self, capture: MqttCapture) -> bool:
         """Whether this capture was seen already; counts the sequence numbers that never came."""

@@ -1,4 +1,4 @@
-"""The gate intake of the service: sources never wait, the oldest event gives way, failures stay local."""
+"""The gate intake of the service: senders wait for the processing, full or slow gates are refused, gates take turns."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from gridwatch.core.config.gates import MqttGateConfig
-from gridwatch.core.interfaces import GateEvent
+from gridwatch.core.interfaces import GateBusy, GateEvent
 from gridwatch.gate_intake import GateIntake
 from ingest.gates.factory import SOURCES, GateSourceUnavailable, gate_source_for
 from ingest.gates.mqtt import MqttGateSource
@@ -22,7 +22,7 @@ def event(gate_id: str, serial: int, image: bytes | None = b"\xff\xd8\xff") -> G
     return GateEvent(gate_id=gate_id, received_at=NOW, device_time=NOW, serial=serial, face_image=image)
 
 
-async def test_full_queue_drops_the_oldest_and_counts_it() -> None:
+async def test_put_returns_once_processed_and_a_full_gate_queue_refuses() -> None:
     release = asyncio.Event()
     processed: list[int | None] = []
 
@@ -33,46 +33,106 @@ async def test_full_queue_drops_the_oldest_and_counts_it() -> None:
     intake = GateIntake(slow, capacity=2)
     await intake.start()
     try:
-        await intake.put(event("a", 1))
-        await asyncio.sleep(0)  # the worker takes event 1 and waits on it
-        for serial in (2, 3, 4):
-            await intake.put(event("a" if serial < 4 else "b", serial))
-        assert intake.dropped == {"a": 1}  # event 2 gave way to event 4
+        first = asyncio.create_task(intake.put(event("a", 1)))
+        await asyncio.sleep(0.01)  # the worker takes event 1 and waits on it
+        queued = [asyncio.create_task(intake.put(event("a", serial))) for serial in (2, 3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(GateBusy, match="queue is full") as refused:
+            await intake.put(event("a", 4))
+        assert refused.value.retry_after_s > 0
+        assert intake.dropped == {"a": 1}
         assert intake.pending == 2
+        assert not first.done()  # the sender waits for the processing, not only for the queue
+        other = asyncio.create_task(intake.put(event("b", 5)))  # another gate has its own queue
+        await asyncio.sleep(0.01)
+        assert not other.done()
         release.set()
+        await asyncio.wait_for(asyncio.gather(first, *queued, other), 5)
     finally:
         await intake.stop()
-    assert processed == [1, 3, 4]
-    assert intake.processed == 3
+    assert processed == [1, 2, 5, 3]  # round-robin: gate b's event goes before gate a's third
+    assert intake.processed == 4
+    assert intake.stats()["a"].as_dict() == {
+        "pending": 0,
+        "in_progress": 0,
+        "processed": 3,
+        "failed": 0,
+        "refused": 1,
+        "timed_out": 0,
+        "dropped": 1,
+    }
 
 
-async def test_a_failing_event_does_not_stop_the_worker() -> None:
-    done = asyncio.Event()
+async def test_a_flooding_gate_does_not_starve_another() -> None:
+    order: list[str] = []
 
+    async def process(item: GateEvent) -> None:
+        await asyncio.sleep(0.01)
+        order.append(item.gate_id)
+
+    intake = GateIntake(process, capacity=8)
+    await intake.start()
+    try:
+        flood = [asyncio.create_task(intake.put(event("flood", serial))) for serial in range(8)]
+        await asyncio.sleep(0)
+        quiet = asyncio.create_task(intake.put(event("quiet", 1)))
+        await asyncio.wait_for(quiet, 5)
+        assert order.count("flood") <= 2  # at most the one in progress and one turn before it
+        await asyncio.gather(*flood)
+    finally:
+        await intake.stop()
+
+
+async def test_an_event_waiting_too_long_is_withdrawn_and_refused() -> None:
+    release = asyncio.Event()
+    processed: list[int | None] = []
+
+    async def slow(item: GateEvent) -> None:
+        await release.wait()
+        processed.append(item.serial)
+
+    intake = GateIntake(slow, wait_s=0.2)
+    await intake.start()
+    try:
+        first = asyncio.create_task(intake.put(event("a", 1)))
+        await asyncio.sleep(0.01)
+        with pytest.raises(GateBusy, match="took over"):
+            await intake.put(event("a", 2))  # still queued at the deadline: withdrawn
+        with pytest.raises(GateBusy):
+            await first  # in progress at the deadline: refused, but its recognition is not cut short
+        release.set()
+        await asyncio.sleep(0.05)
+    finally:
+        await intake.stop()
+    assert processed == [1]
+    assert intake.stats()["a"].timed_out == 2
+
+
+async def test_a_failing_event_raises_to_its_sender_and_does_not_stop_the_worker() -> None:
     async def process(item: GateEvent) -> None:
         if item.serial == 1:
             raise ValueError("bad snapshot \xff\xd8")
-        done.set()
 
     intake = GateIntake(process)
     await intake.start()
     try:
-        await intake.put(event("a", 1))
+        with pytest.raises(ValueError, match="bad snapshot"):
+            await intake.put(event("a", 1))
         await intake.put(event("a", 2))
-        await asyncio.wait_for(done.wait(), 5)
     finally:
         await intake.stop()
     assert (intake.failed, intake.processed) == (1, 1)
 
 
-async def test_stopped_intake_and_faceless_events_are_ignored() -> None:
+async def test_a_stopped_intake_refuses_and_faceless_events_are_ignored() -> None:
     seen: list[GateEvent] = []
 
     async def process(item: GateEvent) -> None:
         seen.append(item)
 
     intake = GateIntake(process)
-    await intake.put(event("a", 1))  # not started
+    with pytest.raises(GateBusy, match="not running"):
+        await intake.put(event("a", 1))
     await intake.start()
     await intake.put(event("a", 2, image=None))  # a heartbeat-like event: nothing to recognise
     await intake.stop()
@@ -81,13 +141,25 @@ async def test_stopped_intake_and_faceless_events_are_ignored() -> None:
     assert intake.pending == 0
 
 
+async def test_stop_refuses_what_it_could_not_finish() -> None:
+    async def stuck(item: GateEvent) -> None:
+        await asyncio.Event().wait()
+
+    intake = GateIntake(stuck)
+    await intake.start()
+    senders = [asyncio.create_task(intake.put(event("a", serial))) for serial in (1, 2)]
+    await asyncio.sleep(0.01)
+    await intake.stop(drain_s=0.05)
+    for sender in senders:
+        with pytest.raises(GateBusy, match="stopping"):
+            await sender
+
+
 async def test_a_refusal_without_a_face_is_processed() -> None:
     seen: list[int | None] = []
-    done = asyncio.Event()
 
     async def process(item: GateEvent) -> None:
         seen.append(item.serial)
-        done.set()
 
     intake = GateIntake(process)
     await intake.start()
@@ -95,7 +167,6 @@ async def test_a_refusal_without_a_face_is_processed() -> None:
         # The gate's own "no" is a stranger attempt even without a picture; a "yes" without one is nothing.
         await intake.put(GateEvent(gate_id="a", received_at=NOW, device_time=NOW, serial=5, verdict="granted"))
         await intake.put(GateEvent(gate_id="a", received_at=NOW, device_time=NOW, serial=6, verdict="denied"))
-        await asyncio.wait_for(done.wait(), 5)
     finally:
         await intake.stop()
     assert seen == [6]

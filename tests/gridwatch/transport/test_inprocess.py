@@ -95,15 +95,16 @@ async def test_a_full_queue_makes_the_publisher_wait() -> None:
     await transport.start()
     try:
         port = transport.publisher(SIGHTINGS)
+        taken = []
         for person in ("a", "b", "c"):  # one in the handler, two queued
-            await port.put(sighting(person))
+            taken.append(asyncio.create_task(port.put(sighting(person))))
+            await asyncio.sleep(0.01)
         blocked = asyncio.create_task(port.put(sighting("d")))
         await asyncio.sleep(0.1)
-        assert not blocked.done()
+        assert not any(task.done() for task in [*taken, blocked])  # put returns once handled
         assert transport.depths() == {"gridwatch.sightings/rules": 2}
         release.set()
-        await asyncio.wait_for(blocked, 5)
-        await wait_for(lambda: len(handled) == 4)
+        await asyncio.wait_for(asyncio.gather(*taken, blocked), 5)
     finally:
         await transport.stop()
     assert handled == ["a", "b", "c", "d"]
@@ -147,3 +148,30 @@ async def test_stop_handles_what_was_queued_then_refuses_events() -> None:
     assert handled == list("abcde")
     with pytest.raises(RuntimeError, match="stopped"):
         await port.put(sighting("f"))
+
+
+async def test_put_returns_once_the_handler_returned_and_fails_when_stopped_first() -> None:
+    transport = InProcessTransport(drain_s=0.05)
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(s: Sighting) -> None:
+        await release.wait()
+        handled.append(s.person_id)
+
+    transport.subscribe(SIGHTINGS, handler, group="rules")
+    await transport.start()
+    port = transport.publisher(SIGHTINGS)
+    first = asyncio.create_task(port.put(sighting("a")))
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    release.set()
+    await asyncio.wait_for(first, 5)
+    assert handled == ["a"]  # handled before put returned: the in-process "acks=all"
+
+    release.clear()
+    stuck = asyncio.create_task(port.put(sighting("b")))
+    await asyncio.sleep(0.05)
+    await transport.stop()  # the drain deadline passes with "b" in the handler
+    with pytest.raises(RuntimeError, match="transport stopped"):
+        await stuck

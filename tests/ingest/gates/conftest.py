@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gridwatch.core.config.gates import IsapiPushGateConfig
-from gridwatch.core.interfaces import GateEvent
+from gridwatch.core.interfaces import GateBusy, GateEvent
 from ingest.gates.isapi_push import IsapiPushSource
 from tests.support.gate_payloads import face_jpeg
 from tests.support.rtsp import free_port
@@ -57,6 +57,7 @@ class PushServer:
     base_url: str
     events: list[GateEvent] = field(default_factory=list)
     fail_handler: bool = False
+    busy_handler: bool = False  # the handler refuses (recognition saturated)
 
     @property
     def url(self) -> str:
@@ -75,6 +76,8 @@ def _serve(config: IsapiPushGateConfig) -> Iterator[PushServer]:
     holder: dict[str, PushServer] = {}
 
     async def on_event(event: GateEvent) -> None:
+        if holder["server"].busy_handler:
+            raise GateBusy("the gate's recognition queue is full (8)", 2)
         holder["server"].events.append(event)
         if holder["server"].fail_handler:
             raise RuntimeError("downstream failed")

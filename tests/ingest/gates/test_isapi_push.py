@@ -293,18 +293,40 @@ async def test_an_oversized_body_gets_413_by_content_length_and_by_counting(
     assert (await post_valid(client, push_server)).status_code == 200
 
 
-async def test_a_replayed_serial_gets_409_and_is_counted(push_server: PushServer, client: httpx.AsyncClient) -> None:
+async def test_a_replayed_serial_is_answered_200_again_and_handed_on_once(
+    push_server: PushServer, client: httpx.AsyncClient
+) -> None:
     serial = next_serial()
     assert (await post_valid(client, push_server, serial)).status_code == 200
 
+    # The terminal resends when our 200 was lost: it was taken, so "OK" again, and nothing twice.
     replay = await post_valid(client, push_server, serial)
 
-    assert replay.status_code == 409
-    assert str(serial) in replay.json()["error"]
-    assert push_server.counter("rejected") == 1
+    assert replay.status_code == 200
+    assert push_server.counter("rejected") == 0
     assert push_server.counter("duplicates") == 1
     assert len(push_server.events) == 1
     assert (await post_valid(client, push_server, serial + 1)).status_code == 200
+
+
+async def test_a_saturated_recognition_gets_503_with_retry_after_and_the_resend_is_taken(
+    push_server: PushServer, client: httpx.AsyncClient
+) -> None:
+    serial = next_serial()
+    push_server.busy_handler = True
+
+    refused = await post_valid(client, push_server, serial)
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
+    assert "busy" in refused.json()["error"]
+    assert push_server.counter("busy") == 1
+    assert push_server.counter("rejected") == 0
+    assert push_server.counter("events") == 0
+    push_server.busy_handler = False
+    # Not recorded as received: the resend of the same serial is taken.
+    assert (await post_valid(client, push_server, serial)).status_code == 200
+    assert [event.serial for event in push_server.events] == [serial]
 
 
 async def test_a_serial_gap_is_reported(push_server: PushServer, client: httpx.AsyncClient) -> None:
@@ -314,10 +336,16 @@ async def test_a_serial_gap_is_reported(push_server: PushServer, client: httpx.A
     assert push_server.counter("missed_events") == 3
 
 
-async def test_a_failing_handler_does_not_fail_the_device(push_server: PushServer, client: httpx.AsyncClient) -> None:
+async def test_a_failing_handler_is_not_answered_ok(push_server: PushServer, client: httpx.AsyncClient) -> None:
+    # Not recognised, so not durable: the terminal must keep the event and send it again.
+    serial = next_serial()
     push_server.fail_handler = True
-    assert (await post_valid(client, push_server)).status_code == 200
+    failed = await post_valid(client, push_server, serial)
+    assert failed.status_code == 500
+    assert failed.json() == {"error": "the event could not be processed"}
     assert push_server.counter("handler_errors") == 1
+    push_server.fail_handler = False
+    assert (await post_valid(client, push_server, serial)).status_code == 200
 
 
 async def test_a_stopped_source_answers_503_and_stop_is_idempotent(

@@ -24,7 +24,7 @@ import aiomqtt
 import pytest
 
 from gridwatch.core.config.gates import MqttGateConfig
-from gridwatch.core.interfaces import GateEvent, SourceState
+from gridwatch.core.interfaces import GateBusy, GateEvent, SourceState
 from ingest.gates.mqtt import CaptureRejected, MqttGateSource, capture_picture, parse_capture
 from tests.ingest.polling import eventually
 from tests.support.gate_payloads import face_jpeg, mqtt_capture
@@ -313,6 +313,43 @@ async def test_resent_capture_is_acknowledged_but_handed_on_once(base_topic: str
     assert status.extra["events"] == 3
 
 
+class BusyFirst(Events):
+    """A handler whose recognition is saturated for the first ``refusals`` events, or that fails."""
+
+    def __init__(self, refusals: int, error: Exception | None = None) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.error = error
+
+    async def __call__(self, event: GateEvent) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise self.error or GateBusy("the gate's recognition queue is full (8)", 2)
+        await super().__call__(event)
+
+
+@pytest.mark.parametrize("error", [None, RuntimeError("downstream failed")], ids=["busy", "failed"])
+async def test_a_capture_not_taken_is_not_acknowledged_and_its_resend_is_taken(
+    base_topic: str, error: Exception | None
+) -> None:
+    topic = f"{base_topic}/capture"
+    events = BusyFirst(1, error)
+    capture = mqtt_capture(device_no="T-01", sequence_no=7, picture=face_jpeg("kit"))
+    async with running(gate_config(topic), events) as source, terminal(f"{topic}/ack") as device:
+        await device.publish(topic, capture)
+        with pytest.raises(TimeoutError):
+            await device.next_ack(timeout_s=1.0)  # no acknowledgement: the terminal keeps the capture
+        await device.publish(topic, capture)  # its resend timer ran out
+        ack = (await device.next_ack())[1]
+        received = await events.next()
+        status = source.status
+    assert ack == {"device_no": "T-01", "sequence_no": 7, "result": "ok"}
+    assert received.serial == 7
+    assert events.queue.empty()
+    assert status.extra["busy" if error is None else "handler_errors"] == 1
+    assert (status.extra["duplicates"], status.extra["events"], status.extra["rejected"]) == (0, 1, 0)
+
+
 async def test_wildcard_subscription_ignores_its_own_acknowledgements(base_topic: str) -> None:
     events = Events()
     config = gate_config(f"{base_topic}/#")  # acknowledgements go to {topic}/ack: under the same wildcard
@@ -330,6 +367,8 @@ async def test_wildcard_subscription_ignores_its_own_acknowledgements(base_topic
         )
         await events.next()
         await device.next_ack()
+        # Counted once the broker confirmed our publish, which may come after the device got it.
+        await eventually(lambda: source.status.extra["acks"] == 3, DEADLINE_S, "the third acknowledgement counted")
         status = source.status
     assert [topic for topic, _ in acks] == [f"{base_topic}/garage/capture/ack", f"{base_topic}/lobby/capture/ack"]
     assert {e.serial for e in received} == {1, 2}
