@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,11 @@ class AppRoutes:
 class NotifierPort:
     """The notifier as the rules stage's ``AlertSink``: ``put`` returns once the alert is in the outbox."""
 
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, *, on_duplicate: Callable[[Alert], Awaitable[None]] | None = None) -> None:
+        """``on_duplicate``: told of an alert the outbox had already (the rule engine un-counts it)."""
         self._notifier = notifier
+        self._on_duplicate = on_duplicate
+        # Alerts added to the outbox: the alerts that exist (a duplicate id adds nothing).
         self.submitted = 0
         # The latest alerts, for the demo summary; bounded, the outbox is the record.
         self.recent: deque[Alert] = deque(maxlen=1000)
@@ -112,6 +115,8 @@ class NotifierPort:
             self.recent.append(alert)
         else:
             log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
+            if self._on_duplicate is not None:
+                await self._on_duplicate(alert)
 
 
 class Service:
@@ -221,13 +226,18 @@ class Service:
             on_delivered=self._on_delivered,
         )
         await self._notifier.start()
-        self._notifier_port = NotifierPort(self._notifier)
-        self._alerts = TappedPort(ALERTS.topic, self._notifier_port)
-        for _topic, tap in self._pending_taps:
-            self._alerts.tap(ALERTS, tap)
         engine = RuleEngine(
             config.rules, self._storage.rule_state, directory=self._parts.store, **rule_surroundings(config)
         )
+        # A replayed event the rules judged again makes an alert the outbox has already: it does not
+        # exist twice, so the engine does not count it, and the cooldown it took (the earlier one's
+        # had run out, or the rule would not have made it) is dropped again.
+        self._notifier_port = NotifierPort(
+            self._notifier, on_duplicate=lambda alert: asyncio.to_thread(engine.release, alert)
+        )
+        self._alerts = TappedPort(ALERTS.topic, self._notifier_port)
+        for _topic, tap in self._pending_taps:
+            self._alerts.tap(ALERTS, tap)
         self._rules = RulesStage(engine, self._alerts)
         await self._rules.start()
         self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)

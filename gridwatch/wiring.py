@@ -96,7 +96,11 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
     """
     config = loaded.config
     analyzer = build_analyzer(config.model, config_dir=loaded.root)
-    store = RegistryStore(build_database(loaded), owns_database=True) if database is None else RegistryStore(database)
+    owns_database = database is None
+    database = build_database(loaded) if database is None else database
+    # An erasure also drops the person's rule state (cooldowns, timers, passes) in the same call; the
+    # composition joins the two stages, the store never imports rules.
+    store = RegistryStore(database, owns_database=owns_database, erasure=RuleState(database))
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.core.events import Quality, Sighting, SourceKind
+from gridwatch.core.events import Quality, Sighting, SourceKind, event_id_for
 from gridwatch.core.interfaces import FaceAnalyzer
 from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED, FACES_GATED, INFERENCE_SECONDS, SIGHTINGS
 from recognition.quality import QualityGate
@@ -88,8 +89,14 @@ class Recognizer:
         *,
         captured_at: dt.datetime,
         direction: str | None = None,
+        event_key: str | None = None,
     ) -> Recognition:
-        """Blocking: run it in a worker thread (``recognize_async``)."""
+        """Blocking: run it in a worker thread (``recognize_async``).
+
+        ``event_key``: the device's own identity of the event (a gate event's, see ``gate_event_key``);
+        its sightings then get ids derived from it, so that the device resending the event makes the
+        same sightings (and no second alert). Without it (camera frames) the ids are random.
+        """
         self.stats.images += 1
         with _DETECT_SECONDS.time():
             faces = self._analyzer.detect(image)
@@ -121,8 +128,12 @@ class Recognizer:
         for i, row in enumerate(decisions):
             for match in (d.match for d in row if d.covers_source and d.match is not None):
                 registry = self._registries.configs[match.registry]
+                sighting_id = (
+                    uuid.uuid4().hex if event_key is None else event_id_for(event_key, match.registry, match.person_id)
+                )
                 sightings.append(
                     Sighting(
+                        sighting_id=sighting_id,
                         source=source.source_id,
                         source_kind=source.kind,
                         captured_at=captured_at,
@@ -161,8 +172,19 @@ class Recognizer:
         *,
         captured_at: dt.datetime,
         direction: str | None = None,
+        event_key: str | None = None,
     ) -> Recognition:
-        return await asyncio.to_thread(self.recognize, image, source, captured_at=captured_at, direction=direction)
+        return await asyncio.to_thread(
+            self.recognize, image, source, captured_at=captured_at, direction=direction, event_key=event_key
+        )
+
+
+def gate_event_key(gate_id: str, serial: int | None, device_time: dt.datetime) -> str | None:
+    """A gate event's own identity: gate, serial and device time (a resend repeats all three; a serial
+    counter reset by a device restart rarely repeats the time too). None without a serial."""
+    if serial is None:
+        return None
+    return event_id_for("gate-event", gate_id, str(serial), device_time.isoformat())
 
 
 def _known(decisions: list[Decision], registries: frozenset[str]) -> bool:

@@ -78,6 +78,9 @@ def decide(config: RegistryConfig, candidate: Match | None) -> Decision:
     return Decision(config.name, Outcome.MATCH, candidate)
 
 
+# How long a search that found another process's change waits to finish that change's checkpoint.
+SYNC_RECLAIM_WAIT_S = 0.2
+
 # Registry fields a running service applies in place (``Registries.reconfigure``): the next decision uses
 # them, the index stays. A change of any other field rebuilds that registry's index from the store.
 LIVE_REGISTRY_FIELDS = frozenset(
@@ -197,6 +200,9 @@ class Registries:
         with self._update_lock:
             if self._store.data_version() != self._data_version:
                 self.load()
+                # The change may be an erasure whose own checkpoint found this process reading: finish
+                # it from here, briefly (this runs on the search path; a busy database waits for the next).
+                self._store.reclaim(wait_s=SYNC_RECLAIM_WAIT_S)
 
     def covers(self, source_id: str) -> bool:
         self.sync()
@@ -293,8 +299,12 @@ class Registries:
         return change
 
     def remove(self, person_id: str, *, actor: str, reason: str = "removed") -> Person:
+        """Erase a person from the store (and the database files, see ``RegistryStore``) and the index."""
+        return self._remove(person_id, actor=actor, reason=reason, reclaim=True)
+
+    def _remove(self, person_id: str, *, actor: str, reason: str, reclaim: bool) -> Person:
         with self._update_lock:
-            person, ids = self._store.remove_person(person_id)
+            person, ids = self._store.remove_person(person_id, reclaim=reclaim)
             if person is None:
                 raise UnknownPersonError(person_id)
             loaded = self._loaded.get(person.registry)
@@ -322,11 +332,13 @@ class Registries:
         purged = []
         for person in self._store.expired(now):
             try:
-                purged.append(self.remove(person.person_id, actor="system:retention", reason="expired"))
+                purged.append(self._remove(person.person_id, actor="system:retention", reason="expired", reclaim=False))
             except UnknownPersonError:
                 # Erased meanwhile by another process (a CLI remove or purge): not a reason to stop
                 # erasing the others.
                 continue
+        if purged:
+            self._store.reclaim()  # once for the whole batch: a checkpoint per person would be wasted work
         return purged
 
     def match(self, vectors: npt.NDArray[np.float32], source_id: str) -> list[list[Match]]:

@@ -18,17 +18,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gridwatch.core.events import StrangerAttempt
+from gridwatch.core.events import StrangerAttempt, event_id_for
 from gridwatch.core.interfaces import Frame, GateEvent, SightingSink, StrangerAttemptSink
 from gridwatch.core.metrics import STRANGER_ATTEMPTS
 from recognition.backends import Analyzer
-from recognition.recognizer import Recognition, Recognizer, SourceInfo
+from recognition.recognizer import Recognition, Recognizer, SourceInfo, gate_event_key
 from recognition.registries import Registries
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,11 @@ class RecognitionStage:
                 log.warning("gate %s: snapshot of event %s is not a decodable image", event.gate_id, event.serial)
             else:
                 recognition = await self._recognizer.recognize_async(
-                    image, source, captured_at=event.device_time.astimezone(dt.UTC), direction=event.direction
+                    image,
+                    source,
+                    captured_at=event.device_time.astimezone(dt.UTC),
+                    direction=event.direction,
+                    event_key=_event_key(event),
                 )
         for sighting in recognition.sightings:
             await self._out.put(sighting)
@@ -134,7 +139,10 @@ class RecognitionStage:
         denied = event.verdict == "denied"
         if recognition.stranger is None and not denied:
             return None  # no usable face and no refusal: nobody to count
+        key = _event_key(event)
         return StrangerAttempt(
+            # Derived from the event: a resent event is the same attempt (and makes no second alert).
+            attempt_id=uuid.uuid4().hex if key is None else event_id_for(key, "attempt"),
             source=source.source_id,
             source_kind=source.kind,
             captured_at=event.device_time.astimezone(dt.UTC),
@@ -163,3 +171,7 @@ class RecognitionStage:
             except Exception:
                 # Retention must go on: one failed pass (a locked database, a full disk) is retried.
                 log.exception("retention: purge failed; retrying in %.0f s", self._purge_interval_s)
+
+
+def _event_key(event: GateEvent) -> str | None:
+    return gate_event_key(event.gate_id, event.serial, event.device_time)

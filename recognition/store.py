@@ -3,8 +3,10 @@
 Persons carry pseudonymous ids; the display name is the only directly identifying field. Their
 conditions (``gridwatch.core.persons``) hold config ids and a case number only.
 Enrolment photos are not kept: only their SHA-256 (to spot a photo enrolled twice) and the
-embedding. Removing a person deletes their rows (erasure), not a soft flag; on SQLite the file
-overwrites deleted rows (``secure_delete``); on PostgreSQL dead rows stay until VACUUM reclaims them.
+embedding. Removing a person deletes their rows (erasure), not a soft flag, tells the ``PersonErasure``
+given (the rule state drops the person's cooldowns and timers), then has the database rewrite its files
+(``Database.reclaim``: a WAL checkpoint on SQLite, ``VACUUM FULL`` on PostgreSQL), so the vector and
+the name are gone from disk when the call returns, not when the service next stops.
 
 The rows live in the one database (``gridwatch.core.db``), SQLite or PostgreSQL. Every change bumps
 the ``registry`` generation in the same transaction, so another process's change (a CLI command
@@ -40,13 +42,17 @@ from gridwatch.core.persons import (
 )
 
 if TYPE_CHECKING:
-    from gridwatch.core.interfaces import PersonDirectory
+    from gridwatch.core.interfaces import PersonDirectory, PersonErasure
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _GENERATION = "registry"
+
+# How long an erasure waits for other connections (the running service's) to let the checkpoint finish.
+RECLAIM_WAIT_S = 10.0
+_ERASED_TABLES = (persons_t, embeddings_t)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +104,16 @@ class StoredEmbeddings:
 class RegistryStore:
     """Thread-safe. No I/O in ``__init__``; ``open()`` opens (and migrates) the shared database."""
 
-    def __init__(self, database: Database, *, owns_database: bool = False) -> None:
-        """``owns_database``: ``close()`` closes the database too (a store built alone, e.g. by a CLI command)."""
+    def __init__(
+        self, database: Database, *, owns_database: bool = False, erasure: PersonErasure | None = None
+    ) -> None:
+        """``owns_database``: ``close()`` closes the database too (a store built alone, e.g. by a CLI command).
+
+        ``erasure``: told the ids of erased persons, so that rows kept about them elsewhere go too.
+        """
         self._db = database
         self._owns_database = owns_database
+        self._erasure = erasure
         # Generation bumps of our own commits: data_version() reports only other processes' changes.
         self._own_bumps = 0
         self._last_version: int | None = None
@@ -229,8 +241,12 @@ class RegistryStore:
 
         return self._change(update, "registry update")
 
-    def remove_person(self, person_id: str) -> tuple[Person | None, npt.NDArray[np.int64]]:
-        """Deletes the person and their embeddings; returns what was removed."""
+    def remove_person(self, person_id: str, *, reclaim: bool = True) -> tuple[Person | None, npt.NDArray[np.int64]]:
+        """Deletes the person and their embeddings and the rows kept about them; returns what was removed.
+
+        ``reclaim``: rewrite the database files at once (see the module); a caller erasing many
+        persons passes False and calls ``reclaim()`` once after the last.
+        """
 
         def remove(conn: Connection) -> tuple[tuple[Person | None, list[int]], bool]:
             person = _get(conn, person_id)
@@ -241,7 +257,17 @@ class RegistryStore:
             return (person, [int(r[0]) for r in rows]), True
 
         person, ids = self._change(remove, "registry erasure")
+        if person is not None:
+            if self._erasure is not None:
+                self._erasure.forget_persons([person_id])
+            if reclaim:
+                self.reclaim()
         return person, np.array(ids, dtype=np.int64)
+
+    def reclaim(self, *, wait_s: float = RECLAIM_WAIT_S) -> bool:
+        """Make rows erased so far leave the database files (``Database.reclaim``); True when done."""
+        self._ensure_open()
+        return self._db.reclaim(_ERASED_TABLES, wait_s=wait_s)
 
     def data_version(self) -> int:
         """A number that changes whenever another process (e.g. a CLI command) commits to the store.

@@ -181,7 +181,8 @@ class RuleEngine:
         return self._state.next_due()
 
     def release(self, alert: Alert) -> None:
-        """Forget the cooldown an alert took, because it could not be stored for delivery.
+        """Forget the cooldown an alert took, and un-count the alert: it could not be stored for delivery,
+        or the outbox had it already (a replayed event judged again after the earlier cooldown ran out).
 
         Cooldowns are kept under the alert's key: the person, or for an unknown face its gate. Without
         this, a stranger alert the outbox refused would keep its gate waiting for a delivery that never comes.

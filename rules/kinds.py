@@ -11,7 +11,7 @@ from gridwatch.core.config.rules import (
     OutsideHoursRuleConfig,
     SeenRuleConfig,
 )
-from gridwatch.core.events import Alert, Sighting, SourceKind, alert_id_for
+from gridwatch.core.events import Alert, Sighting, SourceKind, alert_id_of
 from rules.base import SightingRule, utc_text
 from rules.context import RuleContext
 from rules.state import Pass
@@ -25,15 +25,9 @@ def sighting_alert(
 
     def build(suppressed: int) -> Alert:
         return Alert(
-            alert_id=alert_id_for(
-                rule.id,
-                sighting.person_id,
-                sighting.source,
-                sighting.captured_at,
-                # The cooldown is the bucket: two alerts of one person and rule are at least a
-                # cooldown apart, so they never share an id, while a replayed sighting does.
-                max(config.cooldown_s, 1),
-            ),
+            # From the sighting's own id, not its (device) time: a replayed sighting makes the same id,
+            # two visits two ids even when the terminal's clock stands still.
+            alert_id=alert_id_of(rule.id, sighting.person_id, sighting.sighting_id),
             rule=rule.id,
             kind=config.kind,
             severity=config.severity,

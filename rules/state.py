@@ -12,13 +12,16 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, func, select
 
 from gridwatch.core.db import Database
 from gridwatch.core.db.schema import cooldowns, rule_passes, rule_timers
 from gridwatch.core.db.sql import insert
+
+if TYPE_CHECKING:
+    from gridwatch.core.interfaces import PersonErasure
 
 T = TypeVar("T")
 
@@ -278,6 +281,23 @@ class RuleState:
         stmt = rule_timers.delete().where(t.rule == rule, t.person_id.in_(list(person_ids)))
         self._run(lambda conn: conn.execute(stmt), "rule state write")
 
+    def forget_persons(self, person_ids: Sequence[str]) -> None:
+        """An erased person leaves no state: their cooldowns, timers and pass lists go (``PersonErasure``).
+
+        Cooldowns and pass lists of the person kinds are keyed by the person id; a stranger's are keyed
+        by a source and a random label and hold no person.
+        """
+        if not person_ids:
+            return
+        ids = list(person_ids)
+
+        def forget(conn: Connection) -> None:
+            conn.execute(cooldowns.delete().where(cooldowns.c.person_id.in_(ids)))
+            conn.execute(rule_timers.delete().where(rule_timers.c.person_id.in_(ids)))
+            conn.execute(rule_passes.delete().where(rule_passes.c.subject.in_(ids)))
+
+        self._run(forget, "rule state erasure")
+
     # -- recent passes (counting kinds) -----------------------------------------------------------
 
     def passes(self, rule: str, subject: str) -> list[Pass]:
@@ -341,3 +361,9 @@ class RuleState:
         if not self._open:
             self.open()
         return self._db.transaction(fn, what=what)
+
+
+if TYPE_CHECKING:
+
+    def _is_a_person_erasure(state: RuleState) -> PersonErasure:
+        return state  # mypy checks that the rule state implements the port the registry store is given

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gridwatch.core.config.rules import StrangerAtGateRuleConfig
-from gridwatch.core.events import Alert, Sighting, StrangerAttempt, alert_id_for
+from gridwatch.core.events import Alert, Sighting, StrangerAttempt, alert_id_of
 from rules.base import SightingRule, utc_text
 from rules.context import RuleContext
 from rules.state import Pass
@@ -56,7 +56,7 @@ class StrangerAtGateRule(SightingRule):
 
         def build(suppressed: int) -> Alert:
             return Alert(
-                alert_id=alert_id_for(self.id, subject, attempt.source, at, max(cfg.cooldown_s, 1)),
+                alert_id=alert_id_of(self.id, subject, attempt.attempt_id),
                 rule=self.id,
                 kind=cfg.kind,
                 severity=cfg.severity,

@@ -132,8 +132,29 @@ class Alert(_Event):
         return self.person_id if self.person_id is not None else f"source:{self.source}"
 
 
+def event_id_for(*parts: str) -> str:
+    """A deterministic id (32 hex) derived from the parts: the same event resent makes the same id.
+
+    Used for the sightings and stranger attempts of a gate event (gate id, the device's serial and its
+    event time, then what distinguishes one sighting of the event from another), so that a terminal
+    resending an event it thinks was lost makes no second alert.
+    """
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def alert_id_of(rule: str, subject: str, event_id: str) -> str:
+    """The id of the alert a rule makes of one event (a sighting or a stranger attempt).
+
+    Derived from the event's own id, never from a clock: a replayed event (the transport delivering it
+    again, a gate resending it) keeps its id and makes no second alert, while two visits are two events
+    even when a device's clock stands still. ``subject``: the person, or the stranger's place and label.
+    """
+    return event_id_for("alert", rule, subject, event_id)
+
+
 def alert_id_for(rule: str, person_id: str, source: str, at: dt.datetime, bucket_s: int) -> str:
-    """Deterministic id: rule + person + source + time bucket, so a replay makes no new alert."""
+    """Deterministic id: rule + person + source + time bucket, for alerts of a timer (``not_seen``:
+    ``at`` is the server-side due time of the timer, so the bucket is not a device's clock)."""
     bucket = int(at.timestamp()) // max(bucket_s, 1)
     digest = hashlib.sha256(f"{rule}\x1f{person_id}\x1f{source}\x1f{bucket}".encode()).hexdigest()
     return digest[:32]

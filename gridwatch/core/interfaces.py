@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -154,6 +154,16 @@ class PersonDirectory(Protocol):
 
     def persons(self, registries: Collection[str]) -> list[PersonConditions]:
         """Everyone enrolled in these registries, in order of registry, enrolment time and id."""
+        ...
+
+
+class PersonErasure(Protocol):
+    """What else holds rows about a person, told when the person is erased (the rule state's cooldowns,
+    timers and passes). Blocking (a database write); called by the registry store after the erasure commits.
+    """
+
+    def forget_persons(self, person_ids: Sequence[str]) -> None:
+        """Delete every row kept about these persons (nothing if there is none)."""
         ...
 
 

@@ -84,10 +84,15 @@ def test_state_survives_a_restart(databases: Databases) -> None:
 
 
 def test_alert_id_is_deterministic(tmp_path: Path) -> None:
+    """The id comes from the sighting's own id: the same sighting judged again (a replay) makes the same
+    alert id, another sighting at the same device time another one."""
+    seen = sighting()
     with Database(sqlite_url(tmp_path / "a.sqlite3")) as a_db, Database(sqlite_url(tmp_path / "b.sqlite3")) as b_db:
-        a = engine(a_db, Clock()).evaluate(sighting())[0]
-        b = engine(b_db, Clock()).evaluate(sighting())[0]
+        a = engine(a_db, Clock()).evaluate(seen)[0]
+        b = engine(b_db, Clock()).evaluate(seen)[0]
+        other = engine(a_db, Clock()).evaluate(sighting(person="p_2"))[0]
     assert a.alert_id == b.alert_id
+    assert other.alert_id != a.alert_id
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import URL, Connection, Engine
+from sqlalchemy import URL, Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gridwatch.core.db import legacy
@@ -22,6 +22,7 @@ from gridwatch.core.db.errors import (
     describe,
 )
 from gridwatch.core.db.migrate import MIGRATIONS, upgrade_connection
+from gridwatch.core.db.reclaim import reclaim
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,19 @@ class Database:
                 )
                 time.sleep(wait)
                 delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    def reclaim(self, tables: Sequence[Table], *, wait_s: float = 5.0) -> bool:
+        """After an erasure has committed: rewrite the files so the deleted rows of ``tables`` are gone.
+
+        SQLite: a ``TRUNCATE`` checkpoint, waiting at most ``wait_s`` for other connections' snapshots;
+        PostgreSQL: ``VACUUM FULL`` of ``tables`` (see ``reclaim.py``). True when done; False (logged)
+        when the database is busy or away: the next reclaim catches up, nothing is lost but time.
+        """
+        try:
+            return reclaim(self.engine, tables, wait_s=wait_s)
+        except DBAPIError as exc:
+            log.warning("could not rewrite the database files after an erasure: %s", describe(exc))
+            return False
 
     def _transient(self, exc: DBAPIError) -> bool:
         """A dropped or busy database (worth waiting for), not a bug in a statement."""
