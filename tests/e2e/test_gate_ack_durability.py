@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from gridwatch.core.config.loader import load_config
-from gridwatch.core.events import Alert, alert_id_for
+from gridwatch.core.events import Alert, alert_id_of, event_id_for
 from gridwatch.gate_intake import GATE_QUEUE_SIZE
 from gridwatch.service import Service
+from recognition.recognizer import gate_event_key
 from tests.e2e.test_warning_models import ENV, SAME_PERSON, free_port, gridwatch_run, status
 from tests.ingest.polling import eventually
 from tests.support.e2e import enrol
@@ -163,7 +164,10 @@ async def test_every_event_answered_2xx_survives_sigkill_and_the_rest_is_resent(
     terminal = Terminal(port, gate, dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1))
 
     def alert_of(serial: int) -> str:
-        return alert_id_for(RULE, person_id, gate, terminal.device_time(serial), 1)
+        # Alert ids come from the gate event's own identity (gate, serial, device time), as recognition makes it.
+        event_key = gate_event_key(gate, serial, terminal.device_time(serial))
+        assert event_key is not None
+        return alert_id_of(RULE, person_id, event_id_for(event_key, "residents", person_id))
 
     for cycle in range(CYCLES):
         stop_sending = asyncio.Event()
@@ -171,6 +175,8 @@ async def test_every_event_answered_2xx_survives_sigkill_and_the_rest_is_resent(
             await status(port)
             senders = [asyncio.create_task(terminal.connection(stop_sending)) for _ in range(CONNECTIONS)]
             await terminal.produce(CYCLE_S)
+            # Frozen first, so that the next request is surely in flight (not yet answered) when it dies.
+            process.send_signal(signal.SIGSTOP)
             terminal.new_event()
             await eventually(lambda: terminal.in_flight > 0, DEADLINE_S, "a request in flight")
             process.send_signal(signal.SIGKILL)  # requests in flight, events in recognition
