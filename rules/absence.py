@@ -39,9 +39,10 @@ class NotSeenRule(SightingRule):
             return []
         home = self.home_sources(ctx.directory.conditions(sighting.person_id))
         if "*" in home or sighting.source in home:
-            ctx.state.restart_timer(
-                self.id, sighting.person_id, sighting.captured_at, sighting.source, sighting.captured_at + self._after
-            )
+            # Server time, not the device's: a terminal whose clock stands still in the past would
+            # otherwise restart the absence long ago and make it due at once (a false welfare alert).
+            seen_at = sighting.received_at
+            ctx.state.restart_timer(self.id, sighting.person_id, seen_at, sighting.source, seen_at + self._after)
         return []
 
     def arm(self, now: dt.datetime, ctx: RuleContext) -> None:

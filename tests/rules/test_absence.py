@@ -184,3 +184,16 @@ def test_timers_survive_a_restart(databases: Databases) -> None:
     restarted = engine(databases(), clock, directory)
     assert len(fire(restarted)) == 1
     assert fire(restarted) == []
+
+
+def test_a_device_clock_stuck_in_the_past_does_not_make_the_absence_due(database: Database) -> None:
+    """The absence restarts at the server's time of the sighting, not at the device's."""
+    clock = Clock(T0 + dt.timedelta(days=10))
+    rules = engine(database, clock, Directory(Entry("p_1")))
+    fire(rules)
+    stuck = sighting(at=T0).model_copy(update={"received_at": clock.now})  # the device still says T0
+    rules.evaluate(stuck)
+    clock.now += dt.timedelta(hours=47)
+    assert fire(rules) == []
+    clock.now += dt.timedelta(hours=1)
+    assert len(fire(rules)) == 1
