@@ -29,6 +29,7 @@ from gridwatch.core.events import StrangerAttempt, event_id_for
 from gridwatch.core.interfaces import Frame, GateEvent, SightingSink, StrangerAttemptSink
 from gridwatch.core.metrics import STRANGER_ATTEMPTS
 from recognition.backends import Analyzer
+from recognition.memory import LARGE_DECODE_PIXELS, release_free_memory
 from recognition.recognizer import Recognition, Recognizer, SourceInfo, gate_event_key
 from recognition.registries import Registries
 
@@ -124,6 +125,10 @@ class RecognitionStage:
                     direction=event.direction,
                     event_key=_event_key(event),
                 )
+                large = image.shape[0] * image.shape[1] > LARGE_DECODE_PIXELS
+                del image
+                if large:
+                    await asyncio.to_thread(release_free_memory)
         for sighting in recognition.sightings:
             await self._out.put(sighting)
         attempt = self._attempt_of(event, source, recognition)
