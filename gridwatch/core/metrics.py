@@ -39,6 +39,16 @@ GATE_REJECTIONS = Counter(
 GATE_DUPLICATES = Counter(
     "gridwatch_gate_duplicates_total", "Gate events dropped as replays of an event seen before.", ["gate"]
 )
+GATE_BACKFILLED = Counter(
+    "gridwatch_gate_backfilled_total",
+    "Events a stream gate missed and recovered from the device's event history.",
+    ["gate"],
+)
+GATE_UNRECOVERED = Counter(
+    "gridwatch_gate_unrecovered_total",
+    "Events a stream gate missed (serial gaps) that the device's event history did not give back.",
+    ["gate"],
+)
 
 # --- recognition ----------------------------------------------------------------------------------
 

@@ -12,11 +12,8 @@ import datetime as dt
 import logging
 from typing import ClassVar
 
-import httpx
-
 from gridwatch.core.config.gates import DahuaStreamGateConfig
 from gridwatch.core.interfaces import GateEventHandler
-from gridwatch.core.redact import redact_text
 from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua import (
     ACCESS_CODE,
@@ -83,27 +80,9 @@ class DahuaStreamSource(HttpStreamSource):
             return None
         try:
             url = snapshot_url(self._config.url, data.snap_url)
-            picture = await self._fetch(url)
+            picture = await self._fetch_picture(url)
             check_jpeg(picture, max_bytes=self._config.max_image_bytes)
         except PayloadRejected as rejected:
             self._health.rejected(f"snapshot of RecNo {data.rec_no}: {rejected.reason}")
             return None
         return picture
-
-    async def _fetch(self, url: str) -> bytes:
-        assert self._client is not None
-        limit = self._config.max_image_bytes
-        try:
-            async with self._client.stream(
-                "GET", url, timeout=httpx.Timeout(self._config.connect_timeout_s)
-            ) as response:
-                if response.status_code != 200:
-                    raise PayloadRejected(f"HTTP {response.status_code} from the snapshot URL")
-                picture = bytearray()
-                async for chunk in response.aiter_bytes():
-                    picture += chunk
-                    if len(picture) > limit:
-                        raise PayloadRejected(f"snapshot exceeds the limit of {limit} bytes", status_code=413)
-                return bytes(picture)
-        except httpx.HTTPError as error:
-            raise PayloadRejected(redact_text(f"snapshot fetch failed: {type(error).__name__}")) from None

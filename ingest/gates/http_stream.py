@@ -9,7 +9,8 @@ device URL carries none (config rule) and every error text goes through ``redact
 A stream cannot be asked to send an event again, and reading must not stall while recognition
 works (the device would drop the connection): events are handed on without waiting for the
 handler. The handler's per-gate queue is bounded; what it refuses (``GateBusy``) is lost and
-counted as ``dropped``. (Backfilling missed serials from the device's event history is not done.)
+counted as ``dropped``. Events the stream missed (a reconnect, a serial gap) are searched in the
+device's event history where the protocol offers one (``_event_history``; see ``backfill``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateCo
 from gridwatch.core.interfaces import GateBusy, GateEvent, GateEventHandler, SourceState, SourceStatus
 from gridwatch.core.redact import mask_url, redact_text
 from ingest.backoff import Backoff
+from ingest.gates.backfill import Backfill, EventHistory
 from ingest.gates.common import GateHealth, PayloadRejected
 from ingest.gates.isapi import MAX_EVENT_JSON_BYTES
 from ingest.gates.multipart import (
@@ -57,6 +59,7 @@ class HttpStreamSource(abc.ABC):
         self._health = GateHealth(config.id, self.kind)
         self._serials = SerialTracker(self._health.status)
         self._health.status.extra.update({"handler_errors": 0, "dropped": 0})
+        self._backfill = Backfill(self._health.status, self._event_history(), self._emit, self._serials.is_duplicate)
         # Handler calls in flight; held so they are not garbage-collected (the handler's queue bounds them).
         self._handing_over: set[asyncio.Task[None]] = set()
         self._backoff = Backoff.from_config(config.backoff)
@@ -78,6 +81,10 @@ class HttpStreamSource(abc.ABC):
     @abc.abstractmethod
     async def _handle_part(self, part: Part) -> None:
         """Handle one part; raise ``PayloadRejected`` for unusable content."""
+
+    def _event_history(self) -> EventHistory | None:
+        """The device's searchable event log, if the protocol offers one (else gaps are only counted)."""
+        return None
 
     def _connection_lost(self) -> None:  # noqa: B027 - optional hook
         """Forget per-connection state (e.g. an event still waiting for its pictures)."""
@@ -107,6 +114,7 @@ class HttpStreamSource(abc.ABC):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._backfill.stop()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -151,6 +159,7 @@ class HttpStreamSource(abc.ABC):
                 boundary, max_part_bytes=max(self._config.max_image_bytes, MAX_EVENT_JSON_BYTES)
             )
             self._health.connected()
+            self._backfill.reconnected(self._serials.highest)
             async for chunk in response.aiter_bytes():
                 for item in reader.feed(chunk):
                     if isinstance(item, MalformedPart):
@@ -175,7 +184,9 @@ class HttpStreamSource(abc.ABC):
     async def _emit(self, event: GateEvent) -> None:
         """An accepted event: serial bookkeeping (gaps), counting, and the handler for a face or a refusal."""
         if event.serial is not None:
-            self._serials.record(event.serial)
+            missed = self._serials.record(event.serial).missed
+            if missed:
+                self._backfill.gap(event.serial - missed, event.serial - 1)
         self._health.event(event.received_at)
         if not event.reaches_recognition:
             return
@@ -183,6 +194,25 @@ class HttpStreamSource(abc.ABC):
         self._handing_over.add(task)
         task.add_done_callback(self._handing_over.discard)
         await asyncio.sleep(0)  # let the handler queue it now: events keep the stream's order
+
+    async def _fetch_picture(self, url: str) -> bytes:
+        """A picture from the device itself (same credentials), within ``max_image_bytes``; else ``PayloadRejected``."""
+        assert self._client is not None
+        limit = self._config.max_image_bytes
+        try:
+            async with self._client.stream(
+                "GET", url, timeout=httpx.Timeout(self._config.connect_timeout_s)
+            ) as response:
+                if response.status_code != 200:
+                    raise PayloadRejected(f"HTTP {response.status_code} from the picture URL")
+                picture = bytearray()
+                async for chunk in response.aiter_bytes():
+                    picture += chunk
+                    if len(picture) > limit:
+                        raise PayloadRejected(f"picture exceeds the limit of {limit} bytes", status_code=413)
+                return bytes(picture)
+        except httpx.HTTPError as error:
+            raise PayloadRejected(redact_text(f"picture fetch failed: {type(error).__name__}")) from None
 
     async def _hand_over(self, event: GateEvent) -> None:
         extra = self._health.status.extra

@@ -34,6 +34,11 @@ class SerialTracker:
         self._highest: int | None = None
         status.extra.update({"duplicates": 0, "serial_gaps": 0, "missed_events": 0, "last_serial": None})
 
+    @property
+    def highest(self) -> int | None:
+        """The highest serial accepted so far (``None`` before the first)."""
+        return self._highest
+
     def is_duplicate(self, serial: int) -> bool:
         return serial in self._seen
 

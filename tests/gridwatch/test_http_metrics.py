@@ -41,6 +41,8 @@ FAMILIES = {
     "gridwatch_gate_events",
     "gridwatch_gate_rejections",
     "gridwatch_gate_duplicates",
+    "gridwatch_gate_backfilled",
+    "gridwatch_gate_unrecovered",
     "gridwatch_queue_depth",
     "gridwatch_config_reloads",
     "gridwatch_inference_seconds",

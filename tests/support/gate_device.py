@@ -13,6 +13,11 @@ Both use HTTP digest auth (MD5, qop=auth), as the devices do. The events carry t
 ``--serials`` (e.g. ``1-5`` then, after a restart, ``4-5,9-11``: two replayed, three skipped), with real
 face JPEGs; then the stream carries only heartbeats, forever. ``--inject-bad`` puts malformed parts
 after the first event. Each request is printed as ``REQUEST <path>`` on stdout, after ``READY <port>``.
+
+The ISAPI terminal also keeps an event log, the serials given by ``--history`` (what it recorded,
+streamed or not), searched with ``POST /ISAPI/AccessControl/AcsEvent?format=json`` by serial range,
+``--page-cap`` events a page at most; each logged event's ``pictureURL`` names the terminal's LAN
+address (``192.168.1.64``), its path is served as a JPEG. ``--no-acs-event``: that search is a 404.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import contextlib
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import signal
@@ -40,6 +46,8 @@ from tests.support.paths import REPO_ROOT
 Dialect = Literal["isapi", "dahua"]
 REALM = "gate-emulator"
 SNAP_DIR = "/mnt/appdata1/userpic/SnapShot"
+ACS_EVENT_PATH = "/ISAPI/AccessControl/AcsEvent"
+PICTURE_DIR = "/LOCALS/pic/acsLinkCap"
 
 
 def parse_serials(spec: str) -> list[int]:
@@ -110,8 +118,63 @@ class _DeviceHandler(BaseHTTPRequestHandler):
             self._stream(payloads.dahua_stream_content_type())
         elif dialect == "dahua" and self.path.startswith("/cgi-bin/RPC_Loadfile" + SNAP_DIR + "/"):
             self._snapshot(Path(self.path).stem)
+        elif dialect == "isapi" and self.path.startswith(PICTURE_DIR + "/"):
+            self._snapshot(Path(self.path).name.partition(".")[0])
         else:
             self.send_error(404)
+
+    def do_POST(self) -> None:
+        self._say(f"REQUEST {self.path}")
+        # Read the body first, whatever the answer: the connection is kept alive for the next request.
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not self._authorized():
+            self._challenge()
+            return
+        if self.settings.dialect != "isapi" or self.settings.no_acs_event or not self.path.startswith(ACS_EVENT_PATH):
+            self.send_error(404)
+            return
+        self._json(self._acs_event(json.loads(body)["AcsEventCond"]))
+
+    def _acs_event(self, cond: dict[str, Any]) -> dict[str, Any]:
+        """One page of the event log, as a terminal answers it (serial bounds, paging, newest first on request)."""
+        first, last = cond.get("beginSerialNo", 0), cond.get("endSerialNo", 2**32)
+        matches = [serial for serial in parse_serials(self.settings.history) if first <= serial <= last]
+        if cond.get("timeReverseOrder"):
+            matches.reverse()
+        position = int(cond["searchResultPosition"])
+        page = matches[position : position + min(int(cond["maxResults"]), self.settings.page_cap)]
+        status = "NO MATCH" if not page else "MORE" if position + len(page) < len(matches) else "OK"
+        return {
+            "AcsEvent": {
+                "searchID": cond["searchID"],
+                "responseStatusStrg": status,
+                "numOfMatches": len(page),
+                "totalMatches": len(matches),
+                "InfoList": [self._logged(serial) for serial in page],
+            }
+        }
+
+    def _logged(self, serial: int) -> dict[str, Any]:
+        return {
+            "major": 5,
+            "minor": 75,
+            "time": payloads.DEFAULT_DEVICE_TIME,
+            "serialNo": serial,
+            "doorNo": 1,
+            "cardReaderNo": 1,
+            "employeeNoString": "1001",
+            "currentVerifyMode": "face",
+            "type": 0,
+            "pictureURL": f"http://192.168.1.64{PICTURE_DIR}/{serial}.jpeg@WEB000000000{serial:03d}",
+        }
+
+    def _json(self, document: dict[str, Any]) -> None:
+        data = json.dumps(document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _snapshot(self, stem: str) -> None:
         if not stem.isdigit():
@@ -183,6 +246,9 @@ def serve(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between events")
     parser.add_argument("--heartbeat", type=float, default=0.3, help="seconds between heartbeats")
     parser.add_argument("--inject-bad", action="store_true", help="malformed parts after the first event")
+    parser.add_argument("--history", default="", help="serials in the ISAPI event log (AcsEvent), e.g. 1-15")
+    parser.add_argument("--page-cap", type=int, default=30, help="most events per AcsEvent page")
+    parser.add_argument("--no-acs-event", action="store_true", help="AcsEvent search answers 404")
     settings = parser.parse_args(argv)
     _DeviceHandler.settings = settings
     _DeviceHandler.faces = [payloads.face_jpeg(name) for name in settings.faces.split(",")]
@@ -214,6 +280,9 @@ class GateDevice:
         interval_s: float = 0.02,
         heartbeat_s: float = 0.3,
         inject_bad: bool = False,
+        history: str = "",
+        page_cap: int = 30,
+        acs_event: bool = True,
         ready_timeout_s: float = 15.0,
     ) -> None:
         self.dialect = dialect
@@ -224,6 +293,9 @@ class GateDevice:
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
         self.inject_bad = inject_bad
+        self.history = history
+        self.page_cap = page_cap
+        self.acs_event = acs_event
         self.ready_timeout_s = ready_timeout_s
         self.requests: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
@@ -238,9 +310,11 @@ class GateDevice:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, *, serials: str | None = None, inject_bad: bool | None = None) -> None:
+    def start(self, *, serials: str | None = None, inject_bad: bool | None = None, history: str | None = None) -> None:
         if self.running:
             raise RuntimeError("the gate device is already running")
+        if history is not None:
+            self.history = history
         if serials is not None:
             self.serials = serials
         if inject_bad is not None:
@@ -263,7 +337,13 @@ class GateDevice:
             str(self.interval_s),
             "--heartbeat",
             str(self.heartbeat_s),
+            "--history",
+            self.history,
+            "--page-cap",
+            str(self.page_cap),
         ]
+        if not self.acs_event:
+            command.append("--no-acs-event")
         if self.inject_bad:
             command.append("--inject-bad")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process, closed in stop()

@@ -93,6 +93,15 @@ class IsapiStreamGateConfig(_HttpDeviceBase):
     kind: Literal["isapi_stream"] = Field(
         description="gridwatch long-polls GET /ISAPI/Event/notification/alertStream (digest auth)."
     )
+    backfill_max_events: int = Field(
+        default=1000,
+        ge=0,
+        le=4000,  # below the stream's memory of recent serials (4096), which deduplicates the recovered events
+        description="Most missed events searched in the device's history (AcsEvent) per gap; 0 turns backfill off.",
+    )
+    backfill_page_size: int = Field(
+        default=30, ge=1, le=100, description="Events asked per AcsEvent search page (terminals cap it, often at 30)."
+    )
 
 
 class DahuaStreamGateConfig(_HttpDeviceBase):

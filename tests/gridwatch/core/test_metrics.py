@@ -120,6 +120,8 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "GATE_EVENTS",
         "GATE_REJECTIONS",
         "GATE_DUPLICATES",
+        "GATE_BACKFILLED",
+        "GATE_UNRECOVERED",
         "QUEUE_DEPTH",
         "CONFIG_RELOADS",
         "INFERENCE_SECONDS",

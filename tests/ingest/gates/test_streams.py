@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
 from gridwatch.core.interfaces import GateEvent, SourceState
+from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua_stream import DahuaStreamSource
 from ingest.gates.http_stream import HttpStreamSource
+from ingest.gates.isapi_history import picture_url
 from ingest.gates.isapi_stream import IsapiStreamSource
 from tests.ingest.polling import eventually
 from tests.support.gate_device import Dialect, GateDevice
@@ -164,3 +167,114 @@ async def test_an_idle_stream_is_reconnected(devices: list[GateDevice], sources:
     await eventually(lambda: source.status.reconnects >= 2, 10, "reconnects after idle timeouts")
 
     assert "nothing received" in (source.status.last_error or "")
+
+
+# --- backfill from the terminal's event log (AcsEvent) -----------------------------------------------
+
+
+def in_order(handler: Collected) -> list[int]:
+    return sorted(serial for serial in handler.serials if serial is not None)
+
+
+def acs_event_requests(device: GateDevice) -> int:
+    return sum(1 for path in device.requests if path.startswith("/ISAPI/AccessControl/AcsEvent"))
+
+
+async def _stream_until_ten_then_drop(device: GateDevice, handler: Collected, source: HttpStreamSource) -> None:
+    await source.start()
+    await eventually(lambda: handler.serials == list(range(1, 11)), 15, "events 1-10")
+    device.kill()
+    await eventually(lambda: source.status.state is SourceState.OFFLINE, 10, "OFFLINE after the kill")
+
+
+async def test_events_missed_while_disconnected_are_backfilled_from_the_event_log_once_each(
+    devices: list[GateDevice], sources: list[HttpStreamSource]
+) -> None:
+    device = GateDevice("isapi", port=free_port(), password=DEVICE_PASSWORD, serials="1-10", history="1-10")
+    devices.append(device)
+    device.start()
+    handler = Collected()
+    source = make_source("isapi", device.url, handler, id="isapi-backfilled")
+    sources.append(source)
+    await _stream_until_ten_then_drop(device, handler, source)
+
+    # Meanwhile the terminal logged 11-15; the stream resumes at 16.
+    device.start(serials="16-17", history="1-15")
+    await eventually(lambda: in_order(handler) == list(range(1, 18)), 15, "events 11-17")
+
+    assert len(handler.serials) == 17  # each once, whether the log or the stream told it first
+    assert extra(source, "backfilled") == 5
+    assert extra(source, "unrecovered") == 0
+    recovered = {event.serial: event for event in handler.events if event.serial is not None and event.serial >= 11}
+    # The face comes from pictureURL's path on the configured device (not the LAN address it names).
+    assert all(recovered[n].face_image == FACES[n % 3] for n in range(11, 16))
+    assert recovered[11].verify_mode == "face"
+    assert recovered[11].door == "1"
+    assert any(path.startswith("/LOCALS/pic/acsLinkCap/11.jpeg") for path in device.requests)
+    assert REGISTRY.get_sample_value("gridwatch_gate_backfilled_total", {"gate": "isapi-backfilled"}) == 5
+
+
+async def test_a_terminal_without_an_event_log_counts_the_gap_unrecovered_and_is_not_asked_again(
+    devices: list[GateDevice], sources: list[HttpStreamSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    device = GateDevice("isapi", port=free_port(), password=DEVICE_PASSWORD, serials="1-10", acs_event=False)
+    devices.append(device)
+    device.start()
+    handler = Collected()
+    source = make_source("isapi", device.url, handler, id="isapi-no-log")
+    sources.append(source)
+    await _stream_until_ten_then_drop(device, handler, source)
+
+    device.start(serials="16-17")
+    await eventually(lambda: extra(source, "unrecovered") == 5, 15, "11-15 counted unrecovered")
+    asked = acs_event_requests(device)
+    assert 1 <= asked <= 2  # one search (and its digest challenge)
+
+    device.kill()  # another reconnect, another gap: the terminal is not asked again
+    device.start(serials="20")
+    await eventually(lambda: extra(source, "unrecovered") == 7, 15, "18-19 counted unrecovered")
+
+    assert acs_event_requests(device) == asked
+    assert handler.serials == [*range(1, 11), 16, 17, 20]
+    assert extra(source, "backfilled") == 0
+    assert caplog.text.count("no backfill of missed events: the event log search (AcsEvent) answered HTTP 404") == 1
+
+
+async def test_a_gap_beyond_the_backfill_limit_recovers_the_oldest_and_counts_the_rest(
+    devices: list[GateDevice], sources: list[HttpStreamSource]
+) -> None:
+    device = GateDevice("isapi", port=free_port(), password=DEVICE_PASSWORD, serials="1-10", page_cap=2)
+    devices.append(device)
+    device.start()
+    handler = Collected()
+    source = make_source("isapi", device.url, handler, id="isapi-bounded", backfill_max_events=3)
+    sources.append(source)
+    await _stream_until_ten_then_drop(device, handler, source)
+
+    device.start(serials="20-21", history="1-19")
+    await eventually(lambda: extra(source, "unrecovered") == 6, 15, "14-19 counted unrecovered")
+    await eventually(lambda: 21 in handler.serials, 15, "the live events")
+
+    assert in_order(handler) == [*range(1, 14), 20, 21]
+    assert extra(source, "backfilled") == 3
+    assert REGISTRY.get_sample_value("gridwatch_gate_unrecovered_total", {"gate": "isapi-bounded"}) == 6
+
+
+@pytest.mark.parametrize(
+    ("picture", "expected"),
+    [
+        ("http://192.168.1.64/LOCALS/pic/1.jpeg@WEB01", "http://10.0.0.5:8080/LOCALS/pic/1.jpeg@WEB01"),
+        ("https://elsewhere.example/pic?id=3", "http://10.0.0.5:8080/pic?id=3"),
+        ("/LOCALS/pic/2.jpeg", "http://10.0.0.5:8080/LOCALS/pic/2.jpeg"),
+        ("pic.jpeg", None),
+    ],
+)
+def test_a_logged_pictures_url_is_only_ever_fetched_from_the_configured_device(
+    picture: str, expected: str | None
+) -> None:
+    if expected is None:
+        with pytest.raises(PayloadRejected):
+            picture_url("http://10.0.0.5:8080/", picture)
+    else:
+        assert picture_url("http://10.0.0.5:8080/", picture) == expected
