@@ -313,7 +313,9 @@ class Outbox:
             raise DatabaseClosedError("outbox is not open")
         return self._db.transaction(read, what="outbox status", retry_s=0, read_only=True)
 
-    def parked(self, sink_name: str | None = None, limit: int = 100) -> list[ParkedDelivery]:
+    def parked(
+        self, sink_name: str | None = None, limit: int = 100, *, alert_id: str | None = None
+    ) -> list[ParkedDelivery]:
         """Parked deliveries, oldest parked first."""
         query = (
             select(
@@ -328,6 +330,8 @@ class Outbox:
         )
         if sink_name is not None:
             query = query.where(parked_deliveries.c.sink == sink_name)
+        if alert_id is not None:
+            query = query.where(parked_deliveries.c.alert_id == alert_id)
         rows = self._run(lambda conn: conn.execute(query).all(), "outbox read")
         return [ParkedDelivery(r[0], r[1], float(r[2]), int(r[3]), r[4]) for r in rows]
 

@@ -217,3 +217,33 @@ async def test_a_record_too_large_for_the_topic_is_parked_and_the_others_arrive(
     assert [Alert.model_validate_json(r.value).alert_id for r in records] == [a.alert_id for a in small]
     assert [target for target, _ in _audit(audit_path, "alert.delivery_parked")] == [large.alert_id]
     assert verify(audit_path).ok
+
+
+def test_the_cli_lists_and_requeues_parked_alerts(
+    tmp_path: Path, make_alert: AlertFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gridwatch.cli import main
+
+    config = tmp_path / "config"
+    config.mkdir()
+    data = tmp_path / "data"
+    (config / "service.yaml").write_text(f"service:\n  data_dir: {data}\n", encoding="utf-8")
+    alert = make_alert()
+    with sqlite_outbox(data / "gridwatch.sqlite3", sinks=["console", "kafka"]) as outbox:
+        outbox.add(alert)
+        outbox.park(alert.alert_id, "kafka", "RecordRejectedError: too large")
+
+    assert main(["alerts", "parked", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert alert.alert_id in out
+    assert "RecordRejectedError: too large" in out
+    assert out.rstrip().endswith("1 parked")
+
+    assert main(["alerts", "parked", "-c", str(config), "--requeue", alert.alert_id, "--actor", "ops"]) == 0
+    assert f"requeued {alert.alert_id} for kafka" in capsys.readouterr().out
+    assert main(["alerts", "parked", "-c", str(config), "--requeue", alert.alert_id]) == 1
+    assert "is not parked" in capsys.readouterr().err
+    with sqlite_outbox(data / "gridwatch.sqlite3") as outbox:
+        assert outbox.count_parked() == 0
+        assert [p.alert_id for p in outbox.pending("kafka")] == [alert.alert_id]
+    assert _audit(data / "audit.jsonl", "alert.delivery_requeued") == [(alert.alert_id, {"sink": "kafka"})]
