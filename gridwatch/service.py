@@ -39,6 +39,7 @@ from gridwatch.core.metrics import (
     register_outbox_probe,
     unregister_outbox_probe,
 )
+from gridwatch.core.redact import redact_text
 from gridwatch.core.transport import ALERTS, SIGHTINGS, STRANGER_ATTEMPTS, Tap, TappedPort, Transport
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
@@ -419,6 +420,7 @@ class Service:
             "gate_queue": self._gate_queue_status(),
             "config": self._config_state.as_dict(),
             "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
+            "notifier": self._notifier_status(),
             "recognition": None
             if recognizer is None or stats is None
             else {
@@ -440,6 +442,28 @@ class Service:
                     for rule in engine.rule_ids
                 },
             },
+        }
+
+    def _notifier_status(self) -> dict[str, object] | None:
+        """Per sink: deliveries pending, and parked (refused for good, waiting for an operator)."""
+        if self._storage is None or self._notifier is None:
+            return None
+        try:
+            depth = self._storage.outbox.depth_by_sink()
+        except Exception as exc:
+            # /status must answer while the database is down; the outbox's own errors say why.
+            log.warning("status: outbox not readable: %s", redact_text(str(exc)))
+            return {"outbox": None}
+        sinks = [sink.name for sink in self._notifier.sinks]
+        return {
+            "outbox": {
+                "pending": sum(depth["pending"].values()),
+                "parked": sum(depth["parked"].values()),
+                "sinks": {
+                    name: {"pending": depth["pending"].get(name, 0), "parked": depth["parked"].get(name, 0)}
+                    for name in sorted({*sinks, *depth["pending"], *depth["parked"]})
+                },
+            }
         }
 
     def _gate_queue_status(self) -> dict[str, object]:

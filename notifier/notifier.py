@@ -7,14 +7,23 @@ pending alerts in order, records each delivery and, when the sink raises, backs 
 Kafka outage never holds up the console. Rows left pending by a crash or a shutdown are delivered
 when a notifier starts on the same outbox.
 
+One alert that a sink will never take must not block the alerts behind it, so it is parked for that
+sink (``Outbox.park``: kept aside for an operator, counted, audited, logged once at ERROR) and the sink
+goes on with the next one. Parked at once: a row whose stored JSON no longer validates, or one the sink
+refuses with ``RecordRejectedError``. Any other error is the sink's (down, misconfigured) and is only
+retried, unless the same alert has failed ``outbox.park_after_attempts`` times and then fails again
+right after another alert was delivered to that sink: then the sink is up and the alert is the problem.
+A sink that is down therefore never parks anything.
+
 Every step is audited when an audit log is given: ``alert.created``, ``alert.delivered`` (with the
-sink) and ``alert.delivery_failed``.
+sink), ``alert.delivery_failed`` and ``alert.delivery_parked``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,8 +32,8 @@ from pathlib import Path
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.events import Alert
-from gridwatch.core.interfaces import DeliveryChannel
-from gridwatch.core.metrics import DELIVERY_ATTEMPTS, DELIVERY_FAILURES
+from gridwatch.core.interfaces import DeliveryChannel, RecordRejectedError
+from gridwatch.core.metrics import DELIVERIES_PARKED, DELIVERY_ATTEMPTS, DELIVERY_FAILURES
 from gridwatch.core.redact import redact_text
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
@@ -38,6 +47,14 @@ def retry_delay(failures: int, initial_s: float, max_s: float) -> float:
     """Capped exponential backoff: initial, 2x, 4x, ... never more than ``max_s``."""
     exponent = min(max(failures - 1, 0), 32)
     return float(min(initial_s * (2**exponent), max_s))
+
+
+class Outcome(enum.Enum):
+    """What one delivery attempt came to."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # kept pending, retried later
+    PARKED = "parked"
 
 
 class NotifierStoppedError(RuntimeError):
@@ -153,6 +170,9 @@ class Notifier:
     async def _deliver_loop(self, sink: DeliveryChannel) -> None:
         wake = self._wake[sink.name]
         failures = 0
+        # Rows that failed park_after_attempts times: each is tried once more right after the sink took
+        # another alert, and parked if it fails even then (see the module docstring).
+        suspects: dict[str, PendingDelivery] = {}
         # The first pass ignores the stored retry times: after a restart, try everything at once.
         due_at: float | None = None
         while True:
@@ -165,10 +185,17 @@ class Notifier:
                 due_at = time.time()
                 failed = False
                 for row in rows:
-                    if not await self._deliver_one(sink, row, failures + 1):
+                    outcome, attempts = await self._deliver_one(sink, row, failures + 1)
+                    if outcome is Outcome.DELIVERED:
+                        failures, failed = 0, False
+                        suspects.pop(row.alert_id, None)
+                        await self._retry_suspects(sink, suspects)
+                    elif outcome is Outcome.FAILED:
                         failed = True
-                        break
-                    failures = 0
+                        if attempts < self._config.outbox.park_after_attempts:
+                            break
+                        # Possibly a poison alert: go on and see whether the next one goes through.
+                        suspects[row.alert_id] = row
             except Exception:
                 # Not a sink error (those are handled per row) but e.g. the outbox disk: keep the task
                 # alive and try again later rather than silently stop delivering.
@@ -190,15 +217,33 @@ class Notifier:
             within_s = None if next_due is None else max(next_due - time.time(), 0.0)
             await self._wait_for_work(wake, within_s)
 
-    async def _deliver_one(self, sink: DeliveryChannel, row: PendingDelivery, failures: int) -> bool:
+    async def _retry_suspects(self, sink: DeliveryChannel, suspects: dict[str, PendingDelivery]) -> None:
+        """The sink just took an alert: a suspect that fails now is parked."""
+        while suspects:
+            _, row = suspects.popitem()
+            await self._deliver_one(sink, row, 1, park_reason="failed again right after another alert was delivered")
+
+    async def _deliver_one(
+        self, sink: DeliveryChannel, row: PendingDelivery, failures: int, *, park_reason: str | None = None
+    ) -> tuple[Outcome, int]:
+        """One attempt; returns the outcome and the row's attempts so far. ``park_reason``: park on any failure."""
         DELIVERY_ATTEMPTS.labels(sink=sink.name).inc()
         try:
             alert = row.alert()
+        except ValueError as exc:  # pydantic's ValidationError: no sink will ever take this row
+            DELIVERY_FAILURES.labels(sink=sink.name).inc()
+            return await self._park(sink, row, exc, "the stored alert is not a valid alert"), row.attempts + 1
+        try:
             await sink.deliver(alert)
         except asyncio.CancelledError:
             raise
+        except RecordRejectedError as exc:
+            DELIVERY_FAILURES.labels(sink=sink.name).inc()
+            return await self._park(sink, row, exc, "the sink refuses this alert"), row.attempts + 1
         except Exception as exc:
             DELIVERY_FAILURES.labels(sink=sink.name).inc()
+            if park_reason is not None:
+                return await self._park(sink, row, exc, park_reason), row.attempts + 1
             error = redact_text(f"{type(exc).__name__}: {exc}")
             delay = retry_delay(failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s)
             attempts = await asyncio.to_thread(
@@ -217,7 +262,7 @@ class Notifier:
                 row.alert_id,
                 {"sink": sink.name, "attempt": attempts, "error": error, "retry_in_s": round(delay, 3)},
             )
-            return False
+            return Outcome.FAILED, attempts
         await asyncio.to_thread(self._outbox.mark_delivered, row.alert_id, sink.name)
         await self._audit_step("alert.delivered", row.alert_id, {"sink": sink.name, "attempt": row.attempts + 1})
         if self._on_delivered is not None:
@@ -227,7 +272,22 @@ class Notifier:
                 # The delivery stands; the cooldown then runs from the next delivery report, or never
                 # starts, which errs towards one more alert rather than one fewer.
                 logger.exception("delivery report for alert %s failed", row.alert_id)
-        return True
+        return Outcome.DELIVERED, row.attempts + 1
+
+    async def _park(self, sink: DeliveryChannel, row: PendingDelivery, exc: Exception, reason: str) -> Outcome:
+        error = redact_text(f"{type(exc).__name__}: {exc}")
+        attempts = await asyncio.to_thread(self._outbox.park, row.alert_id, sink.name, error)
+        DELIVERIES_PARKED.labels(sink=sink.name).inc()
+        # ERROR, once: nothing retries a parked alert, an operator has to look at it.
+        logger.error(
+            "alert %s parked for sink %s after %d attempt(s) (%s): %s", row.alert_id, sink.name, attempts, reason, error
+        )
+        await self._audit_step(
+            "alert.delivery_parked",
+            row.alert_id,
+            {"sink": sink.name, "attempt": attempts, "reason": reason, "error": error},
+        )
+        return Outcome.PARKED
 
     async def _audit_step(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:
         if self._audit is None:

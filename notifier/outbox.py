@@ -5,6 +5,10 @@ for each sink registered at that moment; a sink registered later only gets later
 pending until ``mark_delivered``, across process restarts. Only the alert's JSON is stored: the
 Alert contract carries no embeddings and no image bytes.
 
+A delivery the sink refuses for good is ``park``ed: moved, in one transaction, from ``deliveries`` to
+``parked_deliveries`` with its error, time and attempts, so it no longer counts as pending and stops
+blocking the sink. It stays there for an operator (``parked``, ``requeue``).
+
 The methods block (each is one committed transaction; SQLite fsyncs it): async callers run them in
 a worker thread; any thread may call. When the database drops, a call waits and retries (see
 ``gridwatch.core.db.Database.transaction``) and raises ``DatabaseUnavailableError`` only after the
@@ -22,7 +26,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, func, select
 
 from gridwatch.core.db import Database, DatabaseClosedError
-from gridwatch.core.db.schema import alerts, deliveries
+from gridwatch.core.db.schema import alerts, deliveries, parked_deliveries
 from gridwatch.core.db.sql import insert
 from gridwatch.core.events import Alert
 
@@ -44,6 +48,17 @@ class PendingDelivery:
 
     def alert(self) -> Alert:
         return Alert.model_validate_json(self.alert_json)
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedDelivery:
+    """One alert set aside for one sink, with why and when."""
+
+    alert_id: str
+    sink: str
+    parked_at: float
+    attempts: int
+    error: str
 
 
 class Outbox:
@@ -231,6 +246,107 @@ class Outbox:
             )
 
         return self._run(mark, "outbox failure")
+
+    def park(self, alert_id: str, sink_name: str, error: str, *, now: float | None = None) -> int:
+        """Move a pending delivery to the parked ones; returns its attempts (this one included), 0: no such row."""
+        at = time.time() if now is None else now
+        pending = (
+            select(deliveries.c.attempts)
+            .where(
+                deliveries.c.alert_id == alert_id,
+                deliveries.c.sink == sink_name,
+                deliveries.c.delivered_at.is_(None),
+            )
+            .with_for_update()
+        )
+
+        def move(conn: Connection) -> int:
+            before = conn.execute(pending).scalar()
+            if before is None:
+                # Parked already by an earlier attempt of this very call (the answer was lost), or delivered.
+                parked = conn.execute(
+                    select(parked_deliveries.c.attempts).where(
+                        parked_deliveries.c.alert_id == alert_id, parked_deliveries.c.sink == sink_name
+                    )
+                ).scalar()
+                return 0 if parked is None else int(parked)
+            attempts = int(before) + 1
+            conn.execute(deliveries.delete().where(deliveries.c.alert_id == alert_id, deliveries.c.sink == sink_name))
+            conn.execute(
+                parked_deliveries.insert().values(
+                    alert_id=alert_id, sink=sink_name, parked_at=at, attempts=attempts, error=error[:_MAX_ERROR_CHARS]
+                )
+            )
+            return attempts
+
+        return self._run(move, "outbox park")
+
+    def count_parked(self, sink_name: str | None = None) -> int:
+        query = select(func.count()).select_from(parked_deliveries)
+        if sink_name is not None:
+            query = query.where(parked_deliveries.c.sink == sink_name)
+        return int(self._run(lambda conn: conn.execute(query).scalar_one(), "outbox read"))
+
+    def parked_by_sink(self) -> dict[str, int]:
+        """Parked deliveries per sink (sinks with none are absent)."""
+        query = select(parked_deliveries.c.sink, func.count()).group_by(parked_deliveries.c.sink)
+        rows = self._run(lambda conn: conn.execute(query).all(), "outbox read")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def depth_by_sink(self) -> dict[str, dict[str, int]]:
+        """``{"pending": {sink: n}, "parked": {sink: n}}`` for ``/status``: one attempt, no retry window,
+        because the caller is the event loop and must not wait out a database outage."""
+        pending = (
+            select(deliveries.c.sink, func.count())
+            .where(deliveries.c.delivered_at.is_(None))
+            .group_by(deliveries.c.sink)
+        )
+        parked = select(parked_deliveries.c.sink, func.count()).group_by(parked_deliveries.c.sink)
+
+        def read(conn: Connection) -> dict[str, dict[str, int]]:
+            return {
+                "pending": {str(r[0]): int(r[1]) for r in conn.execute(pending)},
+                "parked": {str(r[0]): int(r[1]) for r in conn.execute(parked)},
+            }
+
+        if not self._open:
+            raise DatabaseClosedError("outbox is not open")
+        return self._db.transaction(read, what="outbox status", retry_s=0, read_only=True)
+
+    def parked(
+        self, sink_name: str | None = None, limit: int = 100, *, alert_id: str | None = None
+    ) -> list[ParkedDelivery]:
+        """Parked deliveries, oldest parked first."""
+        query = (
+            select(
+                parked_deliveries.c.alert_id,
+                parked_deliveries.c.sink,
+                parked_deliveries.c.parked_at,
+                parked_deliveries.c.attempts,
+                parked_deliveries.c.error,
+            )
+            .order_by(parked_deliveries.c.parked_at, parked_deliveries.c.alert_id)
+            .limit(max(int(limit), 0))
+        )
+        if sink_name is not None:
+            query = query.where(parked_deliveries.c.sink == sink_name)
+        if alert_id is not None:
+            query = query.where(parked_deliveries.c.alert_id == alert_id)
+        rows = self._run(lambda conn: conn.execute(query).all(), "outbox read")
+        return [ParkedDelivery(r[0], r[1], float(r[2]), int(r[3]), r[4]) for r in rows]
+
+    def requeue(self, alert_id: str, sink_name: str, *, now: float | None = None) -> bool:
+        """Move a parked delivery back to pending (attempts from 0, due now); False when none was parked."""
+        at = time.time() if now is None else now
+        match = (parked_deliveries.c.alert_id == alert_id) & (parked_deliveries.c.sink == sink_name)
+
+        def move(conn: Connection) -> bool:
+            if conn.execute(parked_deliveries.delete().where(match)).rowcount != 1:
+                return False
+            conn.execute(deliveries.insert().values(alert_id=alert_id, sink=sink_name, next_attempt_at=at))
+            return True
+
+        return self._run(move, "outbox requeue")
 
     def get(self, alert_id: str) -> Alert | None:
         query = select(alerts.c.alert_json).where(alerts.c.alert_id == alert_id)

@@ -208,8 +208,17 @@ class DeliveryChannel(Protocol):
     async def stop(self) -> None: ...
 
     async def deliver(self, alert: Alert) -> None:
-        """Deliver or raise; the outbox retries what raised."""
+        """Deliver or raise; the outbox retries what raised, except ``RecordRejectedError`` (parked)."""
         ...
+
+
+class RecordRejectedError(Exception):
+    """A sink refuses this one alert for good (e.g. a Kafka record larger than the topic allows).
+
+    Raised by ``DeliveryChannel.deliver`` only when retrying the same alert cannot succeed while other
+    alerts still can: the notifier then parks the alert for that sink and goes on with the next one.
+    A sink that is down, or misconfigured for every alert, raises anything else and is retried.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,11 @@ DELIVERY_ATTEMPTS = Counter("gridwatch_delivery_attempts_total", "Attempts to de
 DELIVERY_FAILURES = Counter(
     "gridwatch_delivery_failures_total", "Alert deliveries that failed (retried from the outbox).", ["sink"]
 )
+DELIVERIES_PARKED = Counter(
+    "gridwatch_deliveries_parked_total",
+    "Alert deliveries parked for a sink: refused for good, kept aside in the outbox for an operator.",
+    ["sink"],
+)
 
 # --- the service ----------------------------------------------------------------------------------
 

@@ -13,6 +13,13 @@ broker acknowledges it), so a delivery is never sent twice: an attempt that gets
 within ``request_timeout_ms`` raises (the outbox records the failure and retries later), and the
 retry waits for the same record instead of sending a new one. ``stop()`` waits as long for the
 buffered records, then drops them from the producer (the outbox still holds them).
+
+Errors that concern the record itself and that no retry can fix (too large for the producer or the
+topic, corrupt) are raised as ``RecordRejectedError``, which parks that alert; every other error,
+including a topic that does not exist or may not be written (a config error, true of every alert),
+leaves the alert pending and is retried. After a record error the producer is replaced: the idempotent
+producer counted the refused record in its sequence, and the broker would answer every later record
+with ``OutOfOrderSequenceNumber``; a new producer gets a new producer id and starts again at 0.
 """
 
 from __future__ import annotations
@@ -22,16 +29,31 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from gridwatch.core import kafka_records
 from gridwatch.core.config.notifier import KafkaSinkConfig
 from gridwatch.core.events import Alert
+from gridwatch.core.interfaces import RecordRejectedError
 from gridwatch.core.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
 CE_TYPE = "gridwatch.alert.v1"
+
+# Errors about one record, never about the broker or the topic: the same record fails the same way forever.
+RECORD_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+)
 
 
 def cloudevent_headers(alert: Alert, service_name: str) -> list[tuple[str, bytes]]:
@@ -101,24 +123,40 @@ class KafkaSink:
             raise RuntimeError(f"kafka sink {self.name} is stopped")
         producer = await self._ensure_producer()
         future = self._in_flight.get(alert.alert_id)
-        if future is None:
-            future = await producer.send(
-                self._config.topic,
-                value=alert.to_json().encode("utf-8"),
-                key=alert.key.encode("utf-8"),
-                headers=cloudevent_headers(alert, self._service_name),
-            )
-            self._in_flight[alert.alert_id] = future
         try:
+            if future is None:
+                future = await producer.send(
+                    self._config.topic,
+                    value=alert.to_json().encode("utf-8"),
+                    key=alert.key.encode("utf-8"),
+                    headers=cloudevent_headers(alert, self._service_name),
+                )
+                self._in_flight[alert.alert_id] = future
             # shield: a timeout or a cancelled delivery leaves the record to the producer (see the docstring).
             await asyncio.wait_for(asyncio.shield(future), timeout=self._config.request_timeout_ms / 1000)
+        except RECORD_ERRORS as exc:
+            await self._replace_producer(producer)
+            raise RecordRejectedError(
+                f"topic {self._config.topic} refuses alert {alert.alert_id}: {type(exc).__name__}: {exc}"
+            ) from exc
         except TimeoutError:
             raise KafkaNotConnectedError(
                 f"no acknowledgement within {self._config.request_timeout_ms} ms; the producer keeps retrying"
             ) from None
         finally:
-            if future.done():
+            if future is not None and future.done():
                 self._in_flight.pop(alert.alert_id, None)
+
+    async def _replace_producer(self, producer: AIOKafkaProducer) -> None:
+        """Close ``producer`` (flushing what it holds, bounded) so that the next delivery makes a new one."""
+        async with self._connect_lock:
+            if self._producer is not producer:
+                return  # replaced or stopped meanwhile
+            self._producer = None
+        timeout_s = self._config.request_timeout_ms / 1000
+        await kafka_records.close_producer(producer, timeout_s=timeout_s, owner=f"kafka sink {self.name}")
+        # Futures of the old producer are done now (acknowledged or failed); retries send again.
+        self._in_flight = {key: f for key, f in self._in_flight.items() if not f.done()}
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         async with self._connect_lock:

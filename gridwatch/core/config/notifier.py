@@ -40,6 +40,15 @@ class KafkaSinkConfig(KafkaConnectionConfig):
 class OutboxConfig(StrictModel):
     retry_initial_s: float = Field(default=1.0, gt=0.0, le=60.0, description="First redelivery delay.")
     retry_max_s: float = Field(default=60.0, gt=0.0, le=3600.0, description="Cap of the redelivery delay.")
+    park_after_attempts: int = Field(
+        default=20,
+        ge=2,
+        le=10_000,
+        description=(
+            "Failed attempts after which an alert is parked for a sink (kept aside for an operator), "
+            "but only once a later alert was delivered to that sink: a sink that is down parks nothing."
+        ),
+    )
 
 
 class NotifierConfig(StrictModel):

@@ -195,3 +195,15 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
 )
 Index("ix_deliveries_pending", deliveries.c.sink, deliveries.c.delivered_at, deliveries.c.next_attempt_at)
+
+# Dead letters: a delivery moved out of ``deliveries`` because the sink refuses that alert for good (or it
+# failed ``park_after_attempts`` times while later alerts went through). Kept for an operator to requeue.
+parked_deliveries = Table(
+    "parked_deliveries",
+    metadata,
+    Column("alert_id", String(255), ForeignKey("alerts.alert_id"), primary_key=True),
+    Column("sink", String(255), primary_key=True),
+    Column("parked_at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+)

@@ -117,6 +117,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "TIMER_FIRINGS",
         "DELIVERY_ATTEMPTS",
         "DELIVERY_FAILURES",
+        "DELIVERIES_PARKED",
         "GATE_EVENTS",
         "GATE_REJECTIONS",
         "GATE_DUPLICATES",
