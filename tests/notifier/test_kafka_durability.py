@@ -58,16 +58,24 @@ async def _durable_topic(cluster: KafkaCluster, topic: str) -> None:
     await _wait_for_full_isr(cluster.bootstrap, topic)
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[dict[str, object]]:
-    """The topic's partitions as the cluster describes them: leader, replicas, isr."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridwatch-tests-admin")
-    await admin.start()
-    try:
-        [description] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions: list[dict[str, object]] = description["partitions"]
-    return partitions
+async def _partitions(bootstrap: str, topic: str, deadline_s: float = 30.0) -> list[dict[str, object]]:
+    """The topic's partitions as the cluster describes them: leader, replicas, isr.
+
+    Each call may ask another broker, and a broker that has not yet applied the topic's creation
+    describes it without partitions: ask again until all are there.
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridwatch-tests-admin")
+        await admin.start()
+        try:
+            [description] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        partitions: list[dict[str, object]] = description["partitions"]
+        if len(partitions) == PARTITIONS or time.monotonic() > deadline:
+            return partitions
+        await asyncio.sleep(0.2)
 
 
 async def _wait_for_full_isr(bootstrap: str, topic: str, deadline_s: float = SETTLE_S) -> None:
