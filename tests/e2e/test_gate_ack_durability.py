@@ -208,6 +208,10 @@ async def test_every_event_answered_2xx_survives_sigkill_and_the_rest_is_resent(
     # No alert but for a pushed event: the resends of events taken before a kill made no second one.
     assert stored <= set(expected)
     assert len(pushed) - len(stored) <= suppressed, f"not alerted: {sorted(set(expected) - stored)} (see {log})"
+    print(
+        f"\n{CYCLES} kill -9 cycles at {RATE_PER_S} pushes/s: {len(pushed)} events, answers {dict(terminal.answers)}, "
+        f"{len(stored)} alerts + {suppressed} suppressed sightings, {len(pushed) - len(stored)} events without an alert"
+    )
 
 
 async def test_a_flooding_gate_is_refused_with_503_while_another_gate_is_answered(tmp_path: Path) -> None:
