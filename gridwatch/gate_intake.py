@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gridwatch.core.interfaces import GateBusy, GateEvent
+from gridwatch.core.metrics import GATE_BUSY
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class GateIntake:
         gate = self._gates.setdefault(event.gate_id, _GateQueue())
         if len(gate.entries) >= self._capacity:
             gate.stats.refused += 1
+            GATE_BUSY.labels(gate=event.gate_id).inc()
             log.warning("gate %s: recognition queue full (%d); event refused", event.gate_id, self._capacity)
             raise GateBusy(f"the gate's recognition queue is full ({self._capacity})", self._retry_after_s)
         entry = _Entry(event, asyncio.get_running_loop().create_future())
@@ -142,6 +144,7 @@ class GateIntake:
             await asyncio.wait_for(asyncio.shield(entry.done), self._wait_s)
         except TimeoutError:
             gate.stats.timed_out += 1
+            GATE_BUSY.labels(gate=event.gate_id).inc()
             self._withdraw(gate, entry)
             log.warning("gate %s: event waited over %.0f s for recognition; refused", event.gate_id, self._wait_s)
             raise GateBusy(f"recognition took over {self._wait_s:g} s", self._retry_after_s) from None

@@ -141,7 +141,13 @@ class Service:
         self._notifier_port: NotifierPort | None = None
         self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
-        self._gate_intake = GateIntake(self._on_gate_event)
+        intake = loaded.config.service.gate_intake
+        self._gate_intake = GateIntake(
+            self._on_gate_event,
+            intake.queue_per_gate,
+            wait_s=intake.wait_s,
+            retry_after_s=intake.retry_after_s,
+        )
         self._sources: IngestSupervisor | None = None
         self._sightings = self._transport.publisher(SIGHTINGS)
         self._attempts = self._transport.publisher(STRANGER_ATTEMPTS)

@@ -32,6 +32,11 @@ FRAMES_DROPPED = Counter(
     ["camera"],
 )
 
+GATE_BUSY = Counter(
+    "gridwatch_gate_busy_total",
+    "Gate events refused because recognition was saturated (queue full or wait bound passed); the device resends.",
+    ["gate"],
+)
 GATE_EVENTS = Counter("gridwatch_gate_events_total", "Access events accepted from a gate.", ["gate"])
 GATE_REJECTIONS = Counter(
     "gridwatch_gate_rejections_total", "Gate payloads rejected (malformed, unauthorised, incomplete).", ["gate"]

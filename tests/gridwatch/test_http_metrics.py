@@ -39,6 +39,7 @@ FAMILIES = {
     "gridwatch_delivery_attempts",
     "gridwatch_delivery_failures",
     "gridwatch_deliveries_parked",
+    "gridwatch_gate_busy",
     "gridwatch_gate_events",
     "gridwatch_gate_rejections",
     "gridwatch_gate_duplicates",

@@ -14,6 +14,7 @@ from ingest.gates.factory import SOURCES, GateSourceUnavailable, gate_source_for
 from ingest.gates.mqtt import MqttGateSource
 from recognition.stage import decode_jpeg
 from tests.support.gate_payloads import face_jpeg
+from tests.support.metrics import sample
 
 NOW = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 
@@ -30,7 +31,8 @@ async def test_put_returns_once_processed_and_a_full_gate_queue_refuses() -> Non
         await release.wait()
         processed.append(item.serial)
 
-    intake = GateIntake(slow, capacity=2)
+    intake = GateIntake(slow, capacity=2, retry_after_s=7)
+    busy_before = sample("gridwatch_gate_busy_total", gate="a")
     await intake.start()
     try:
         first = asyncio.create_task(intake.put(event("a", 1)))
@@ -39,7 +41,8 @@ async def test_put_returns_once_processed_and_a_full_gate_queue_refuses() -> Non
         await asyncio.sleep(0.01)
         with pytest.raises(GateBusy, match="queue is full") as refused:
             await intake.put(event("a", 4))
-        assert refused.value.retry_after_s > 0
+        assert refused.value.retry_after_s == 7
+        assert sample("gridwatch_gate_busy_total", gate="a") == busy_before + 1
         assert intake.dropped == {"a": 1}
         assert intake.pending == 2
         assert not first.done()  # the sender waits for the processing, not only for the queue

@@ -106,6 +106,28 @@ class DatabaseConfig(StrictModel):
     pool_size: int = Field(default=5, ge=1, le=100, description="Connections kept open to a PostgreSQL server.")
 
 
+class GateIntakeConfig(StrictModel):
+    """Between the gates and recognition: a gate event is acknowledged only once it is durable."""
+
+    queue_per_gate: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Events of one gate waiting for recognition (the one in recognition not counted); one more "
+        "is refused: ISAPI push 503, MQTT not acknowledged, streams count it dropped.",
+    )
+    wait_s: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=60.0,
+        description="An event not recognised within this long is withdrawn and refused like a full queue (keep "
+        "it under the terminals' own request timeout).",
+    )
+    retry_after_s: int = Field(
+        default=2, ge=1, le=60, description="What a refused ISAPI push terminal is told to wait (Retry-After)."
+    )
+
+
 class ServiceConfig(StrictModel):
     name: str = Field(default="gridwatch", min_length=1, max_length=64, description="Instance name.")
     data_dir: Path = Field(
@@ -122,4 +144,7 @@ class ServiceConfig(StrictModel):
     )
     transport: TransportConfig = Field(
         default_factory=TransportConfig, description="How stages exchange events (in process, or Kafka)."
+    )
+    gate_intake: GateIntakeConfig = Field(
+        default_factory=GateIntakeConfig, description="Per-gate queues in front of recognition, and their bounds."
     )

@@ -118,6 +118,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "DELIVERY_ATTEMPTS",
         "DELIVERY_FAILURES",
         "DELIVERIES_PARKED",
+        "GATE_BUSY",
         "GATE_EVENTS",
         "GATE_REJECTIONS",
         "GATE_DUPLICATES",
