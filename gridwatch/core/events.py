@@ -158,3 +158,107 @@ def alert_id_for(rule: str, person_id: str, source: str, at: dt.datetime, bucket
     bucket = int(at.timestamp()) // max(bucket_s, 1)
     digest = hashlib.sha256(f"{rule}\x1f{person_id}\x1f{source}\x1f{bucket}".encode()).hexdigest()
     return digest[:32]
+
+
+# --- the responsible staff: cases, notifications, acknowledgements ---------------------------------
+
+
+class CaseState(enum.StrEnum):
+    """The lifecycle of an alert's case (the alert itself never changes)."""
+
+    PENDING_CONFIRMATION = "pending_confirmation"  # a two-person registry: waiting for two operators
+    OPEN = "open"  # routed, first notification not made yet (group_wait) or nobody to notify
+    NOTIFIED = "notified"
+    ESCALATED = "escalated"  # level > 0, still unacknowledged
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Outcome(enum.StrEnum):
+    ASSISTED = "assisted"
+    PERSON_OK = "person_ok"
+    FALSE_MATCH = "false_match"
+    NOT_FOUND = "not_found"
+    OTHER = "other"
+
+
+class Notification(_Event):
+    """One message to one staff member through one channel about one alert (``gridwatch.notifications``).
+
+    ``notification_id`` is deterministic (alert, staff, channel, level, repeat): consumers dedupe on it.
+    ``ack_url`` is that staff member's one-click acknowledgement link: a capability, never logged.
+    """
+
+    schema_: Literal["gridwatch.notification/v1"] = Field(default="gridwatch.notification/v1", alias="schema")
+    notification_id: str = Field(max_length=64)
+    alert_id: str = Field(max_length=255)
+    staff_id: str = Field(max_length=64)
+    staff_name: str = Field(max_length=200)
+    channel: str = Field(max_length=64)
+    level: int = Field(ge=0, le=100, description="0: the first notification; n: escalation step n.")
+    repeat: int = Field(default=0, ge=0, description="0: the first at this level; n: the n-th reminder.")
+    created_at: dt.datetime
+    rule: str
+    kind: str | None = None
+    severity: Severity
+    person_id: str | None
+    registry: str | None
+    source: str
+    grid: str | None
+    explanation: str
+    alert_created_at: dt.datetime
+    ack_url: str | None = Field(default=None, description="One-click acknowledgement link for this staff member.")
+    linked_to: str | None = Field(default=None, description="An earlier case of the same person still open.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+CASE_EVENT_TYPES = {
+    "notified": "gridwatch.alert.notified.v1",
+    "acknowledged": "gridwatch.alert.acknowledged.v1",
+    "escalated": "gridwatch.alert.escalated.v1",
+    "resolved": "gridwatch.alert.resolved.v1",
+    "confirmed": "gridwatch.alert.confirmed.v1",
+    "commented": "gridwatch.alert.commented.v1",
+}
+
+
+class CaseEvent(_Event):
+    """One transition of a case (``gridwatch.alert-events``, keyed like the alert)."""
+
+    schema_: Literal["gridwatch.alert-event/v1"] = Field(default="gridwatch.alert-event/v1", alias="schema")
+    event_id: str = Field(max_length=64)
+    type: str = Field(description="CloudEvents type, e.g. gridwatch.alert.acknowledged.v1.")
+    alert_id: str = Field(max_length=255)
+    key: str = Field(description="The alert's partition key (person id, or source:<id>).")
+    state: CaseState = Field(description="The case's state after the transition.")
+    level: int = Field(ge=0)
+    at: dt.datetime
+    actor: str = Field(max_length=64, description="Staff id, operator, or `gridwatch` for the service's own steps.")
+    channel: str | None = Field(
+        default=None, max_length=64, description="Where the step came from (api, link, kafka...)."
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+    outcome: Outcome | None = None
+    recipients: list[str] = Field(default_factory=list, description="Staff notified by this step.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+
+class AckMessage(_Event):
+    """What a push gateway produces to ``gridwatch.acks``: staff ``staff_id`` acknowledges ``alert_id``."""
+
+    alert_id: str = Field(min_length=1, max_length=255)
+    staff_id: str = Field(min_length=1, max_length=64)
+    at: dt.datetime | None = Field(default=None, description="When the person acknowledged (informative).")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+def notification_id_for(alert_id: str, staff_id: str, channel: str, level: int, repeat: int) -> str:
+    return event_id_for("notification", alert_id, staff_id, channel, str(level), str(repeat))

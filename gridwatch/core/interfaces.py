@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from gridwatch.core.events import Alert, Sighting, StrangerAttempt
+    from gridwatch.core.events import Alert, CaseState, Notification, Outcome, Sighting, StrangerAttempt
     from gridwatch.core.faces import Faces
     from gridwatch.core.persons import PersonConditions
 
@@ -219,6 +219,64 @@ class RecordRejectedError(Exception):
     alerts still can: the notifier then parks the alert for that sink and goes on with the next one.
     A sink that is down, or misconfigured for every alert, raises anything else and is retried.
     """
+
+
+class NotificationChannel(Protocol):
+    """One way of reaching staff (Kafka push topic, webhook, WeCom or DingTalk robot, console)."""
+
+    name: str  # the channel id of `channels:`
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver or raise; the notification outbox retries what raised, except ``RecordRejectedError``."""
+        ...
+
+
+class CaseError(Exception):
+    """A case operation that cannot be done; ``status`` is the HTTP status it maps to."""
+
+    status = 400
+
+
+class CaseNotFoundError(CaseError):
+    """No such alert, or not one the caller may see (the same answer, so nothing leaks)."""
+
+    status = 404
+
+
+class CaseConflictError(CaseError):
+    """The case is not in a state that allows this step (already resolved; confirmed twice by one person)."""
+
+    status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """What a caller learns about a case after a step."""
+
+    alert_id: str
+    state: CaseState
+    level: int
+    acked_by: str | None = None
+    confirmations: int = 0
+    changed: bool = True  # False: the step had been done already (an acknowledgement repeated)
+
+
+class CaseDesk(Protocol):
+    """The handling steps of cases; ``by`` is a staff id (or an operator), ``channel`` where the step came from."""
+
+    async def acknowledge(self, alert_id: str, by: str, *, channel: str, comment: str | None = None) -> CaseView: ...
+
+    async def confirm(self, alert_id: str, by: str, *, channel: str) -> CaseView: ...
+
+    async def resolve(
+        self, alert_id: str, by: str, outcome: Outcome, *, channel: str, comment: str | None = None
+    ) -> CaseView: ...
+
+    def is_staff(self, staff_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

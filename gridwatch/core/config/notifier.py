@@ -51,8 +51,57 @@ class OutboxConfig(StrictModel):
     )
 
 
+class AcksConfig(StrictModel):
+    """Acknowledgement by one-click link, staff API token, and the ``gridwatch.acks`` topic."""
+
+    signing_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        repr=False,
+        description=(
+            "Key that signs one-click acknowledgement links and staff API tokens: a ${ENV} placeholder "
+            "(e.g. 32 random bytes, base64). Needed once `routes:` are configured."
+        ),
+    )
+    link_ttl_s: int = Field(
+        default=86400, ge=60, le=30 * 86400, description="How long a one-click acknowledgement link stays valid."
+    )
+    public_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL staff reach gridwatch at (links are <public_url>/a/<token>); unset: the HTTP listener.",
+    )
+    consume: bool = Field(default=False, description="Read acknowledgements from `topic` (notifier.kafka's cluster).")
+    topic: str = Field(
+        default="gridwatch.acks",
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Topic a push gateway produces acknowledgements to.",
+    )
+
+
+class AlertEventsConfig(StrictModel):
+    """Case transitions (notified, acknowledged, escalated, resolved) published on Kafka."""
+
+    enabled: bool = Field(default=False, description="Publish case transitions (notifier.kafka's cluster).")
+    topic: str = Field(
+        default="gridwatch.alert-events",
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Topic of the case transitions, keyed like the alerts.",
+    )
+
+
 class NotifierConfig(StrictModel):
     console: ConsoleSinkConfig = Field(default_factory=ConsoleSinkConfig, description="Console sink.")
     jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig, description="JSONL file sink.")
     kafka: KafkaSinkConfig = Field(default_factory=KafkaSinkConfig, description="Kafka sink.")
-    outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Durable outbox.")
+    outbox: OutboxConfig = Field(
+        default_factory=OutboxConfig, description="Durable outbox (alerts, and the notifications of staff)."
+    )
+    acks: AcksConfig = Field(default_factory=AcksConfig, description="Acknowledgements.")
+    alert_events: AlertEventsConfig = Field(default_factory=AlertEventsConfig, description="Case transitions on Kafka.")

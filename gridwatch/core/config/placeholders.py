@@ -5,8 +5,9 @@ Syntax, in any string value (not in keys):
 - ``${NAME:-default}``: the default when the variable is unset or empty.
 - ``$${`` writes a literal ``${``.
 
-Secrets: a password-like key (``password``, ``sasl_password``, ``*_secret``, ``*_token``, ``api_key``…)
-must hold a single placeholder (an empty default is allowed) or nothing, and a URL's
+Secrets: a password-like key (``password``, ``sasl_password``, ``*_secret``, ``*_token``, ``api_key``…),
+a channel's ``url`` and a staff member's ``contact`` values must hold a single placeholder (an empty
+default is allowed) or nothing, and a URL's
 ``scheme://user:password@`` may only carry its password as a placeholder. Either check runs on the text
 as written in the YAML, so a value substituted from the environment is never looked at or echoed.
 """
@@ -52,6 +53,14 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def is_secret_path(path: KeyPath) -> bool:
+    """Values that are secrets by where they are: a channel's URL (a robot's URL is its credential) and
+    staff contact details (personal data)."""
+    if len(path) == 3 and path[0] == "channels" and path[2] == "url":
+        return True
+    return len(path) == 4 and path[0] == "staff" and path[2] == "contact"
+
+
 class _Walker:
     def __init__(
         self, positions: Mapping[KeyPath, Position], env: Mapping[str, str], fallback: Path, out: Substituted
@@ -67,7 +76,7 @@ class _Walker:
         if isinstance(value, list):
             return [self.walk(v, (*path, i)) for i, v in enumerate(value)]
         key = path[-1] if path and isinstance(path[-1], str) else None
-        if key is not None and is_secret_key(key) and _is_literal_secret(value):
+        if key is not None and (is_secret_key(key) or is_secret_path(path)) and _is_literal_secret(value):
             self._issue(
                 path,
                 "literal secret: secrets come only from the environment; "

@@ -57,3 +57,12 @@ class RegistryConfig(StrictModel):
         min_length=1,
         description='Cameras/gates searched against this registry; "*" means all.',
     )
+    confirmations: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description=(
+            "2: an alert of this registry is held as pending_confirmation and reaches staff only after two "
+            "different operators confirmed the match (high-risk registries, EU AI Act Art. 14(5))."
+        ),
+    )

@@ -18,3 +18,6 @@ class ZoneConfig(StrictModel):
         max_length=1000,
         description='Camera and gate ids in this zone. "*" is not allowed: a zone names its places.',
     )
+    grid: Identifier | None = Field(
+        default=None, description="Grid (area of responsibility) of the zone; required once `grids:` are declared."
+    )

@@ -207,3 +207,95 @@ parked_deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("error", Text, nullable=False),
 )
+
+# --- cases, notifications, acknowledgements (notifier: the responsible staff) -------------------------
+# One case per alert: its lifecycle, and the next timer (first notification after group_wait, a reminder,
+# an escalation step) as one indexed ``due_at``. ``plan_json`` freezes the route's plan at creation, so a
+# config reload never changes a ladder that is already climbing.
+cases = Table(
+    "cases",
+    metadata,
+    Column("alert_id", String(255), primary_key=True),
+    Column("subject", String(255), nullable=False, index=True),  # the alert's key: person, or source:<id>
+    Column("partition", Integer, nullable=False, default=0, server_default="0", index=True),
+    Column("rule", String(ID_LENGTH), nullable=False),
+    Column("registry", String(ID_LENGTH), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("grid", String(ID_LENGTH), nullable=True, index=True),
+    Column("state", String(32), nullable=False, index=True),
+    Column("level", Integer, nullable=False, default=0, server_default="0"),
+    Column("ladder_grid", String(ID_LENGTH), nullable=True),  # the grid the ladder has climbed to
+    Column("repeats", Integer, nullable=False, default=0, server_default="0"),  # reminders at this level
+    Column("linked_to", String(255), nullable=True),  # an earlier case of the subject, open when this one opened
+    Column("plan_json", Text, nullable=False),
+    Column("recipients", JsonStringList, nullable=False, server_default="[]"),  # everyone notified so far
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("first_notified_at", UtcDateTime, nullable=True),
+    Column("last_notified_at", UtcDateTime, nullable=True),
+    Column("due_at", UtcDateTime, nullable=True, index=True),
+    Column("acked_by", String(ID_LENGTH), nullable=True),
+    Column("acked_at", UtcDateTime, nullable=True),
+    Column("resolved_by", String(ID_LENGTH), nullable=True),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("outcome", String(32), nullable=True),
+)
+
+# Every transition of a case; also the outbox of ``gridwatch.alert-events`` (``published_at``).
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("alert_id", String(255), ForeignKey("cases.alert_id"), nullable=False, index=True),
+    Column("event_json", Text, nullable=False),
+    Column("published_at", Double, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", Double, nullable=False),
+)
+Index("ix_case_events_unpublished", case_events.c.published_at, case_events.c.next_attempt_at)
+
+# Two-person confirmation: one row per (case, operator); the primary key refuses the same person twice.
+case_confirmations = Table(
+    "case_confirmations",
+    metadata,
+    Column("alert_id", String(255), ForeignKey("cases.alert_id"), primary_key=True),
+    Column("actor", String(ID_LENGTH), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+)
+
+# The notification outbox: one row per (alert, staff, channel, level, repeat), delivered at least once.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("notification_id", String(64), nullable=False, unique=True),
+    Column("alert_id", String(255), ForeignKey("cases.alert_id"), nullable=False, index=True),
+    Column("staff_id", String(ID_LENGTH), nullable=False),
+    Column("channel", String(ID_LENGTH), nullable=False),
+    Column("notification_json", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("delivered_at", Double, nullable=True),
+    Column("parked_at", Double, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+Index(
+    "ix_notifications_pending",
+    notifications.c.channel,
+    notifications.c.delivered_at,
+    notifications.c.parked_at,
+    notifications.c.next_attempt_at,
+)
+
+# One-click acknowledgement links are single use: the id of each used link, kept until it expires.
+used_ack_links = Table(
+    "used_ack_links",
+    metadata,
+    Column("link_id", String(64), primary_key=True),
+    Column("alert_id", String(255), nullable=False),
+    Column("staff_id", String(ID_LENGTH), nullable=False),
+    Column("used_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False, index=True),
+)

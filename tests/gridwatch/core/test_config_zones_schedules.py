@@ -94,8 +94,8 @@ ZONE_ERRORS = [
         id="no-sources",
     ),
     pytest.param(
-        "zones:\n  - id: north\n    sources: [gate-north]\n    grid: north\n",
-        (4, "zones[0].grid", "Extra inputs are not permitted"),
+        "zones:\n  - id: north\n    sources: [gate-north]\n    floor: north\n",
+        (4, "zones[0].floor", "Extra inputs are not permitted"),
         id="unknown-key",
     ),
 ]

@@ -161,7 +161,7 @@ def failing_migrations(tmp_path: Path) -> Path:
         "branch_labels = None\n"
         "depends_on = None\n\n\n"
         "def upgrade() -> None:\n"
-        '    op.create_table("cases", sa.Column("case_id", sa.String(64), primary_key=True))\n'
+        '    op.create_table("broken_things", sa.Column("case_id", sa.String(64), primary_key=True))\n'
         "    op.execute(\"UPDATE persons SET display_name = 'changed'\")\n"
         '    op.execute("DELETE FROM cooldowns")\n'
         '    raise RuntimeError("migration bug")\n\n\n'
@@ -197,7 +197,7 @@ def test_a_failing_migration_leaves_the_database_untouched(databases: Databases,
     check = databases()
     with check.engine.connect() as conn:
         assert current_revision(conn) == head_revision()
-        assert "cases" not in inspect(conn).get_table_names()
+        assert "broken_things" not in inspect(conn).get_table_names()
         names = conn.execute(select(schema.persons.c.display_name).order_by(schema.persons.c.person_id)).scalars()
         assert sorted(names) == sorted(name for _, _, name, _, _, _ in legacy.PERSONS)
         assert conn.execute(select(schema.cooldowns.c.rule)).scalars().all() == [legacy.COOLDOWN[0]]
