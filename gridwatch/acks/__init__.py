@@ -1,0 +1,1 @@
+"""Acknowledgements from staff: one-click links, the staff API, and the gridwatch.acks topic."""
