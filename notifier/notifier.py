@@ -29,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.events import Alert
@@ -144,11 +146,14 @@ class Notifier:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def submit(self, alert: Alert) -> bool:
-        """Store the alert durably and wake the delivery tasks; False for an alert_id seen before."""
+    async def submit(self, alert: Alert, *, also: Callable[[Connection], None] | None = None) -> bool:
+        """Store the alert durably and wake the delivery tasks; False for an alert_id seen before.
+
+        ``also``: runs in the outbox's transaction when the alert is new (see ``Outbox.add``).
+        """
         if not self._accepting:
             raise NotifierStoppedError("notifier is stopped; alert not accepted")
-        added = await asyncio.to_thread(self._outbox.add, alert)
+        added = await asyncio.to_thread(self._outbox.add, alert, also=also)
         if not added:
             logger.debug("alert %s already in the outbox; not delivered again", alert.alert_id)
             return False

@@ -102,8 +102,12 @@ class Outbox:
         with self._lock:
             self._sinks = tuple(dict.fromkeys(names))
 
-    def add(self, alert: Alert, *, now: float | None = None) -> bool:
-        """Store the alert with a pending row per sink; False (and no change) for a known alert_id."""
+    def add(self, alert: Alert, *, now: float | None = None, also: Callable[[Connection], None] | None = None) -> bool:
+        """Store the alert with a pending row per sink; False (and no change) for a known alert_id.
+
+        ``also(connection)`` runs in the same transaction when the alert is new (the alert's case opens
+        with it: an alert never exists without its case, nor a case without its alert).
+        """
         at = time.time() if now is None else now
         alert_json = alert.to_json()
         with self._lock:
@@ -134,6 +138,8 @@ class Outbox:
                     deliveries.insert(),
                     [{"alert_id": alert.alert_id, "sink": sink, "next_attempt_at": at} for sink in sinks],
                 )
+            if also is not None:
+                also(conn)
             return True
 
         return self._run(add, "outbox add")

@@ -98,6 +98,22 @@ DELIVERIES_PARKED = Counter(
 
 # --- the service ----------------------------------------------------------------------------------
 
+# --- cases and the responsible staff (notifier.desk) -----------------------------------------------
+
+CASE_TRANSITIONS = Counter(
+    "gridwatch_case_transitions_total",
+    "Case steps by type (notified, escalated, acknowledged, confirmed, resolved, commented).",
+    ["type"],
+)
+ALERTS_UNROUTED = Counter(
+    "gridwatch_alerts_unrouted_total", "Alerts that no route took while routes are configured: nobody was notified."
+)
+DUTY_GAPS = Counter(
+    "gridwatch_duty_gaps_total",
+    "Notifications that found nobody on duty for a grid and went to the parent grid's duty at once.",
+    ["grid"],
+)
+
 QUEUE_DEPTH = Gauge("gridwatch_queue_depth", "Events waiting in an in-process queue between stages.", ["queue"])
 
 RELOAD_RESULTS = ("applied", "rejected")
