@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ISO8601",
         help="run the clock on to this time, so that timers due meanwhile fire (default: the last event)",
     )
+    simulate.add_argument(
+        "--acks",
+        type=Path,
+        default=None,
+        metavar="ACKS.jsonl",
+        help='acknowledgements, one JSON object a line: {"at", "rule", "person_id", "by"} (routing: the output '
+        "then shows notifications, escalations and acknowledgements too)",
+    )
     simulate.set_defaults(handler=_cmd_rules_simulate)
 
     alerts = commands.add_parser("alerts", help="read alerts").add_subparsers(metavar="ACTION")
@@ -198,7 +206,7 @@ def _instant_arg(value: str) -> dt.datetime:
 
 def _cmd_rules_simulate(args: argparse.Namespace) -> int:
     from gridwatch.core.config.loader import load_config
-    from gridwatch.simulate import SimulationInputError, alert_record, read_inputs, simulate
+    from gridwatch.simulate import SimulationInputError, read_acks, read_inputs, simulate
 
     if args.config is None:
         print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
@@ -207,9 +215,10 @@ def _cmd_rules_simulate(args: argparse.Namespace) -> int:
     config = load_config(args.config, env=_StandInEnv()).config
     try:
         inputs = read_inputs(config, args.entries, args.sightings)
-        with contextlib.closing(simulate(config, inputs, args.until)) as alerts:  # closes its database early too
-            for alert in alerts:
-                print(json.dumps(alert_record(alert), ensure_ascii=False), flush=True)
+        acks = read_acks(config, args.acks) if args.acks is not None else []
+        with contextlib.closing(simulate(config, inputs, args.until, acks)) as records:  # closes its database early
+            for record in records:
+                print(json.dumps(record, ensure_ascii=False), flush=True)
     except SimulationInputError as exc:
         print(f"invalid simulation input:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG

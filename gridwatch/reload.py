@@ -78,7 +78,10 @@ log = logging.getLogger(__name__)
 AUDIT_ACTION = "config.reload"
 
 # Sections reconciled by id while the service runs; a change anywhere else needs a restart.
-LIVE_SECTIONS = ("cameras", "gates", "registries", "rules", "zones", "schedules")
+# Routing (grids, staff, duty rosters, routes) applies to cases opened after the reload; open cases
+# keep the plan they opened with. Channels hold connections: they change at the next restart.
+ROUTING_SECTIONS = ("grids", "staff", "duty", "routes")
+LIVE_SECTIONS = ("cameras", "gates", "registries", "rules", "zones", "schedules", *ROUTING_SECTIONS)
 
 TriggerKind = Literal["file-change", "sighup", "manual"]
 
@@ -533,6 +536,7 @@ class ConfigDiff:
     rules: ItemChanges = field(default_factory=ItemChanges)
     zones: ItemChanges = field(default_factory=ItemChanges)
     schedules: ItemChanges = field(default_factory=ItemChanges)
+    routing: tuple[str, ...] = ()  # routing sections that changed
     needs_restart: tuple[str, ...] = ()
 
     @property
@@ -543,7 +547,7 @@ class ConfigDiff:
     @property
     def empty(self) -> bool:
         sections = (self.cameras, self.gates, self.registries, self.rules, self.zones, self.schedules)
-        return not (any(changes.any for changes in sections) or self.needs_restart)
+        return not (any(changes.any for changes in sections) or self.routing or self.needs_restart)
 
     def summary(self) -> str:
         """One short line: ``cameras +cam3 -cam2 ~cam1(fps); ...; needs restart: model.pack``."""
@@ -559,6 +563,8 @@ class ConfigDiff:
             )
             if (text := changes._summary(section)) is not None
         ]
+        if self.routing:
+            parts.append(f"routing: {', '.join(self.routing)}")
         if self.needs_restart:
             parts.append(f"needs restart: {', '.join(self.needs_restart)}")
         return "; ".join(parts) if parts else "no change"
@@ -576,6 +582,7 @@ class ConfigDiff:
             "rules": self.rules.as_details(),
             "zones": self.zones.as_details(),
             "schedules": self.schedules.as_details(),
+            "routing": list(self.routing),
             "needs_restart": list(self.needs_restart),
         }
 
@@ -600,6 +607,7 @@ def diff_configs(old: GridwatchConfig, new: GridwatchConfig) -> ConfigDiff:
         rules=_items(old.rules, new.rules, "id"),
         zones=_items(old.zones, new.zones, "id"),
         schedules=_items(old.schedules, new.schedules, "id"),
+        routing=tuple(s for s in ROUTING_SECTIONS if old_dump.get(s) != new_dump.get(s)),
         needs_restart=tuple(needs_restart),
     )
 

@@ -50,13 +50,18 @@ from gridwatch.wiring import (
     RecognitionParts,
     Storage,
     build_recognition,
+    build_router,
     build_storage,
     data_paths,
+    registry_confirmations,
     rule_surroundings,
     stranger_watch,
 )
 from ingest.camera import FrameHandler
 from ingest.supervisor import IngestSupervisor, SourceChanges
+from notifier.case_events import CaseEventPublisher
+from notifier.case_stage import CaseStage
+from notifier.desk import Desk, Steps
 from notifier.notifier import Notifier, build_sinks
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
@@ -98,11 +103,22 @@ class AppRoutes:
 
 
 class NotifierPort:
-    """The notifier as the rules stage's ``AlertSink``: ``put`` returns once the alert is in the outbox."""
+    """The notifier as the rules stage's ``AlertSink``: ``put`` returns once the alert is in the outbox.
 
-    def __init__(self, notifier: Notifier, *, on_duplicate: Callable[[Alert], Awaitable[None]] | None = None) -> None:
+    On the way, routing names the alert's recipients (the alert carries them) and the alert's case opens
+    in the outbox's transaction; its first notifications are queued with it.
+    """
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        cases: CaseStage | None = None,
+        *,
+        on_duplicate: Callable[[Alert], Awaitable[None]] | None = None,
+    ) -> None:
         """``on_duplicate``: told of an alert the outbox had already (the rule engine un-counts it)."""
         self._notifier = notifier
+        self._cases = cases
         self._on_duplicate = on_duplicate
         # Alerts added to the outbox: the alerts that exist (a duplicate id adds nothing).
         self.submitted = 0
@@ -110,10 +126,19 @@ class NotifierPort:
         self.recent: deque[Alert] = deque(maxlen=1000)
 
     async def put(self, alert: Alert) -> None:
-        if await self._notifier.submit(alert):
+        opened: Steps | None = None
+        also = None
+        if self._cases is not None:
+            desk = self._cases.desk
+            alert = alert.model_copy(update={"recipients": desk.recipients_for(alert)})
+            also, opened = desk.opener(alert)
+        if await self._notifier.submit(alert, also=also):
             metrics.ALERTS.labels(rule=alert.rule, severity=str(alert.severity)).inc()
             self.submitted += 1
             self.recent.append(alert)
+            if self._cases is not None and opened is not None:
+                await asyncio.to_thread(self._cases.desk.record, opened)
+                self._cases.made(opened)
         else:
             log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
             if self._on_duplicate is not None:
@@ -139,6 +164,8 @@ class Service:
         self._notifier: Notifier | None = None
         self._alerts: TappedPort[Alert] | None = None
         self._notifier_port: NotifierPort | None = None
+        self._cases: CaseStage | None = None
+        self._case_events: CaseEventPublisher | None = None
         self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
         intake = loaded.config.service.gate_intake
@@ -233,6 +260,7 @@ class Service:
             on_delivered=self._on_delivered,
         )
         await self._notifier.start()
+        await self._start_cases()
         engine = RuleEngine(
             config.rules, self._storage.rule_state, directory=self._parts.store, **rule_surroundings(config)
         )
@@ -240,7 +268,7 @@ class Service:
         # exist twice, so the engine does not count it, and the cooldown it took (the earlier one's
         # had run out, or the rule would not have made it) is dropped again.
         self._notifier_port = NotifierPort(
-            self._notifier, on_duplicate=lambda alert: asyncio.to_thread(engine.release, alert)
+            self._notifier, self._cases, on_duplicate=lambda alert: asyncio.to_thread(engine.release, alert)
         )
         self._alerts = TappedPort(ALERTS.topic, self._notifier_port)
         for _topic, tap in self._pending_taps:
@@ -301,6 +329,10 @@ class Service:
             await self._http.stop()
         if self._rules is not None:
             await self._rules.stop()
+        if self._cases is not None:
+            await self._cases.stop()
+        if self._case_events is not None:
+            await self._case_events.stop()
         if self._notifier is not None:
             await self._notifier.stop()
         if self._parts is not None:
@@ -310,6 +342,34 @@ class Service:
         if self._audit is not None:
             self._audit.close()
         log.info("gridwatch stopped")
+
+    async def _start_cases(self) -> None:
+        """The case desk and what delivers its steps: case events on Kafka (when enabled)."""
+        assert self._storage is not None
+        config = self._loaded.config
+        database = self._storage.database
+        desk = Desk(
+            database,
+            build_router(config),
+            confirmations=registry_confirmations(config),
+            links=None,
+            audit=self._audit,
+        )
+        if config.notifier.alert_events.enabled:
+            self._case_events = CaseEventPublisher(
+                database,
+                config.notifier.kafka,
+                config.notifier.alert_events.topic,
+                config.notifier.outbox,
+                service_name=config.service.name,
+            )
+            await self._case_events.start()
+        self._cases = CaseStage(desk, on_steps=self._on_case_steps)
+        await self._cases.start()
+
+    def _on_case_steps(self, steps: Steps) -> None:
+        if steps.events and self._case_events is not None:
+            self._case_events.wake()
 
     async def __aenter__(self) -> Service:
         await self.start()
@@ -337,6 +397,9 @@ class Service:
             # Gates no stranger rule watches any more forget their unknown faces at once.
             self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))
             self._rules.engine.reconfigure(new.rules, **rule_surroundings(new))
+            if self._cases is not None:
+                self._cases.desk.reconfigure(build_router(new), registry_confirmations(new))
+                self._cases.wake()
             self._rules.wake()  # arm timers of new rules now
             self._loaded = loaded
             return await self._sources.apply(new.cameras, new.gates)

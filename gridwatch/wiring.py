@@ -16,7 +16,9 @@ from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from gridwatch.core.paths import DataPaths
 from gridwatch.core.schedules import Schedule
+from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
+from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
 from recognition.quality import QualityGate
 from recognition.registries import Registries
@@ -145,3 +147,22 @@ def stranger_watch(config: GridwatchConfig) -> dict[str, StrangerWatch]:
         )
         for gate, names in known.items()
     }
+
+
+def build_router(config: GridwatchConfig) -> Router:
+    """Routes, staff and duty rosters of a config (rebuilt on every reload)."""
+    return Router(config, DutyRoster.from_config(config))
+
+
+def registry_confirmations(config: GridwatchConfig) -> dict[str, int]:
+    """Registry name → confirmations its alerts need before anyone is notified."""
+    return {registry.name: registry.confirmations for registry in config.registries}
+
+
+def ack_base_url(config: GridwatchConfig) -> str:
+    """Where one-click acknowledgement links point: ``notifier.acks.public_url``, else the HTTP listener."""
+    if config.notifier.acks.public_url:
+        return config.notifier.acks.public_url.rstrip("/")
+    http = config.service.http
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104 (a bind-all address)
+    return f"http://{host}:{http.port}"

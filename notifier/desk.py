@@ -15,7 +15,8 @@
   a step, and a step overdue after downtime fires once, at once.
 - **Handling** (``acknowledge``, ``confirm``, ``resolve``, ``comment``): each a transaction that checks
   the state (``CaseConflictError``) and who may do it (``CaseNotFoundError``: a case the caller may not
-  see does not exist for them). Acknowledgement stops reminders and the ladder.
+  see does not exist for them). Acknowledgement stops reminders and the ladder. ``into`` receives what
+  the step made (its event, the notifications a confirmation sent).
 
 Synchronous, with an injected clock: the service runs it in worker threads, ``gridwatch rules simulate``
 on a virtual clock. Every transition is audited after it committed.
@@ -306,7 +307,9 @@ class Desk:
 
     # -- handling ---------------------------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, by: str, *, channel: str, comment: str | None = None) -> CaseView:
+    def acknowledge(
+        self, alert_id: str, by: str, *, channel: str, comment: str | None = None, into: Steps | None = None
+    ) -> CaseView:
         steps = Steps()
 
         def ack(conn: Connection) -> CaseView:
@@ -326,9 +329,11 @@ class Desk:
 
         view = self._db.transaction(ack, what="case acknowledgement")
         self.record(steps)
+        if into is not None:
+            into.extend(steps)
         return view
 
-    def confirm(self, alert_id: str, by: str, *, channel: str) -> CaseView:
+    def confirm(self, alert_id: str, by: str, *, channel: str, into: Steps | None = None) -> CaseView:
         steps = Steps()
 
         def confirm(conn: Connection) -> CaseView:
@@ -352,10 +357,19 @@ class Desk:
 
         view = self._db.transaction(confirm, what="case confirmation")
         self.record(steps)
+        if into is not None:
+            into.extend(steps)
         return view
 
     def resolve(
-        self, alert_id: str, by: str, outcome: Outcome, *, channel: str, comment: str | None = None
+        self,
+        alert_id: str,
+        by: str,
+        outcome: Outcome,
+        *,
+        channel: str,
+        comment: str | None = None,
+        into: Steps | None = None,
     ) -> CaseView:
         steps = Steps()
 
@@ -379,9 +393,11 @@ class Desk:
 
         view = self._db.transaction(resolve, what="case resolution")
         self.record(steps)
+        if into is not None:
+            into.extend(steps)
         return view
 
-    def comment(self, alert_id: str, by: str, text: str, *, channel: str) -> CaseView:
+    def comment(self, alert_id: str, by: str, text: str, *, channel: str, into: Steps | None = None) -> CaseView:
         steps = Steps()
 
         def comment(conn: Connection) -> CaseView:
@@ -393,6 +409,8 @@ class Desk:
 
         view = self._db.transaction(comment, what="case comment")
         self.record(steps)
+        if into is not None:
+            into.extend(steps)
         return view
 
     def case(self, alert_id: str) -> Case | None:

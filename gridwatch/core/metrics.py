@@ -108,6 +108,9 @@ CASE_TRANSITIONS = Counter(
 ALERTS_UNROUTED = Counter(
     "gridwatch_alerts_unrouted_total", "Alerts that no route took while routes are configured: nobody was notified."
 )
+CASE_EVENTS_PUBLISHED = Counter(
+    "gridwatch_alert_events_published_total", "Case transitions published on the alert-events topic."
+)
 DUTY_GAPS = Counter(
     "gridwatch_duty_gaps_total",
     "Notifications that found nobody on duty for a grid and went to the parent grid's duty at once.",

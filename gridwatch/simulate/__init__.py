@@ -6,7 +6,14 @@ service's own rule engine over them and yields the alerts it makes.
 
 from __future__ import annotations
 
-from gridwatch.simulate.inputs import InputProblem, SimulationInput, SimulationInputError, read_inputs, utc_instant
+from gridwatch.simulate.inputs import (
+    InputProblem,
+    SimulationInput,
+    SimulationInputError,
+    read_acks,
+    read_inputs,
+    utc_instant,
+)
 from gridwatch.simulate.run import alert_record, simulate
 
 __all__ = [
@@ -14,6 +21,7 @@ __all__ = [
     "SimulationInput",
     "SimulationInputError",
     "alert_record",
+    "read_acks",
     "read_inputs",
     "simulate",
     "utc_instant",

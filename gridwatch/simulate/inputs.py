@@ -100,6 +100,25 @@ EVENT_KINDS: Mapping[str, type[_EventLine]] = {
 }
 
 
+class AckLine(_Line):
+    """Staff member ``by`` acknowledges the open alert of ``rule`` for ``person_id`` at ``at``."""
+
+    at: UtcInstant
+    rule: Identifier
+    person_id: Identifier
+    by: Identifier
+
+
+@dataclass(frozen=True, slots=True)
+class AckInput:
+    at: dt.datetime
+    rule: str
+    person_id: str
+    by: str
+    where: str
+    line: int
+
+
 @dataclass(frozen=True, slots=True)
 class InputProblem:
     where: str  # a file name, or a command-line option
@@ -351,3 +370,28 @@ def _unknown(what: str, name: str, known: Collection[str]) -> str:
 def iso_utc(at: dt.datetime) -> str:
     """``2026-11-22T08:00:00Z``: ISO 8601 in UTC with Z."""
     return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def read_acks(config: GridwatchConfig, path: Path) -> list[AckInput]:
+    """The acknowledgements file, checked against the config (rules, staff) and in time order."""
+    problems: list[InputProblem] = []
+    where = str(path)
+    rules = {rule.id for rule in config.rules}
+    staff = {person.id for person in config.staff}
+    acks: list[AckInput] = []
+    for line, data in _json_lines(path, problems):
+        parsed = _validate(AckLine, data, where, line, problems)
+        if parsed is None:
+            continue
+        if parsed.rule not in rules:
+            problems.append(InputProblem(where, line, "rule", _unknown("rule", parsed.rule, rules)))
+        elif parsed.by not in staff:
+            problems.append(InputProblem(where, line, "by", _unknown("staff", parsed.by, staff)))
+        elif acks and parsed.at < acks[-1].at:
+            reason = f"out of time order: {iso_utc(parsed.at)} is before {iso_utc(acks[-1].at)} (line {acks[-1].line})"
+            problems.append(InputProblem(where, line, "at", reason))
+        else:
+            acks.append(AckInput(parsed.at, parsed.rule, parsed.person_id, parsed.by, where, line))
+    if problems:
+        raise SimulationInputError(problems)
+    return acks

@@ -119,25 +119,35 @@ class KafkaSink:
 
     async def deliver(self, alert: Alert) -> None:
         """Publish and wait for the broker's acknowledgement of all in-sync replicas; raise on failure."""
+        await self.publish(
+            alert.alert_id,
+            key=alert.key,
+            value=alert.to_json(),
+            headers=cloudevent_headers(alert, self._service_name),
+            what=f"alert {alert.alert_id}",
+        )
+
+    async def publish(
+        self, record_id: str, *, key: str, value: str, headers: list[tuple[str, bytes]], what: str
+    ) -> None:
+        """Publish one record of this sink's topic (``record_id``: its deterministic id, for retries) and wait
+        for the acknowledgement; the other publishers of records to Kafka (case events) share this path."""
         if self._closed:
             raise RuntimeError(f"kafka sink {self.name} is stopped")
         producer = await self._ensure_producer()
-        future = self._in_flight.get(alert.alert_id)
+        future = self._in_flight.get(record_id)
         try:
             if future is None:
                 future = await producer.send(
-                    self._config.topic,
-                    value=alert.to_json().encode("utf-8"),
-                    key=alert.key.encode("utf-8"),
-                    headers=cloudevent_headers(alert, self._service_name),
+                    self._config.topic, value=value.encode("utf-8"), key=key.encode("utf-8"), headers=headers
                 )
-                self._in_flight[alert.alert_id] = future
+                self._in_flight[record_id] = future
             # shield: a timeout or a cancelled delivery leaves the record to the producer (see the docstring).
             await asyncio.wait_for(asyncio.shield(future), timeout=self._config.request_timeout_ms / 1000)
         except RECORD_ERRORS as exc:
             await self._replace_producer(producer)
             raise RecordRejectedError(
-                f"topic {self._config.topic} refuses alert {alert.alert_id}: {type(exc).__name__}: {exc}"
+                f"topic {self._config.topic} refuses {what}: {type(exc).__name__}: {exc}"
             ) from exc
         except TimeoutError:
             raise KafkaNotConnectedError(
@@ -145,7 +155,7 @@ class KafkaSink:
             ) from None
         finally:
             if future is not None and future.done():
-                self._in_flight.pop(alert.alert_id, None)
+                self._in_flight.pop(record_id, None)
 
     async def _replace_producer(self, producer: AIOKafkaProducer) -> None:
         """Close ``producer`` (flushing what it holds, bounded) so that the next delivery makes a new one."""

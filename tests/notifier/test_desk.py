@@ -73,7 +73,13 @@ def config(routes: list[dict[str, Any]], *, confirmations: int = 1) -> Gridwatch
             "staff": [
                 {"id": "wang", "name": "Wang", "roles": ["grid_worker"], "grids": ["g1"], "channels": ["push"]},
                 {"id": "li", "name": "Li", "roles": ["grid_worker"], "grids": ["g2"], "channels": ["push"]},
-                {"id": "zhao", "name": "Zhao", "roles": ["officer"], "grids": ["community"], "channels": ["push", "hook"]},
+                {
+                    "id": "zhao",
+                    "name": "Zhao",
+                    "roles": ["officer"],
+                    "grids": ["community"],
+                    "channels": ["push", "hook"],
+                },
                 {"id": "chen", "name": "Chen", "roles": ["chief"], "grids": ["street"], "channels": ["push"]},
             ],
             "channels": [
@@ -175,10 +181,13 @@ def test_an_alert_notifies_the_grid_on_duty_and_climbs_until_acknowledged(rig: C
     assert recipients(step1) == [("zhao", "push", 1), ("zhao", "hook", 1)]
     assert [e.type for e in step1.events] == ["gridwatch.alert.escalated.v1"]
     case = r.desk.case(a.alert_id)
-    assert case is not None and case.state is CaseState.ESCALATED and case.level == 1
+    assert case is not None
+    assert case.state is CaseState.ESCALATED
+    assert case.level == 1
 
     view = r.desk.acknowledge(a.alert_id, "zhao", channel="api")
-    assert view.state is CaseState.ACKNOWLEDGED and view.acked_by == "zhao"
+    assert view.state is CaseState.ACKNOWLEDGED
+    assert view.acked_by == "zhao"
     assert recipients(r.run_to(5000)) == []  # the ladder stopped
     assert r.desk.next_due() is None
     types = [e.type.split(".")[2] for e in r.desk.timeline(a.alert_id)]
@@ -200,7 +209,8 @@ def test_an_overdue_ladder_after_downtime_fires_each_step_once(rig: Callable[...
     second = r.desk.due()
     third = r.desk.due()
     assert [n.level for n in (*first.notifications, *second.notifications)] == [1, 1, 2]
-    assert third.notifications == [] and r.desk.next_due() is None
+    assert third.notifications == []
+    assert r.desk.next_due() is None
 
 
 def test_a_gap_in_the_duty_goes_to_the_parent_grid_at_once(rig: Callable[..., Rig]) -> None:
@@ -277,7 +287,8 @@ def test_child_routes_inherit_and_an_unmatched_alert_is_counted(rig: Callable[..
     assert r.desk.router.plan(alert(1, grid="g2", severity=Severity.CRITICAL)).routes == ("0.0",)
     assert r.desk.router.plan(alert(2, grid="g2")).routes == ("0",)
     steps = r.raise_alert(alert(3, grid="g1"))
-    assert steps.unrouted == 1 and steps.notifications == []
+    assert steps.unrouted == 1
+    assert steps.notifications == []
 
 
 def test_a_new_alert_of_a_person_with_an_open_case_is_notified_on_its_own_and_linked(rig: Callable[..., Rig]) -> None:
@@ -295,14 +306,16 @@ def test_two_person_confirmation(rig: Callable[..., Rig]) -> None:
     opened = r.raise_alert(a)
     assert opened.notifications == []
     case = r.desk.case(a.alert_id)
-    assert case is not None and case.state is CaseState.PENDING_CONFIRMATION
+    assert case is not None
+    assert case.state is CaseState.PENDING_CONFIRMATION
     with pytest.raises(CaseConflictError):
         r.desk.acknowledge(a.alert_id, "wang", channel="api")
     assert r.desk.confirm(a.alert_id, "zhao", channel="api").confirmations == 1
     with pytest.raises(CaseConflictError, match="second operator"):
         r.desk.confirm(a.alert_id, "zhao", channel="api")
     view = r.desk.confirm(a.alert_id, "chen", channel="api")
-    assert view.state is CaseState.NOTIFIED and view.confirmations == 2
+    assert view.state is CaseState.NOTIFIED
+    assert view.confirmations == 2
     assert recipients(r.run_to(0)) == []  # notified in the confirming transaction, not again
     types = [e.type.split(".")[2] for e in r.desk.timeline(a.alert_id)]
     assert types == ["confirmed", "confirmed", "notified"]
