@@ -259,7 +259,7 @@ def roster_warnings(config: GridwatchConfig, now: dt.datetime) -> list[tuple[Key
             warnings.append(
                 (
                     ("duty", i),
-                    f"nobody is on duty for grid {duty.grid} on {listed} ({duty.timezone}) in the week from "
+                    f"nobody is on duty for grid {duty.grid} {listed} ({duty.timezone}) in the week from "
                     f"{week}: {climb}",
                 )
             )
@@ -299,8 +299,8 @@ def _climb_text(roster: DutyRoster, grid: str) -> str:
 
 
 def _describe_all(gaps: Iterable[tuple[dt.datetime, dt.datetime]], zone: ZoneInfo) -> list[str]:
-    """Gaps in the roster's wall-clock time, the same hours on several weekdays joined: "mon, tue 20:00-22:00",
-    "every day 20:00-22:00", "sat 22:00 - mon 06:00" (in the order they first come)."""
+    """Gaps in the roster's wall-clock time, the same hours on several weekdays joined, in the order they
+    first come: "on mon, tue 20:00-22:00", "every day 22:00-06:00", "on sat 22:00 - mon 06:00", "at any time"."""
     days_by_hours: dict[str, set[int]] = {}
     for low, high in gaps:
         weekday, hours = _describe(low, high, zone)
@@ -314,25 +314,25 @@ def _describe_all(gaps: Iterable[tuple[dt.datetime, dt.datetime]], zone: ZoneInf
         elif len(days) == len(WEEKDAYS):
             texts.append(f"every day {hours}")
         else:
-            texts.append(f"{', '.join(WEEKDAYS[d] for d in sorted(days))} {hours}")
+            texts.append(f"on {', '.join(WEEKDAYS[d] for d in sorted(days))} {hours}")
     return texts
 
 
 def _describe(low: dt.datetime, high: dt.datetime, zone: ZoneInfo) -> tuple[int | None, str]:
     """(local weekday it starts on, hours) of a gap shorter than a day, written like a shift (ending the next
     day when the end is not after the start): (0, "20:00-22:00"), (4, "20:00-24:00"), (6, "22:00-06:00");
-    (None, text) of a longer one: "fri 18:00 - sun 22:00"."""
+    (None, text) of a longer one: "on fri 18:00 - sun 22:00", "at any time" (a week or more)."""
     start, end = low.astimezone(zone), high.astimezone(zone)
     next_day = start.date() + dt.timedelta(days=1)
     if high - low >= dt.timedelta(days=7):
-        return None, f"all week from {_weekday(start)} {start:%H:%M}"
+        return None, "at any time"
     if end.date() == start.date():
         return start.weekday(), f"{start:%H:%M}-{end:%H:%M}"
     if end.date() == next_day and end.time() == dt.time():
         return start.weekday(), f"{start:%H:%M}-24:00"
     if end.date() == next_day and end.time() <= start.time():
         return start.weekday(), f"{start:%H:%M}-{end:%H:%M}"
-    return None, f"{_weekday(start)} {start:%H:%M} - {_weekday(end)} {end:%H:%M}"
+    return None, f"on {_weekday(start)} {start:%H:%M} - {_weekday(end)} {end:%H:%M}"
 
 
 def _weekday(local: dt.datetime) -> str:

@@ -147,7 +147,7 @@ def test_config_check_warns_of_a_roster_gap_at_its_line(site: Path, capsys: pyte
     line = SITE.splitlines().index("  - grid: g1") + 1
     warning = re.search(rf"^warning: {re.escape(str(site / 'site.yaml'))}:{line}: duty\[1\]: (.*)$", err, re.MULTILINE)
     assert warning is not None, err
-    assert warning.group(1).startswith("nobody is on duty for grid g1 on every day 18:00-22:00 (Asia/Shanghai)")
+    assert warning.group(1).startswith("nobody is on duty for grid g1 every day 18:00-22:00 (Asia/Shanghai)")
     assert warning.group(1).endswith("alerts then climb to the parent grid at once (community)")
     assert err.count("warning:") == 1  # the community roster covers the whole week
 

@@ -52,6 +52,18 @@ DUTY: list[dict[str, Any]] = [
         "shifts": [{"days": ["sat"], "from": "22:00", "to": "06:00", "staff": ["wang"]}],
     },
     {
+        "grid": "b2",
+        "timezone": "Europe/Berlin",
+        "shifts": [{"days": ALL_WEEK, "from": "08:00", "to": "20:00", "staff": ["zhao"]}],
+        "overrides": [{"date": "2026-03-29", "staff": ["li"]}],  # a day of 23 hours
+    },
+    {
+        "grid": "b3",
+        "timezone": "Europe/Berlin",
+        # Turns are elapsed time: after the change to summer time they hand over at 09:00 local, not 08:00.
+        "rotation": {"staff": ["wang", "li"], "every_s": 86400, "start": "2026-03-27T08:00"},
+    },
+    {
         "grid": "community",
         "timezone": "Asia/Shanghai",
         "shifts": [{"days": ALL_WEEK, "from": "18:00", "to": "22:00", "staff": ["zhao"]}],
@@ -74,6 +86,8 @@ def config(duty: list[dict[str, Any]] | None = None) -> GridwatchConfig:
                 {"id": "g2", "name": "Grid 2", "parent": "community"},
                 {"id": "g3", "name": "Grid 3", "parent": "community"},
                 {"id": "b1", "name": "Berlin 1"},
+                {"id": "b2", "name": "Berlin 2"},
+                {"id": "b3", "name": "Berlin 3"},
                 {"id": "lonely", "name": "No roster"},
             ],
             "channels": [{"id": "push", "type": "console"}],
@@ -151,6 +165,16 @@ def at(text: str) -> dt.datetime:
         pytest.param("b1", "2026-10-24T20:00Z", ["wang"], id="berlin-night-starts-cest"),
         pytest.param("b1", "2026-10-25T04:59Z", ["wang"], id="berlin-fall-back-05:59-cet"),
         pytest.param("b1", "2026-10-25T05:00Z", [], id="berlin-fall-back-ends-06:00-cet"),
+        pytest.param("b2", "2026-03-28T22:59:59Z", [], id="berlin-before-dst-day-override"),
+        pytest.param("b2", "2026-03-28T23:00Z", ["li"], id="berlin-dst-day-override-from-local-midnight"),
+        pytest.param("b2", "2026-03-29T12:00+02:00", ["li"], id="berlin-dst-day-override-replaces-shift"),
+        pytest.param("b2", "2026-03-29T21:59:59Z", ["li"], id="berlin-dst-day-override-last-second"),
+        pytest.param("b2", "2026-03-29T22:00Z", [], id="berlin-dst-day-override-ended-at-local-midnight"),
+        pytest.param("b2", "2026-03-30T08:00+02:00", ["zhao"], id="berlin-shift-in-summer-time"),
+        pytest.param("b3", "2026-03-27T07:59+01:00", [], id="berlin-rotation-before-start"),
+        pytest.param("b3", "2026-03-28T08:00+01:00", ["li"], id="berlin-rotation-second-turn"),
+        pytest.param("b3", "2026-03-29T08:30+02:00", ["li"], id="berlin-rotation-turn-still-running-at-08:30-cest"),
+        pytest.param("b3", "2026-03-29T09:00+02:00", ["wang"], id="berlin-rotation-hands-over-09:00-cest"),
         pytest.param("lonely", "2026-12-02T10:00Z", [], id="grid-without-roster"),
     ],
 )
@@ -187,7 +211,7 @@ def test_nobody_anywhere_before_the_top_rotation_starts() -> None:
 
 
 def test_ladder(roster: DutyRoster) -> None:
-    assert roster.grids() == ["street", "community", "g1", "g2", "g3", "b1", "lonely"]
+    assert roster.grids() == ["street", "community", "g1", "g2", "g3", "b1", "b2", "b3", "lonely"]
     assert roster.parent("g1") == "community"
     assert roster.parent("street") is None
     assert roster.ancestors("g1") == ["community", "street"]
@@ -274,6 +298,18 @@ def utc(text: str) -> dt.datetime:
             [("2026-10-24T00:00Z", "2026-10-24T20:00Z"), ("2026-10-25T05:00Z", "2026-10-26T00:00Z")],
             id="berlin-fall-back",
         ),
+        pytest.param(
+            "b2",
+            "2026-03-28T00:00+01:00",
+            "2026-03-31T00:00+02:00",
+            [
+                ("2026-03-28T00:00+01:00", "2026-03-28T08:00+01:00"),
+                ("2026-03-28T20:00+01:00", "2026-03-29T00:00+01:00"),
+                ("2026-03-30T00:00+02:00", "2026-03-30T08:00+02:00"),
+                ("2026-03-30T20:00+02:00", "2026-03-31T00:00+02:00"),
+            ],
+            id="berlin-dst-day-override",
+        ),
         pytest.param("lonely", "2026-12-02T00:00Z", "2026-12-09T00:00Z", [], id="no-roster-no-gaps"),
         pytest.param("g1", "2026-12-03T00:00Z", "2026-12-02T00:00Z", [], id="empty-range"),
     ],
@@ -284,7 +320,7 @@ def test_gaps(roster: DutyRoster, grid: str, start: str, end: str, expected: lis
     assert all(low.tzinfo == dt.UTC and high.tzinfo == dt.UTC for low, high in gaps)
 
 
-@pytest.mark.parametrize("grid", ["g1", "g2", "g3", "b1"])
+@pytest.mark.parametrize("grid", ["g1", "g2", "g3", "b1", "b2", "b3"])
 @pytest.mark.parametrize("start", ["2026-03-23T00:00Z", "2026-12-21T00:00Z"], ids=["march", "december"])
 def test_gaps_agree_with_on_duty_minute_by_minute(roster: DutyRoster, grid: str, start: str) -> None:
     begin = at(start)
@@ -303,24 +339,24 @@ NOW = at("2026-12-02T03:00Z")  # Wednesday 11:00 in Shanghai
 def test_roster_warnings_name_the_weekly_gaps_and_empty_overrides() -> None:
     warnings = dict(roster_warnings(config(), NOW))
     g1 = warnings[("duty", 0)]
-    assert g1.startswith("nobody is on duty for grid g1 on mon, tue, wed, thu 18:00-22:00; fri 18:00 - sun 22:00")
+    assert g1.startswith("nobody is on duty for grid g1 on mon, tue, wed, thu 18:00-22:00; on fri 18:00 - sun 22:00")
     assert "(Asia/Shanghai) in the week from 2026-12-02" in g1
     assert g1.endswith("alerts then climb to the parent grid at once (community)")
     assert warnings[("duty", 1, "overrides", 2)] == (
         "this override names nobody: nobody is on duty for grid g2 on 2027-01-01: "
         "alerts then climb to the parent grid at once (community)"
     )
-    # A gap longer than the 8 days looked at is described whole, not cut at their ends.
+    # A gap reaching beyond the 8 days looked at is described whole, not cut where they end.
     assert warnings[("duty", 3)] == (
         "nobody is on duty for grid b1 on sun 06:00 - sat 22:00 (Europe/Berlin) in the week from 2026-12-02: "
         "alerts then reach nobody on duty (the grid has no parent grid)"
     )
     # A gap crossing midnight every day reads like a shift.
-    assert "on every day 22:00-18:00 (Asia/Shanghai)" in warnings[("duty", 4)]
+    assert "grid community every day 22:00-18:00 (Asia/Shanghai)" in warnings[("duty", 6)]
     # Covered all week: g2 (its empty override is a month ahead: warned on its own), g3 and street (rotations).
     assert ("duty", 1) not in warnings
     assert ("duty", 2) not in warnings
-    assert ("duty", 5) not in warnings
+    assert ("duty", 7) not in warnings
 
 
 def test_a_roster_covering_the_week_has_no_warning() -> None:
@@ -344,4 +380,12 @@ def test_a_gap_under_way_at_now_is_described_from_its_start() -> None:
     ]
     [(key, reason)] = roster_warnings(config(duty), NOW)  # 11:00 local: inside today's gap 10:00-12:00
     assert key == ("duty", 0)
-    assert "on every day 10:00-12:00 (Asia/Shanghai)" in reason
+    assert "grid g1 every day 10:00-12:00 (Asia/Shanghai)" in reason
+
+
+def test_a_rotation_starting_later_leaves_the_whole_week_empty() -> None:
+    rotation = {"staff": ["li"], "every_s": 86400, "start": "2027-06-01T08:00"}
+    duty = [{"grid": "g1", "timezone": "Asia/Shanghai", "rotation": rotation}]
+    [(key, reason)] = roster_warnings(config(duty), NOW)
+    assert key == ("duty", 0)
+    assert reason.startswith("nobody is on duty for grid g1 at any time (Asia/Shanghai) in the week from 2026-12-02: ")
