@@ -149,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridwatch.evaluate.cli import add_commands as add_evaluate_commands
 
     add_evaluate_commands(commands, config_arg)  # `eval` and `calibrate`
+
+    from gridwatch.duty_cli import add_commands as add_duty_commands
+
+    add_duty_commands(commands, config_arg)  # `duty who`
     return parser
 
 
@@ -192,7 +196,16 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         f"{args.path}: ok ({len(config.cameras)} camera(s), {len(config.registries)} registr(ies), "
         f"{len(config.rules)} rule(s); files: {', '.join(str(f) for f in loaded.files)})"
     )
+    _print_roster_warnings(loaded)
     return 0
+
+
+def _print_roster_warnings(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Warnings, not errors: a duty roster that leaves its grid without anybody on duty (alerts then climb)."""
+    from notifier.duty import roster_warnings
+
+    for key_path, reason in roster_warnings(loaded.config, dt.datetime.now(dt.UTC)):
+        print(f"warning: {loaded.issue(key_path, reason)}", file=sys.stderr)
 
 
 def _instant_arg(value: str) -> dt.datetime:

@@ -109,6 +109,12 @@ class Schedule:
                 return instant
         return None
 
+    def boundaries(self, after: dt.datetime) -> Iterator[dt.datetime]:
+        """Instants after ``after`` (UTC, in order) at which ``contains`` may answer differently: a superset
+        of the changes, for callers that check many of them (a duty roster's gaps). It covers at least the
+        next week; it may end after that, so call again from its last instant to go on."""
+        return self._boundaries(_aware(after).astimezone(dt.UTC))
+
     def _starts_on(self, window: Window, day: dt.date) -> bool:
         return day.weekday() in window.weekdays and day not in self.except_dates
 

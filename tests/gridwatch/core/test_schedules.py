@@ -279,6 +279,24 @@ def test_next_change_agrees_with_a_minute_by_minute_walk(
     assert found == walked
 
 
+@pytest.mark.parametrize(("timezone", "intervals", "except_dates", "start"), BRUTE_FORCE)
+def test_boundaries_include_every_change_in_order(
+    timezone: str, intervals: list[tuple[str, str, str]], except_dates: list[str], start: str
+) -> None:
+    """``boundaries`` is a superset of the changes (callers check each), strictly ascending, all after ``after``."""
+    tested = schedule(timezone, *intervals, except_dates=except_dates)
+    begin = at(ZoneInfo(timezone), start).astimezone(UTC)
+    end = begin + dt.timedelta(days=7)
+    candidates = [b for b in tested.boundaries(begin) if b < end]
+    assert candidates == sorted(set(candidates))
+    assert all(b > begin for b in candidates)
+    changes = []
+    instant: dt.datetime | None = begin
+    while (instant := tested.next_change(instant)) is not None and instant < end:
+        changes.append(instant)
+    assert set(changes) <= set(candidates)
+
+
 def test_from_config_builds_windows() -> None:
     assert FRIDAY_NIGHT.windows == (Window(frozenset({4}), 22 * 60, 6 * 60),)
     assert FRIDAY_NIGHT.zone == SHANGHAI
