@@ -141,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridwatch.evaluate.cli import add_commands as add_evaluate_commands
 
     add_evaluate_commands(commands, config_arg)  # `eval` and `calibrate`
+
+    from gridwatch.acks.cli import add_commands as add_acks_commands
+
+    add_acks_commands(commands, config_arg)  # `staff token`
     return parser
 
 
