@@ -39,10 +39,17 @@ LINK_ID_BYTES = 12  # 96 bits
 
 
 class LinkError(Exception):
-    """A link that does not acknowledge anything; ``status`` is the HTTP status it maps to."""
+    """A link that does not acknowledge anything; ``status`` is the HTTP status it maps to.
+
+    ``claims`` are set only when the link is genuine (expired): whose and for which alert, for the audit log.
+    """
 
     status = 400
     reason = "invalid"
+
+    def __init__(self, message: str, claims: LinkClaims | None = None) -> None:
+        super().__init__(message)
+        self.claims = claims
 
 
 class LinkInvalidError(LinkError):
@@ -146,9 +153,10 @@ class AckLinks:
             and not isinstance(expires_at, bool)
         ):
             raise LinkInvalidError("invalid link")
+        claims = LinkClaims(alert_id=alert_id, staff_id=staff_id, link_id=link_id, expires_at=float(expires_at))
         if now >= expires_at:
-            raise LinkExpiredError("link expired")
-        return LinkClaims(alert_id=alert_id, staff_id=staff_id, link_id=link_id, expires_at=float(expires_at))
+            raise LinkExpiredError("link expired", claims)
+        return claims
 
     def _link_mac(self, body: str) -> bytes:
         return hmac.new(self._key, LINK_DOMAIN + body.encode("ascii"), hashlib.sha256).digest()

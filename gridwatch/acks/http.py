@@ -117,6 +117,7 @@ def ack_router(
             try:
                 claims = links.verify(token, now)
             except LinkError as exc:
+                claims = exc.claims  # genuine but expired: audited under its staff member and alert
                 raise _Refusal(exc.status, exc.reason, str(exc)) from None
             if claims.staff_id not in staff_ids():
                 raise _Refusal(403, "unknown_staff", "this link's staff member is no longer configured")

@@ -110,6 +110,8 @@ def test_expiry(links: AckLinks) -> None:
     with pytest.raises(LinkExpiredError) as expired:
         links.verify(token, NOW + 3600)
     assert expired.value.status == 410
+    assert expired.value.claims is not None
+    assert (expired.value.claims.alert_id, expired.value.claims.staff_id) == ("alert-1", "wang")
 
 
 def test_over_long_token_is_refused_before_any_work(links: AckLinks, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -178,7 +178,9 @@ async def test_expired_link_is_410(setup: Setup) -> None:
     assert response.status_code == 410
     assert "expired" in response.text
     assert setup.desk.steps == []
-    assert setup.audit()[0]["details"]["reason"] == "expired"  # type: ignore[index]
+    (record,) = setup.audit()
+    assert (record["action"], record["actor"], record["target"]) == ("ack_link.refused", "wang", "alert-1")
+    assert record["details"]["reason"] == "expired"  # type: ignore[index]
 
 
 async def test_a_refused_use_does_not_spend_the_link(setup: Setup) -> None:
