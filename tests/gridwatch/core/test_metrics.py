@@ -127,6 +127,8 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "QUEUE_DEPTH",
         "CONFIG_RELOADS",
         "INFERENCE_SECONDS",
+        "ACKS",
+        "ACKS_REJECTED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
