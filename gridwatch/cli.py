@@ -153,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridwatch.duty_cli import add_commands as add_duty_commands
 
     add_duty_commands(commands, config_arg)  # `duty who`
+
+    from gridwatch.acks.cli import add_commands as add_acks_commands
+
+    add_acks_commands(commands, config_arg)  # `staff token`
     return parser
 
 

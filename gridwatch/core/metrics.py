@@ -210,3 +210,20 @@ def register_outbox_probe(probe: OutboxProbe) -> None:
 def unregister_outbox_probe(probe: OutboxProbe) -> None:
     """Stop scraping that outbox (a stopped service); a probe not registered is ignored."""
     _OUTBOX.unregister(probe)
+
+
+# --- acknowledgements (one-click links, staff API, gridwatch.acks topic) ----------------------------
+
+ACKS = Counter(
+    "gridwatch_acks_total",
+    "Acknowledgements accepted (including repeats of one already made), by channel: api, link, kafka.",
+    ["channel"],
+)
+ACKS_REJECTED = Counter(
+    "gridwatch_acks_rejected_total",
+    "Acknowledgements refused, by channel and reason (invalid, expired, reused, unknown_staff, unknown_alert, "
+    "conflict, malformed, unauthenticated, unavailable).",
+    ["channel", "reason"],
+)
+for _channel in ("api", "link", "kafka"):
+    ACKS.labels(channel=_channel)  # a series from the start: a dashboard's rate() sees the first acknowledgement

@@ -127,6 +127,12 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "QUEUE_DEPTH",
         "CONFIG_RELOADS",
         "INFERENCE_SECONDS",
+        "ACKS",
+        "CASE_TRANSITIONS",
+        "CASE_EVENTS_PUBLISHED",
+        "ALERTS_UNROUTED",
+        "DUTY_GAPS",
+        "ACKS_REJECTED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
