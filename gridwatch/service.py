@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from gridwatch.acks.consumer import AckConsumer
+from gridwatch.acks.http import ack_router
 from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
@@ -49,6 +52,7 @@ from gridwatch.transport import transport_for
 from gridwatch.wiring import (
     RecognitionParts,
     Storage,
+    ack_base_url,
     build_recognition,
     build_router,
     build_storage,
@@ -59,6 +63,7 @@ from gridwatch.wiring import (
 )
 from ingest.camera import FrameHandler
 from ingest.supervisor import IngestSupervisor, SourceChanges
+from notifier.ack_links import AckLinks, UsedLinks
 from notifier.case_events import CaseEventPublisher
 from notifier.case_stage import CaseStage
 from notifier.desk import Desk, Steps
@@ -166,6 +171,9 @@ class Service:
         self._notifier_port: NotifierPort | None = None
         self._cases: CaseStage | None = None
         self._case_events: CaseEventPublisher | None = None
+        self._ack_links: AckLinks | None = None
+        self._used_links: UsedLinks | None = None
+        self._ack_consumer: AckConsumer | None = None
         self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
         intake = loaded.config.service.gate_intake
@@ -286,7 +294,7 @@ class Service:
         routes: AppRoutes | None = None
         if config.service.http.enabled:
             http = config.service.http
-            app = create_app(status=self.status, healthy=self.healthy, config=http)
+            app = create_app(status=self.status, routers=self._ack_routers(), healthy=self.healthy, config=http)
             routes = AppRoutes(app)
             self._http = HttpServer(app, http.host, http.port, limits=http)
             await self._http.start()
@@ -329,6 +337,8 @@ class Service:
             await self._http.stop()
         if self._rules is not None:
             await self._rules.stop()
+        if self._ack_consumer is not None:
+            await self._ack_consumer.stop()
         if self._cases is not None:
             await self._cases.stop()
         if self._case_events is not None:
@@ -348,11 +358,16 @@ class Service:
         assert self._storage is not None
         config = self._loaded.config
         database = self._storage.database
+        acks = config.notifier.acks
+        if acks.signing_secret is not None:
+            self._ack_links = AckLinks(acks.signing_secret, acks.link_ttl_s, ack_base_url(config))
+            self._used_links = UsedLinks(database)
+            await asyncio.to_thread(self._used_links.forget_expired, time.time())
         desk = Desk(
             database,
             build_router(config),
             confirmations=registry_confirmations(config),
-            links=None,
+            links=self._ack_links,
             audit=self._audit,
         )
         if config.notifier.alert_events.enabled:
@@ -366,6 +381,18 @@ class Service:
             await self._case_events.start()
         self._cases = CaseStage(desk, on_steps=self._on_case_steps)
         await self._cases.start()
+        if acks.consume:
+            self._ack_consumer = AckConsumer(
+                config.notifier.kafka, acks.topic, f"{config.service.name}.acks", self._cases
+            )
+            await self._ack_consumer.start()
+
+    def _ack_routers(self) -> list[APIRouter]:
+        """The one-click links and the staff API, when acknowledgements are configured."""
+        if self._cases is None or self._ack_links is None or self._used_links is None or self._audit is None:
+            return []
+        router = self._cases.desk.router
+        return [ack_router(self._cases, self._ack_links, self._used_links, self._audit, lambda: router.staff_ids())]
 
     def _on_case_steps(self, steps: Steps) -> None:
         if steps.events and self._case_events is not None:
