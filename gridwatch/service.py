@@ -391,8 +391,10 @@ class Service:
         """The one-click links and the staff API, when acknowledgements are configured."""
         if self._cases is None or self._ack_links is None or self._used_links is None or self._audit is None:
             return []
-        router = self._cases.desk.router
-        return [ack_router(self._cases, self._ack_links, self._used_links, self._audit, lambda: router.staff_ids())]
+        desk = self._cases.desk
+        # The staff list is read per request: a reload that removes someone revokes their links and token.
+        staff_ids = lambda: desk.router.staff_ids()  # noqa: E731
+        return [ack_router(self._cases, self._ack_links, self._used_links, self._audit, staff_ids)]
 
     def _on_case_steps(self, steps: Steps) -> None:
         if steps.events and self._case_events is not None:
