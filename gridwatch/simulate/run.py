@@ -192,8 +192,9 @@ class _Run:
 
 
 def step_records(steps: Steps, rule: str | None, person_id: str | None) -> Iterator[Record]:
-    """The output records of committed case steps: escalations, then the notifications of each step."""
+    """The output records of committed case steps, step by step: an escalation, then its notifications."""
     for event in steps.events:
+        sent = [n for n in steps.notifications if n.alert_id == event.alert_id and n.created_at == event.at]
         if event.type == CASE_EVENT_TYPES["escalated"]:
             yield {
                 "at": iso_utc(event.at),
@@ -204,18 +205,20 @@ def step_records(steps: Steps, rule: str | None, person_id: str | None) -> Itera
                 "to": list(event.recipients),
                 "alert_id": event.alert_id,
             }
-    for n in steps.notifications:
-        yield {
-            "at": iso_utc(n.created_at),
-            "type": "notification",
-            "rule": n.rule,
-            "person_id": n.person_id,
-            "to": n.staff_id,
-            "channel": n.channel,
-            "level": n.level,
-            "repeat": n.repeat,
-            "alert_id": n.alert_id,
-        }
+        elif event.type != CASE_EVENT_TYPES["notified"]:
+            continue
+        for n in sent:
+            yield {
+                "at": iso_utc(n.created_at),
+                "type": "notification",
+                "rule": n.rule,
+                "person_id": n.person_id,
+                "to": n.staff_id,
+                "channel": n.channel,
+                "level": n.level,
+                "repeat": n.repeat,
+                "alert_id": n.alert_id,
+            }
 
 
 def _rule_of(steps: Steps, alert_id: str) -> str | None:
