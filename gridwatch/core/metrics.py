@@ -191,3 +191,19 @@ def register_outbox_probe(probe: OutboxProbe) -> None:
 def unregister_outbox_probe(probe: OutboxProbe) -> None:
     """Stop scraping that outbox (a stopped service); a probe not registered is ignored."""
     _OUTBOX.unregister(probe)
+
+
+# --- notifications of staff (notifier.dispatcher: the notification outbox per channel) -------------
+NOTIFICATIONS_DELIVERED = Counter(
+    "gridwatch_notifications_delivered_total", "Notifications delivered to staff, per channel.", ["channel"]
+)
+NOTIFICATION_FAILURES = Counter(
+    "gridwatch_notification_failures_total",
+    "Notification delivery attempts that failed (retried from the notification outbox), per channel.",
+    ["channel"],
+)
+NOTIFICATIONS_PARKED = Counter(
+    "gridwatch_notifications_parked_total",
+    "Notifications parked for a channel: refused for good, kept aside in the outbox for an operator.",
+    ["channel"],
+)
