@@ -1,7 +1,8 @@
 """The human text of a notification: markdown for the WeCom and DingTalk group robots.
 
 Chinese and English labels side by side (控制室 staff read the first, integrators the second). The text
-holds what the ``Notification`` carries and nothing more: ids of the watched person, never a name.
+holds what the ``Notification`` carries and nothing more: ids of the watched person, never a name; the
+recipient by name and id, since a group robot's chat sees every recipient's message.
 The one-click acknowledgement link is a capability: it is in the message (that is its purpose) and
 nowhere else (no log line, no audit record).
 """
@@ -49,6 +50,8 @@ def notification_markdown(notification: Notification, *, max_bytes: int | None =
         )
         facts.append(f"- 对象 Person: {_one_line(who)}")
     facts.append(f"- 通知 Notice: {level_text(notification)}")
+    # Robots post to a group: each recipient's message (and acknowledgement link) says whose it is.
+    facts.append(f"- 接收人 For: {_one_line(notification.staff_name)} ({notification.staff_id})")
     if notification.linked_to is not None:
         facts.append(f"- 关联 Linked case: {_one_line(notification.linked_to)}")
     tail = ["", f"[{ACK_LABEL}]({notification.ack_url})"] if notification.ack_url else []
