@@ -227,7 +227,7 @@ class NotificationDispatcher:
             return
         if attempts >= self._config.park_after_attempts:
             suspects[row.notification_id] = time.monotonic()
-        error = redact_text(f"{type(exc).__name__}: {exc}")
+        error = _error_text(exc, notification)
         delay = retry_delay(attempts, self._config.retry_initial_s, self._config.retry_max_s)
         attempts = await asyncio.to_thread(self._outbox.mark_failed, row.notification_id, error, time.time() + delay)
         logger.warning(
@@ -255,7 +255,7 @@ class NotificationDispatcher:
         reason: str,
     ) -> None:
         self._suspects[channel.name].pop(row.notification_id, None)
-        error = redact_text(f"{type(exc).__name__}: {exc}")
+        error = _error_text(exc, notification)
         attempts = await asyncio.to_thread(self._outbox.park, row.notification_id, error)
         NOTIFICATIONS_PARKED.labels(channel=channel.name).inc()
         # ERROR, once: nothing retries a parked notification, an operator has to look at it.
@@ -311,3 +311,15 @@ class NotificationDispatcher:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _error_text(exc: Exception, notification: Notification | None) -> str:
+    """The error as logged, audited and stored: no URL credentials, and not the acknowledgement link (a
+    receiver may echo the body it refused, link included)."""
+    text = redact_text(f"{type(exc).__name__}: {exc}")
+    if notification is not None and notification.ack_url:
+        token = notification.ack_url.rstrip("/").rsplit("/", 1)[-1]
+        for secret in (notification.ack_url, token):
+            if len(secret) >= 8:
+                text = text.replace(secret, "<ack link>")
+    return text

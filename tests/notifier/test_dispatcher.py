@@ -51,9 +51,10 @@ class RecordingChannel:
         if self.down:
             raise ConnectionError(f"{self.name} is down")
         if notification.staff_id in self.refused:
-            raise RecordRejectedError(f"{self.name} refuses {notification.staff_id}")
+            # Echoes the link, as a receiver quoting the body it refused may.
+            raise RecordRejectedError(f"{self.name} refuses {notification.staff_id} ({notification.ack_url})")
         if notification.staff_id in self.failing:
-            raise ConnectionError(f"{self.name}: HTTP 503 for {notification.staff_id}")
+            raise ConnectionError(f"{self.name}: HTTP 503 for {notification.staff_id} ({notification.ack_url})")
         self.sent.append(notification)
 
     def sent_ids(self) -> set[str]:
@@ -176,7 +177,7 @@ async def test_a_refused_notification_is_parked_at_once(tmp_path: Path, caplog: 
             await wait_until(lambda: outbox.count_pending() == 0, what="both rows done")
         [parked] = outbox.parked()
         assert (parked.notification_id, parked.attempts) == (refused.notification_id, 1)
-        assert "refuses s-refused" in (parked.error or "")
+        assert parked.error == "RecordRejectedError: hook refuses s-refused (<ack link>)"
     assert channel.attempts == ["s-refused", "s-fine"]
     assert _metric("gridwatch_notifications_parked_total", "hook") == parked_before + 1
     assert _metric("gridwatch_notifications_delivered_total", "hook") == delivered_before + 1

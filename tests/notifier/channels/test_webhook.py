@@ -98,9 +98,11 @@ async def test_one_failing_recipient_holds_back_no_other(tmp_path: Path) -> None
     assert arrived[bad.notification_id] >= 4
 
 
-async def test_a_400_parks_the_notification(tmp_path: Path) -> None:
+async def test_a_400_parks_the_notification(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     def respond(request: ReceivedRequest) -> tuple[int, bytes]:
-        return (400 if _received(request).staff_id == "s-refused" else 200), b'{"error": "bad staff"}'
+        if _received(request).staff_id == "s-refused":
+            return 400, b'{"error": "bad staff in ' + request.body + b'"}'  # echoes the body, ack link and all
+        return 200, b"{}"
 
     make = notification_factory()
     refused, fine = make("s-refused"), make("s-fine")
@@ -113,8 +115,11 @@ async def test_a_400_parks_the_notification(tmp_path: Path) -> None:
             [parked] = outbox.parked("hook")
             assert parked.notification_id == refused.notification_id
             assert "HTTP 400" in (parked.error or "")
+            assert "bad staff in" in (parked.error or "")
+            assert "tok-SECRET-LINK" not in (parked.error or "")
             assert outbox.count_delivered() == 1
     assert len(server.requests) == 2
+    assert "tok-SECRET-LINK" not in caplog.text
 
 
 @pytest.mark.parametrize(
