@@ -127,6 +127,10 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "QUEUE_DEPTH",
         "CONFIG_RELOADS",
         "INFERENCE_SECONDS",
+        # notifications of staff (notifier.dispatcher)
+        "NOTIFICATIONS_DELIVERED",
+        "NOTIFICATION_FAILURES",
+        "NOTIFICATIONS_PARKED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
