@@ -227,3 +227,18 @@ ACKS_REJECTED = Counter(
 )
 for _channel in ("api", "link", "kafka"):
     ACKS.labels(channel=_channel)  # a series from the start: a dashboard's rate() sees the first acknowledgement
+
+# --- notifications of staff (notifier.dispatcher: the notification outbox per channel) -------------
+NOTIFICATIONS_DELIVERED = Counter(
+    "gridwatch_notifications_delivered_total", "Notifications delivered to staff, per channel.", ["channel"]
+)
+NOTIFICATION_FAILURES = Counter(
+    "gridwatch_notification_failures_total",
+    "Notification delivery attempts that failed (retried from the notification outbox), per channel.",
+    ["channel"],
+)
+NOTIFICATIONS_PARKED = Counter(
+    "gridwatch_notifications_parked_total",
+    "Notifications parked for a channel: refused for good, kept aside in the outbox for an operator.",
+    ["channel"],
+)

@@ -133,6 +133,10 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "ALERTS_UNROUTED",
         "DUTY_GAPS",
         "ACKS_REJECTED",
+        # notifications of staff (notifier.dispatcher)
+        "NOTIFICATIONS_DELIVERED",
+        "NOTIFICATION_FAILURES",
+        "NOTIFICATIONS_PARKED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
