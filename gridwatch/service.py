@@ -66,7 +66,10 @@ from ingest.supervisor import IngestSupervisor, SourceChanges
 from notifier.ack_links import AckLinks, UsedLinks
 from notifier.case_events import CaseEventPublisher
 from notifier.case_stage import CaseStage
+from notifier.channels import build_channels
 from notifier.desk import Desk, Steps
+from notifier.dispatcher import NotificationDispatcher
+from notifier.notification_outbox import NotificationOutbox
 from notifier.notifier import Notifier, build_sinks
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
@@ -171,6 +174,7 @@ class Service:
         self._notifier_port: NotifierPort | None = None
         self._cases: CaseStage | None = None
         self._case_events: CaseEventPublisher | None = None
+        self._dispatcher: NotificationDispatcher | None = None
         self._ack_links: AckLinks | None = None
         self._used_links: UsedLinks | None = None
         self._ack_consumer: AckConsumer | None = None
@@ -343,6 +347,8 @@ class Service:
             await self._cases.stop()
         if self._case_events is not None:
             await self._case_events.stop()
+        if self._dispatcher is not None:
+            await self._dispatcher.stop()
         if self._notifier is not None:
             await self._notifier.stop()
         if self._parts is not None:
@@ -370,6 +376,13 @@ class Service:
             links=self._ack_links,
             audit=self._audit,
         )
+        self._dispatcher = NotificationDispatcher(
+            NotificationOutbox(database),
+            build_channels(config, config.service.name),
+            config.notifier.outbox,
+            self._audit,
+        )
+        await self._dispatcher.start()
         if config.notifier.alert_events.enabled:
             self._case_events = CaseEventPublisher(
                 database,
@@ -397,6 +410,10 @@ class Service:
         return [ack_router(self._cases, self._ack_links, self._used_links, self._audit, staff_ids)]
 
     def _on_case_steps(self, steps: Steps) -> None:
+        """Committed case steps queued notifications and events: wake whoever delivers them."""
+        if steps.notifications and self._dispatcher is not None:
+            for channel in {n.channel for n in steps.notifications}:
+                self._dispatcher.wake(channel)
         if steps.events and self._case_events is not None:
             self._case_events.wake()
 

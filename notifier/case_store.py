@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from gridwatch.core.db.schema import alerts, case_confirmations, case_events, cases, notifications
+from gridwatch.core.db.schema import alerts, case_confirmations, case_events, cases
 from gridwatch.core.db.sql import insert
-from gridwatch.core.events import Alert, CaseEvent, CaseState, Notification
+from gridwatch.core.events import Alert, CaseEvent, CaseState
 from notifier.routing import Plan
 
 # Not acknowledged and not resolved: the ladder may still climb, a new alert of the subject links to it.
@@ -171,25 +171,6 @@ def add_event(conn: Connection, event: CaseEvent, now: float) -> None:
 def events_of(conn: Connection, alert_id: str) -> list[CaseEvent]:
     query = select(case_events.c.event_json).where(case_events.c.alert_id == alert_id).order_by(case_events.c.seq)
     return [CaseEvent.model_validate_json(text) for text in conn.execute(query).scalars()]
-
-
-def add_notification(conn: Connection, notification: Notification, now: float) -> bool:
-    """Queue one notification in the outbox (idempotent by id); False if it was queued before."""
-    inserted = conn.execute(
-        insert(conn, notifications)
-        .values(
-            notification_id=notification.notification_id,
-            alert_id=notification.alert_id,
-            staff_id=notification.staff_id,
-            channel=notification.channel,
-            notification_json=notification.to_json(),
-            created_at=now,
-            next_attempt_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[notifications.c.notification_id])
-        .returning(notifications.c.seq)
-    ).first()
-    return inserted is not None  # rowcount of ON CONFLICT DO NOTHING is not reliable across drivers
 
 
 def add_confirmation(conn: Connection, alert_id: str, actor: str, at: dt.datetime) -> bool:

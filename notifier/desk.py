@@ -49,6 +49,7 @@ from gridwatch.core.interfaces import CaseConflictError, CaseNotFoundError, Case
 from gridwatch.core.metrics import ALERTS_UNROUTED, CASE_TRANSITIONS, DUTY_GAPS
 from notifier import case_store as store
 from notifier.case_store import Case
+from notifier.notification_outbox import NotificationOutbox
 from notifier.routing import NO_ROUTE, Router
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class Desk:
                     ack_url=None if self._links is None else self._links.issue(case.alert_id, staff_id, stamp),
                     linked_to=case.linked_to,
                 )
-                if store.add_notification(conn, notification, stamp):
+                if NotificationOutbox.add_in(conn, notification, stamp):
                     steps.notifications.append(notification)
         state = case.state
         if repeat == 0:

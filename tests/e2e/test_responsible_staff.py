@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from gridwatch.core.events import CaseEvent, Notification
 from gridwatch.service import Service
 from tests.support.e2e import enrol
 from tests.support.gate_payloads import isapi_event, isapi_push_body
-from tests.support.kafka import KafkaBroker, unique_topic
+from tests.support.kafka import KafkaBroker, create_topic, unique_topic
 from tests.support.paths import TESTDATA
 
 pytestmark = pytest.mark.e2e
@@ -152,14 +153,30 @@ async def push(http: httpx.AsyncClient, serial: int, photo: Path) -> int:
 
 
 @pytest.fixture
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
 def topics(request: pytest.FixtureRequest) -> dict[str, str]:
     base = unique_topic(request.node.name)
     return {"alerts": f"{base}.alerts", "notifications": f"{base}.notifications", "events": f"{base}.events"}
 
 
+@pytest.fixture
+async def created(kafka: KafkaBroker, topics: dict[str, str]) -> dict[str, str]:
+    """The topics, created (the test broker does not auto-create topics)."""
+    for topic in topics.values():
+        await create_topic(kafka.bootstrap, topic, partitions=1)
+    return topics
+
+
 async def test_notified_escalated_then_acknowledged_by_the_one_click_link(
-    tmp_path: Path, kafka: KafkaBroker, topics: dict[str, str]
+    tmp_path: Path, kafka: KafkaBroker, created: dict[str, str]
 ) -> None:
+    topics = created
     config = write_config(tmp_path, kafka.bootstrap, topics)
     person_id = enrol(config, ENROLLED_PHOTO, "Resident", registry="welfare", env=ENV)
     service = Service(load_config(config, ENV))
@@ -218,17 +235,19 @@ async def test_notified_escalated_then_acknowledged_by_the_one_click_link(
 
 
 def run_service(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gridwatch", "run", "-c", str(config)],
-        env={**os.environ, **ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "gridwatch", "run", "-c", str(config)],
+            env={**os.environ, **ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def test_a_sigkill_between_notification_and_escalation_escalates_once(
-    tmp_path: Path, kafka: KafkaBroker, topics: dict[str, str], free_port: int
+    tmp_path: Path, kafka: KafkaBroker, created: dict[str, str], free_port: int
 ) -> None:
+    topics = created
     config = write_config(tmp_path, kafka.bootstrap, topics, http_port=free_port)
     enrol(config, ENROLLED_PHOTO, "Resident", registry="welfare", env=ENV)
     log = tmp_path / "service.log"
