@@ -406,8 +406,8 @@ def test_example_site() -> None:
     loaded = load_config(EXAMPLE, env)
     config = loaded.config
     assert [f.name for f in loaded.files] == [
-        "cameras.yaml", "gates.yaml", "model.yaml", "notifier.yaml", "registries.yaml", "rules.yaml",
-        "schedules.yaml", "service.yaml", "zones.yaml",
+        "cameras.yaml", "channels.yaml", "duty.yaml", "gates.yaml", "grids.yaml", "model.yaml", "notifier.yaml",
+        "registries.yaml", "routes.yaml", "rules.yaml", "schedules.yaml", "service.yaml", "staff.yaml", "zones.yaml",
     ]  # fmt: skip
     assert len(config.cameras) == 4
     for camera in config.cameras:
@@ -428,6 +428,12 @@ def test_example_site() -> None:
     }
     assert config.zone_ids() == {"estate-north", "estate-south", "entrances"}
     assert config.schedule_ids() == {"night", "office-hours"}
+    # The responsible staff: a ladder grid → community → street office, every place in a grid.
+    assert {g.id: g.parent for g in config.grids}["grid-north"] == "lakeside"
+    assert {z.grid for z in config.zones} <= config.grid_ids()
+    assert {d.grid for d in config.duty} == config.grid_ids()
+    assert config.routes
+    assert config.notifier.acks.signing_secret == env["GRIDWATCH_ACK_SECRET"]
     kafka = config.notifier.kafka
     assert kafka.enabled
     assert kafka.enable_idempotence
