@@ -75,6 +75,9 @@ class CaseStage:
             lambda steps: self._desk.resolve(alert_id, by, outcome, channel=channel, comment=comment, into=steps)
         )
 
+    async def escalate(self, alert_id: str, by: str, *, channel: str) -> CaseView:
+        return await self._step(lambda steps: self._desk.escalate(alert_id, by, channel=channel, into=steps))
+
     async def comment(self, alert_id: str, by: str, text: str, *, channel: str) -> CaseView:
         return await self._step(lambda steps: self._desk.comment(alert_id, by, text, channel=channel, into=steps))
 

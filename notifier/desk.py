@@ -398,6 +398,33 @@ class Desk:
             into.extend(steps)
         return view
 
+    def escalate(self, alert_id: str, by: str, *, channel: str, into: Steps | None = None) -> CaseView:
+        """Run the next escalation step now (an operator who cannot wait); 409 when the ladder has none left."""
+        steps = Steps()
+
+        def escalate(conn: Connection) -> CaseView:
+            steps.clear()
+            now = self._clock()
+            case = self._case_for(conn, alert_id, by)
+            if case.state not in (CaseState.OPEN, CaseState.NOTIFIED, CaseState.ESCALATED):
+                raise CaseConflictError(f"alert {alert_id} cannot be escalated (state {case.state})")
+            if case.level >= len(case.plan.escalate):
+                raise CaseConflictError(f"alert {alert_id} has no further escalation step")
+            alert = store.load_alert(conn, alert_id)
+            if alert is None:
+                raise CaseNotFoundError(f"no alert {alert_id}")
+            if case.first_notified_at is None:
+                case = self._notify(conn, case, alert, now, steps, level=0, repeat=0)
+            case = self._notify(conn, case, alert, now, steps, level=case.level + 1, repeat=0)
+            self._event(conn, case, "commented", by, now, steps, channel=channel, comment="escalated by hand")
+            return self._view(conn, case)
+
+        view = self._db.transaction(escalate, what="case escalation")
+        self.record(steps)
+        if into is not None:
+            into.extend(steps)
+        return view
+
     def comment(self, alert_id: str, by: str, text: str, *, channel: str, into: Steps | None = None) -> CaseView:
         steps = Steps()
 

@@ -319,3 +319,15 @@ def test_two_person_confirmation(rig: Callable[..., Rig]) -> None:
     assert recipients(r.run_to(0)) == []  # notified in the confirming transaction, not again
     types = [e.type.split(".")[2] for e in r.desk.timeline(a.alert_id)]
     assert types == ["confirmed", "confirmed", "notified"]
+
+
+def test_an_operator_escalates_by_hand_until_the_ladder_ends(rig: Callable[..., Rig]) -> None:
+    r = rig()
+    a = alert()
+    r.raise_alert(a)
+    view = r.desk.escalate(a.alert_id, "zhao", channel="console")
+    assert view.level == 1
+    assert r.desk.escalate(a.alert_id, "zhao", channel="console").level == 2
+    with pytest.raises(CaseConflictError, match="no further"):
+        r.desk.escalate(a.alert_id, "zhao", channel="console")
+    assert r.desk.next_due() is None  # the ladder's timers ran out with it
