@@ -571,6 +571,7 @@ class Service:
             return {"outbox": None}
         sinks = [sink.name for sink in self._notifier.sinks]
         return {
+            "notifications": self._notifications_status(),
             "outbox": {
                 "pending": sum(depth["pending"].values()),
                 "parked": sum(depth["parked"].values()),
@@ -578,7 +579,26 @@ class Service:
                     name: {"pending": depth["pending"].get(name, 0), "parked": depth["parked"].get(name, 0)}
                     for name in sorted({*sinks, *depth["pending"], *depth["parked"]})
                 },
-            }
+            },
+        }
+
+    def _notifications_status(self) -> dict[str, object] | None:
+        """Per channel: notifications of staff pending and parked (None when the database does not answer)."""
+        if self._dispatcher is None or self._storage is None:
+            return None
+        try:
+            depth = NotificationOutbox(self._storage.database).depth_by_channel()
+        except Exception as exc:
+            log.warning("status: notification outbox not readable: %s", redact_text(str(exc)))
+            return None
+        channels = sorted({*(c.name for c in self._dispatcher.channels), *depth["pending"], *depth["parked"]})
+        return {
+            "pending": sum(depth["pending"].values()),
+            "parked": sum(depth["parked"].values()),
+            "channels": {
+                name: {"pending": depth["pending"].get(name, 0), "parked": depth["parked"].get(name, 0)}
+                for name in channels
+            },
         }
 
     def _gate_queue_status(self) -> dict[str, object]:

@@ -181,6 +181,24 @@ class NotificationOutbox:
     def count_delivered(self, channel: str | None = None) -> int:
         return self._count(notifications.c.delivered_at.is_not(None), channel)
 
+    def depth_by_channel(self) -> dict[str, dict[str, int]]:
+        """``{"pending": {channel: n}, "parked": {channel: n}}`` for ``/status``: one attempt, no retry window
+        (the caller is the event loop and must not wait out a database outage)."""
+        pending = select(notifications.c.channel, func.count()).where(_PENDING).group_by(notifications.c.channel)
+        parked = (
+            select(notifications.c.channel, func.count())
+            .where(notifications.c.parked_at.is_not(None))
+            .group_by(notifications.c.channel)
+        )
+
+        def read(conn: Connection) -> dict[str, dict[str, int]]:
+            return {
+                "pending": {str(r[0]): int(r[1]) for r in conn.execute(pending)},
+                "parked": {str(r[0]): int(r[1]) for r in conn.execute(parked)},
+            }
+
+        return self._db.transaction(read, what="notification outbox status", retry_s=0, read_only=True)
+
     def parked(self, channel: str | None = None, limit: int = 100) -> list[ParkedNotification]:
         """Parked rows, oldest parked first."""
         query = (

@@ -225,6 +225,9 @@ async def test_notified_escalated_then_acknowledged_by_the_one_click_link(
             ]
             assert (seen[-1].actor, seen[-1].channel) == ("officer", "link")
             assert await read(notifications, 1, SECOND_STEP_S - ESCALATE_AFTER_S + 3) == []
+            notifier = service.status()["notifier"]
+            assert isinstance(notifier, dict)
+            assert notifier["notifications"]["channels"]["push"]["parked"] == 0
     finally:
         await service.stop()
     audit = verify(tmp_path / "data" / "audit.jsonl")
