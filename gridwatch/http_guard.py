@@ -239,8 +239,12 @@ class FailedAuthCounter:
             self._recent(address)
 
 
+_LINK_REFUSALS = (400, 401, 403, 409, 410)
+
+
 class UnauthenticatedLimit:
-    """ASGI middleware: 429 for an address with too many 401/403 answers in the last minute.
+    """ASGI middleware: 429 for an address with too many 401/403 answers (or refused acknowledgement links)
+    in the last minute.
 
     The gate endpoints decide who is authenticated; this only watches their answers, so it needs no
     knowledge of any gate. ``/healthz`` is never limited (probes share addresses with terminals).
@@ -263,8 +267,12 @@ class UnauthenticatedLimit:
             await _too_many(send, retry_after)
             return
 
+        # A refused one-click acknowledgement link (forged, expired, reused) is a failed authentication too:
+        # each refusal writes an audit record, so guessing links must be as bounded as guessing passwords.
+        refusals = _LINK_REFUSALS if scope["path"].startswith("/a/") else (401, 403)
+
         async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+            if message["type"] == "http.response.start" and message["status"] in refusals:
                 self.counter.failed(address)
             await send(message)
 

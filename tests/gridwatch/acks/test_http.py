@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from gridwatch.acks.http import ack_router
 from gridwatch.core.audit import AuditLog, verify
+from gridwatch.core.config.service import HttpConfig
 from gridwatch.core.db import Database
 from gridwatch.core.events import CaseState, Outcome
 from gridwatch.http import HttpServer, create_app
@@ -345,3 +346,18 @@ async def test_link_and_api_through_uvicorn(setup: Setup) -> None:
     finally:
         await server.stop()
     assert [s.action for s in setup.desk.steps] == ["acknowledge", "resolve"]
+
+
+async def test_refused_links_count_like_failed_sign_ins(tmp_path: Path, database: Database) -> None:
+    """Guessing links is bounded per address: refusals (here forged links) lead to 429 like 401s do."""
+    staff = {"wang"}
+    desk = FakeDesk(staff, {"alert-1": FakeCase()})
+    links = AckLinks(SECRET, ttl_s=3600, base_url=BASE)
+    with AuditLog(tmp_path / "audit.jsonl") as audit:
+        router = ack_router(desk, links, UsedLinks(database), audit, lambda: staff)
+        app = create_app(status=dict, routers=[router], config=HttpConfig(unauthenticated_per_minute=3))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+            answers = [(await client.get(f"/a/forged-{n}")).status_code for n in range(5)]
+    assert answers[:3] == [400, 400, 400]
+    assert answers[3:] == [429, 429]
+    assert desk.steps == []
