@@ -23,7 +23,7 @@ from gridwatch.core.db import Database
 from gridwatch.core.db.schema import case_events
 from gridwatch.core.events import CaseEvent
 from gridwatch.core.interfaces import RecordRejectedError
-from gridwatch.core.metrics import CASE_EVENTS_PUBLISHED
+from gridwatch.core.metrics import CASE_EVENTS_PUBLISHED, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
 from notifier.notifier import retry_delay
 from notifier.sinks.kafka import KafkaSink
@@ -86,6 +86,7 @@ class CaseEventPublisher:
                 failures = 0
             except Exception as exc:
                 failures += 1
+                LOOP_ERRORS.labels(loop="cases.events").inc()
                 delay = retry_delay(failures, self._outbox.retry_initial_s, self._outbox.retry_max_s)
                 log.warning(
                     "alert events: publishing to %s failed (retry in %.1fs): %s",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from gridwatch.core.events import Outcome
 from gridwatch.core.interfaces import CaseView
+from gridwatch.core.metrics import LOOP_ERRORS
 from notifier.desk import Desk, Steps
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class CaseStage:
                 next_due = await asyncio.to_thread(self._desk.next_due)
             except Exception:
                 # A database outage outlasting the retry window: keep the loop, try again shortly.
+                LOOP_ERRORS.labels(loop="cases.timers").inc()
                 log.exception("case timers failed; trying again")
                 next_due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
             wait_s = self._poll_s

@@ -46,7 +46,7 @@ from gridwatch.core.events import (
     notification_id_for,
 )
 from gridwatch.core.interfaces import CaseConflictError, CaseNotFoundError, CaseView
-from gridwatch.core.metrics import ALERTS_UNROUTED, CASE_TRANSITIONS, DUTY_GAPS
+from gridwatch.core.metrics import ALERTS_UNROUTED, CASE_TRANSITIONS, DUTY_GAPS, LOOP_ERRORS
 from notifier import case_store as store
 from notifier.case_store import Case
 from notifier.notification_outbox import NotificationOutbox
@@ -532,4 +532,5 @@ class Desk:
                 self._audit.append(f"case.{short}", actor=event.actor, target=event.alert_id, details=details)
             except Exception:
                 # The case step stands (it committed); a failing audit disk is loud instead.
+                LOOP_ERRORS.labels(loop="cases.audit").inc()
                 log.exception("audit log append failed for case %s %s", short, event.alert_id)

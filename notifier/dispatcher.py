@@ -33,7 +33,7 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import OutboxConfig
 from gridwatch.core.events import Notification
 from gridwatch.core.interfaces import NotificationChannel, RecordRejectedError
-from gridwatch.core.metrics import NOTIFICATION_FAILURES, NOTIFICATIONS_DELIVERED, NOTIFICATIONS_PARKED
+from gridwatch.core.metrics import LOOP_ERRORS, NOTIFICATION_FAILURES, NOTIFICATIONS_DELIVERED, NOTIFICATIONS_PARKED
 from gridwatch.core.redact import redact_text
 from notifier.notification_outbox import NotificationOutbox, PendingNotification
 from notifier.notifier import retry_delay
@@ -172,6 +172,7 @@ class NotificationDispatcher:
             except Exception:
                 # Not a channel error (those are handled per row) but e.g. the database: keep the task
                 # alive and try again later rather than silently stop delivering.
+                LOOP_ERRORS.labels(loop="notifications.delivery").inc()
                 logger.exception("delivery loop of notification channel %s failed; trying again", channel.name)
                 if final:
                     return
@@ -211,6 +212,7 @@ class NotificationDispatcher:
             try:
                 await self._on_delivered(notification)
             except Exception:
+                LOOP_ERRORS.labels(loop="notifications.delivery_report").inc()
                 logger.exception("delivery report for notification %s failed", row.notification_id)
 
     async def _failed(
@@ -294,6 +296,7 @@ class NotificationDispatcher:
             await asyncio.to_thread(self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details)
         except Exception:
             # Delivery must not stop because the audit disk failed; the failure is loud instead.
+            LOOP_ERRORS.labels(loop="notifications.audit").inc()
             logger.exception("audit log append failed for %s %s", action, alert_id)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:

@@ -35,7 +35,7 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.notifier import NotifierConfig
 from gridwatch.core.events import Alert
 from gridwatch.core.interfaces import DeliveryChannel, RecordRejectedError
-from gridwatch.core.metrics import DELIVERIES_PARKED, DELIVERY_ATTEMPTS, DELIVERY_FAILURES
+from gridwatch.core.metrics import DELIVERIES_PARKED, DELIVERY_ATTEMPTS, DELIVERY_FAILURES, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
@@ -204,6 +204,7 @@ class Notifier:
             except Exception:
                 # Not a sink error (those are handled per row) but e.g. the outbox disk: keep the task
                 # alive and try again later rather than silently stop delivering.
+                LOOP_ERRORS.labels(loop="notifier.delivery").inc()
                 logger.exception("delivery loop of sink %s failed; trying again", sink.name)
                 rows, failed = [], True
             if failed:
@@ -276,6 +277,7 @@ class Notifier:
             except Exception:
                 # The delivery stands; the cooldown then runs from the next delivery report, or never
                 # starts, which errs towards one more alert rather than one fewer.
+                LOOP_ERRORS.labels(loop="notifier.delivery_report").inc()
                 logger.exception("delivery report for alert %s failed", row.alert_id)
         return Outcome.DELIVERED, row.attempts + 1
 
@@ -301,6 +303,7 @@ class Notifier:
             await asyncio.to_thread(self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details)
         except Exception:
             # The alert path must not stop because the audit disk failed; the failure is loud instead.
+            LOOP_ERRORS.labels(loop="notifier.audit").inc()
             logger.exception("audit log append failed for %s %s", action, alert_id)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:

@@ -19,6 +19,7 @@ import logging
 
 from gridwatch.core.events import Alert, Sighting, StrangerAttempt
 from gridwatch.core.interfaces import AlertSink
+from gridwatch.core.metrics import LOOP_ERRORS
 from rules.engine import RuleEngine
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class RulesStage:
                 raise
             except Exception:
                 # A database or outbox that is down: nothing was moved, so nothing is lost; try again.
+                LOOP_ERRORS.labels(loop="rules.timers").inc()
                 log.exception("rules: timer pass failed; retrying in %.0f s", RETRY_S)
                 delay = RETRY_S
             self._wake.clear()

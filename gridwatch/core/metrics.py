@@ -117,6 +117,13 @@ DUTY_GAPS = Counter(
     ["grid"],
 )
 
+LOOP_ERRORS = Counter(
+    "gridwatch_loop_errors_total",
+    "Unexpected errors a background loop survived (it logged the traceback and goes on): a database or disk "
+    "outage outlasting the retry window, a delivery report or an audit append that failed. Alert on any increase.",
+    ["loop"],
+)
+
 QUEUE_DEPTH = Gauge("gridwatch_queue_depth", "Events waiting in an in-process queue between stages.", ["queue"])
 
 RELOAD_RESULTS = ("applied", "rejected")

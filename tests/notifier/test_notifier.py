@@ -165,3 +165,24 @@ def test_build_sinks(tmp_path: Path) -> None:
     assert sinks[1].path == tmp_path / "alerts.jsonl"
     assert isinstance(sinks[2], KafkaSink)
     assert build_sinks(NotifierConfig.model_validate({"console": {"enabled": False}}), tmp_path, "x") == []
+
+
+async def test_a_failing_delivery_report_is_counted_and_the_delivery_stands(
+    tmp_path: Path, make_alert: AlertFactory
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def errors() -> float:
+        return REGISTRY.get_sample_value("gridwatch_loop_errors_total", {"loop": "notifier.delivery_report"}) or 0.0
+
+    async def broken_report(alert_id: str) -> None:
+        raise RuntimeError("rule state unavailable")
+
+    before = errors()
+    with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+        sink = FlakySink(failing=False)
+        async with Notifier(FAST_RETRY, outbox, [sink], None, on_delivered=broken_report) as notifier:
+            await notifier.submit(make_alert())
+            await wait_until(lambda: outbox.count_pending() == 0, what="delivery")
+    assert len(sink.delivered) == 1
+    assert errors() == before + 1
