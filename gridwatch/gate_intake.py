@@ -9,6 +9,12 @@ spooled to disk; the queues are the only place they wait.
 
 Fairness: each gate has its own small queue and the worker takes one event per gate in turn, so a
 flooding gate fills (and is refused on) its own queue while the others keep their turn.
+
+Poison events: an event whose processing raised is refused (the device sends it again), but one that
+failed ``poison_after`` times (same gate, same device serial) will never go through, and a terminal
+that resends it forever may hold back the events behind it. The next time it comes it is answered as
+taken and dropped: counted (``gridwatch_gate_events_poisoned_total{gate}``, ``poisoned`` in ``/status``)
+and logged at ERROR once. Nothing of it is kept: its face may be a stranger's.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gridwatch.core.interfaces import GateBusy, GateEvent
-from gridwatch.core.metrics import GATE_BUSY
+from gridwatch.core.metrics import GATE_BUSY, GATE_POISONED
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,10 @@ GATE_WAIT_S = 10.0
 # What a refused device is told to wait before it sends the event again (ISAPI ``Retry-After``).
 GATE_RETRY_AFTER_S = 2
 GATE_DRAIN_S = 5.0
+# Failures of one event (gate + serial) after which it is dropped when it comes again.
+GATE_POISON_AFTER = 5
+# Events with failures remembered at once (oldest forgotten first): memory stays bounded under a flood.
+_FAILURES_KEPT = 10_000
 
 
 @dataclass(eq=False, slots=True)
@@ -51,6 +61,7 @@ class GateQueueStats:
     failed: int = 0
     refused: int = 0  # the gate's queue was full
     timed_out: int = 0  # waited longer than the bound
+    poisoned: int = 0  # failed poison_after times, then answered as taken and dropped
 
     @property
     def dropped(self) -> int:
@@ -64,6 +75,7 @@ class GateQueueStats:
             "failed": self.failed,
             "refused": self.refused,
             "timed_out": self.timed_out,
+            "poisoned": self.poisoned,
             "dropped": self.dropped,
         }
 
@@ -84,9 +96,12 @@ class GateIntake:
         *,
         wait_s: float = GATE_WAIT_S,
         retry_after_s: int = GATE_RETRY_AFTER_S,
+        poison_after: int = GATE_POISON_AFTER,
     ) -> None:
         """``capacity``: events waiting per gate (the one in recognition not counted)."""
         self._process = process
+        self._poison_after = poison_after
+        self._failures: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._capacity = capacity
         self._wait_s = wait_s
         self._retry_after_s = retry_after_s
@@ -129,6 +144,18 @@ class GateIntake:
         if self._task is None:
             raise GateBusy("recognition is not running", self._retry_after_s)
         gate = self._gates.setdefault(event.gate_id, _GateQueue())
+        if self._is_poison(event):
+            gate.stats.poisoned += 1
+            GATE_POISONED.labels(gate=event.gate_id).inc()
+            if gate.stats.poisoned == 1 or gate.stats.poisoned % 100 == 0:
+                log.error(
+                    "gate %s: event %s failed %d times; answered as taken and dropped (%d so far)",
+                    event.gate_id,
+                    event.serial,
+                    self._poison_after,
+                    gate.stats.poisoned,
+                )
+            return
         if len(gate.entries) >= self._capacity:
             gate.stats.refused += 1
             GATE_BUSY.labels(gate=event.gate_id).inc()
@@ -225,6 +252,7 @@ class GateIntake:
             raise
         except Exception as exc:  # one bad event must not stop the gates
             gate.stats.failed += 1
+            self._count_failure(event)
             # The type only: a message could quote the snapshot's bytes.
             log.error("gate %s: recognition failed on event %s: %s", event.gate_id, event.serial, type(exc).__name__)
             if not entry.done.done():
@@ -232,8 +260,24 @@ class GateIntake:
                 entry.done.exception()
         else:
             gate.stats.processed += 1
+            if event.event_id is not None:
+                self._failures.pop((event.gate_id, event.event_id), None)
             if not entry.done.done():
                 entry.done.set_result(None)
         finally:
             gate.stats.in_progress -= 1
             self._current = None
+
+    def _is_poison(self, event: GateEvent) -> bool:
+        if event.event_id is None:
+            return False  # without the device's serial, a resend cannot be told from a new event
+        return self._failures.get((event.gate_id, event.event_id), 0) >= self._poison_after
+
+    def _count_failure(self, event: GateEvent) -> None:
+        if event.event_id is None:
+            return
+        key = (event.gate_id, event.event_id)
+        self._failures[key] = self._failures.get(key, 0) + 1
+        self._failures.move_to_end(key)
+        while len(self._failures) > _FAILURES_KEPT:
+            self._failures.popitem(last=False)

@@ -186,6 +186,7 @@ class Service:
             intake.queue_per_gate,
             wait_s=intake.wait_s,
             retry_after_s=intake.retry_after_s,
+            poison_after=intake.poison_after_failures,
         )
         self._sources: IngestSupervisor | None = None
         self._sightings = self._transport.publisher(SIGHTINGS)

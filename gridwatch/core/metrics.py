@@ -37,6 +37,12 @@ GATE_BUSY = Counter(
     "Gate events refused because recognition was saturated (queue full or wait bound passed); the device resends.",
     ["gate"],
 )
+GATE_POISONED = Counter(
+    "gridwatch_gate_events_poisoned_total",
+    "Gate events that failed recognition gate_intake.poison_after_failures times and were then answered as "
+    "taken and dropped (the device would resend them forever).",
+    ["gate"],
+)
 GATE_EVENTS = Counter("gridwatch_gate_events_total", "Access events accepted from a gate.", ["gate"])
 GATE_REJECTIONS = Counter(
     "gridwatch_gate_rejections_total", "Gate payloads rejected (malformed, unauthorised, incomplete).", ["gate"]

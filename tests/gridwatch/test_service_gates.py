@@ -62,6 +62,7 @@ async def test_put_returns_once_processed_and_a_full_gate_queue_refuses() -> Non
         "failed": 0,
         "refused": 1,
         "timed_out": 0,
+        "poisoned": 0,
         "dropped": 1,
     }
 
@@ -125,6 +126,31 @@ async def test_a_failing_event_raises_to_its_sender_and_does_not_stop_the_worker
     finally:
         await intake.stop()
     assert (intake.failed, intake.processed) == (1, 1)
+
+
+async def test_an_event_that_always_fails_is_dropped_after_poison_after_failures() -> None:
+    async def process(item: GateEvent) -> None:
+        if item.serial == 1:
+            raise ValueError("recognition cannot take this snapshot")
+
+    before = sample("gridwatch_gate_events_poisoned_total", gate="a")
+    intake = GateIntake(process, poison_after=3)
+    await intake.start()
+    try:
+        for _ in range(3):  # refused while it may still go through: the device sends it again
+            with pytest.raises(ValueError, match="cannot take"):
+                await intake.put(event("a", 1))
+        await intake.put(event("a", 1))  # the fourth time: answered as taken, not processed
+        await intake.put(event("a", 1))
+        await intake.put(event("a", 2))  # the gate's other events are not affected
+        with pytest.raises(ValueError, match="cannot take"):
+            await intake.put(event("b", 1))  # the same serial at another gate is another event
+    finally:
+        await intake.stop()
+    stats = intake.stats()
+    assert (stats["a"].failed, stats["a"].poisoned, stats["a"].processed) == (3, 2, 1)
+    assert stats["a"].as_dict()["poisoned"] == 2
+    assert sample("gridwatch_gate_events_poisoned_total", gate="a") == before + 2
 
 
 async def test_a_stopped_intake_refuses_and_faceless_events_are_ignored() -> None:

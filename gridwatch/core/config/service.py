@@ -126,6 +126,13 @@ class GateIntakeConfig(StrictModel):
     retry_after_s: int = Field(
         default=2, ge=1, le=60, description="What a refused ISAPI push terminal is told to wait (Retry-After)."
     )
+    poison_after_failures: int = Field(
+        default=5,
+        ge=2,
+        le=1000,
+        description="An event (gate + device serial) whose recognition failed this often is, when it comes again, "
+        "answered as taken and dropped (counted, logged): a terminal would otherwise resend it forever.",
+    )
 
 
 class ServiceConfig(StrictModel):

@@ -128,6 +128,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "CONFIG_RELOADS",
         "INFERENCE_SECONDS",
         "ACKS",
+        "GATE_POISONED",
         "LOOP_ERRORS",
         "CASE_TRANSITIONS",
         "CASE_EVENTS_PUBLISHED",
