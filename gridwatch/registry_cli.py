@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gridwatch.core.config.loader import LoadedConfig
     from gridwatch.core.config.root import GridwatchConfig
     from gridwatch.wiring import RecognitionParts
+    from recognition.bulk_import import ImportRow
     from recognition.store import Person
 
 EXIT_REFUSED = 1
@@ -60,6 +61,20 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
     remove.add_argument("person_id")
     _actor_arg(remove)
     remove.set_defaults(handler=cmd_remove)
+
+    bulk = actions.add_parser(
+        "import",
+        help="enrol many persons from a ZIP of photos (or persons.csv + photos); prints a per-photo report",
+        description="Enrol the persons of a ZIP archive: one person per photo named after the file, or the rows "
+        "of a persons.csv at the archive's root (columns photo,name[,home,zone,hours,case_ref]; several photos, "
+        "sources or zones separated by ';'). Each person is enrolled as `registry enroll` would; refused photos "
+        "are listed with their reason (exit 1 when any was refused).",
+    )
+    config_arg(bulk)
+    bulk.add_argument("--registry", required=True)
+    _actor_arg(bulk)
+    bulk.add_argument("archive", type=Path, metavar="ARCHIVE.zip")
+    bulk.set_defaults(handler=cmd_import)
 
     purge = actions.add_parser("purge", help="erase every entry past its expiry")
     config_arg(purge)
@@ -136,6 +151,67 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"expires {person.expires_at:%Y-%m-%d}"
     )
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import json
+
+    from recognition.bulk_import import ArchiveReader, BulkImport, ImportArchiveError
+
+    loaded = _load(args.config)
+    try:
+        archive = ArchiveReader(args.archive.read_bytes())
+    except OSError as exc:
+        print(f"error: cannot read {args.archive}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ImportArchiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    parts = _recognition(loaded)
+    try:
+        parts.registries.load()
+        if args.registry not in parts.registries.configs:
+            print(f"error: unknown registry {args.registry!r}", file=sys.stderr)
+            return EXIT_CONFIG
+        job = BulkImport(
+            parts.registries,
+            parts.analyzer,
+            parts.gate,
+            args.registry,
+            archive,
+            actor=args.actor,
+            known=lambda row: row_problem(loaded.config, row),
+        )
+        report = job.run()
+    except ImportArchiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.close()
+    for refusal in report.refused:
+        print(json.dumps({"photo": refusal.photo, "refused": refusal.reason}, ensure_ascii=False))
+    print(
+        f"enrolled {len(report.enrolled)} of {report.total} in {args.registry}; refused {len(report.refused)} photo(s)",
+        file=sys.stderr,
+    )
+    return EXIT_REFUSED if report.refused else 0
+
+
+def row_problem(config: GridwatchConfig, row: ImportRow) -> str | None:
+    """Why a bulk-import row's conditions are refused (unknown ids, a malformed case number), or None."""
+    from gridwatch.core.persons import check_case_ref
+
+    problems = unknown_references(
+        config, home_sources=row.home_sources, allowed_zones=row.allowed_zones, allowed_hours=row.allowed_hours
+    )
+    if problems:
+        return problems[0].removeprefix("--home: ").removeprefix("--zone: ").removeprefix("--hours: ")
+    if row.case_ref is not None:
+        try:
+            check_case_ref(row.case_ref)
+        except ValueError as exc:
+            return str(exc)
+    return None
 
 
 def cmd_update(args: argparse.Namespace) -> int:

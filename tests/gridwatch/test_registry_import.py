@@ -1,0 +1,127 @@
+"""`gridwatch registry import`: bulk enrolment from a ZIP of the shared test photos, with a per-photo report.
+
+The command runs in-process on real photos and the session's model pack; archives are built in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from gridwatch.cli import main
+from recognition.bulk_import import MAX_RATIO, ArchiveReader, ImportArchiveError
+from tests.gridwatch.test_registry_cli import SITE, audit_records
+from tests.support.models import shared_analyzer
+from tests.support.paths import TESTDATA
+
+FACES = TESTDATA / "faces"
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "gridwatch.yaml"
+    config.write_text(SITE.format(data_dir=tmp_path / "data"))
+    monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
+    return config
+
+
+def archive(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "import.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def run(site: Path, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, str]], str]:
+    code = main(["registry", "import", "-c", str(site), "--registry", "watch", "--actor", "registrar-1", str(path)])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def listed(site: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["registry", "list", "-c", str(site), "--actor", "registrar-1"]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_zip_of_photos_enrols_one_person_per_photo_and_lists_the_refusals(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = {
+        "Joe Biden.jpg": (FACES / "biden" / "biden.jpg").read_bytes(),
+        "Barack Obama.jpg": (FACES / "obama" / "obama.jpg").read_bytes(),
+        "Kit.jpeg": (FACES / "kit_harington" / "kit1.jpeg").read_bytes(),
+        "Two People.jpg": (FACES / "group" / "two_people.jpg").read_bytes(),
+        "broken.jpg": b"\xff\xd8\xff not a jpeg",
+        "notes.txt": b"not a photo",
+        "__MACOSX/._Kit.jpeg": b"resource fork",
+    }
+    code, refusals, err = run(site, archive(tmp_path, members), capsys)
+    assert code == 1  # some photos were refused
+    assert "enrolled 3 of 6" in err
+    reasons = {r["photo"]: r["refused"] for r in refusals}
+    assert set(reasons) == {"Two People.jpg", "broken.jpg", "notes.txt"}
+    assert "face" in reasons["Two People.jpg"]
+    assert "not a photo" in reasons["notes.txt"]
+    names = listed(site, capsys)
+    for name in ("Joe Biden", "Barack Obama", "Kit"):
+        assert name in names
+    enrolments = [r for r in audit_records(site) if r["action"] == "registry.enroll"]
+    assert len(enrolments) == 3
+    assert {r["actor"] for r in enrolments} == {"registrar-1"}
+
+
+def test_a_csv_names_persons_with_several_photos_and_conditions(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = (
+        "photo,name,home,zone,hours,case_ref\n"
+        "rose1.jpg;rose2.jpg,Rose Leslie,lobby-b3,estate-north,night,\n"
+        "alex2.jpg,Alex,no-such-camera,,,\n"
+        "missing.jpg,Nobody,,,,\n"
+    )
+    members = {
+        "persons.csv": csv.encode(),
+        "rose1.jpg": (FACES / "rose_leslie" / "rose1.jpg").read_bytes(),
+        "rose2.jpg": (FACES / "rose_leslie" / "rose2.jpg").read_bytes(),
+        "alex2.jpg": (FACES / "alex_lacamoire" / "alex2.jpg").read_bytes(),
+    }
+    code, refusals, err = run(site, archive(tmp_path, members), capsys)
+    assert code == 1
+    assert "enrolled 1 of 3" in err
+    assert {r["photo"]: r["refused"] for r in refusals} == {
+        "alex2.jpg": "unknown source 'no-such-camera' (known: gate-north, gate-north-face, lobby-b3)",
+        "missing.jpg": "not in the archive",
+    }
+    row = next(line for line in listed(site, capsys).splitlines() if "Rose Leslie" in line)
+    assert "home=lobby-b3" in row
+    assert "zones=estate-north" in row
+    assert "hours=night" in row
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        pytest.param({"persons.csv": b"file,who\nx.jpg,X\n"}, "needs `photo` and `name`", id="csv-header"),
+        pytest.param({"persons.csv": b"photo,name,colour\nx.jpg,X,red\n"}, "unknown column", id="csv-column"),
+        pytest.param({"bomb.jpg": b"\0" * (4 * 1024 * 1024)}, "zip bomb", id="bomb"),
+    ],
+)
+def test_a_bad_archive_is_refused_as_a_whole(members: dict[str, bytes], message: str, tmp_path: Path) -> None:
+    data = archive(tmp_path, members).read_bytes()
+    with pytest.raises(ImportArchiveError, match=message):
+        ArchiveReader(data).rows()
+
+
+def test_not_a_zip_is_refused_before_anything_is_read(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "photos.zip"
+    path.write_bytes(b"PK but not really")
+    code, _, err = run(site, path, capsys)
+    assert code == 2
+    assert "not a ZIP archive" in err
+    assert MAX_RATIO > 10  # photos never compress that well: the bound only catches bombs
