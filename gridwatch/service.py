@@ -34,6 +34,7 @@ from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.crypto import Keyring
 from gridwatch.core.events import Alert, Sighting, SourceKind, StrangerAttempt
 from gridwatch.core.interfaces import GateEvent, SourceState, SourceStatus
 from gridwatch.core.metrics import (
@@ -58,6 +59,7 @@ from gridwatch.wiring import (
     build_storage,
     data_paths,
     registry_confirmations,
+    require_keyring,
     rule_surroundings,
     stranger_watch,
 )
@@ -167,6 +169,7 @@ class Service:
         self._transport: Transport = transport_for(config.service.transport, service_name=config.service.name)
         self._audit: AuditLog | None = None
         self._storage: Storage | None = None
+        self._keyring: Keyring | None = None  # the data key of evidence (None: no registry keeps any)
         self._parts: RecognitionParts | None = None
         self._recognition: RecognitionStage | None = None
         self._notifier: Notifier | None = None
@@ -251,6 +254,8 @@ class Service:
 
     async def _start_components(self) -> None:
         config = self._loaded.config
+        # Before anything opens: a registry that keeps evidence must not start without its data key.
+        self._keyring = require_keyring(config)
         self._paths.root.mkdir(parents=True, exist_ok=True)
         self._audit = AuditLog(self._paths.audit_log)
         self._storage = build_storage(self._loaded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.config.rules import StrangerAtGateRuleConfig
+from gridwatch.core.crypto import DATA_KEY_ENV, DataKeyError, Keyring
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from gridwatch.core.paths import DataPaths
@@ -166,3 +168,22 @@ def ack_base_url(config: GridwatchConfig) -> str:
     http = config.service.http
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104 (a bind-all address)
     return f"http://{host}:{http.port}"
+
+
+def require_keyring(config: GridwatchConfig, env: Mapping[str, str] | None = None) -> Keyring | None:
+    """The data keyring of the environment, or None when no key is set and no registry needs one.
+
+    Raises ``DataKeyError`` (one line, with how to make a key) when a registry keeps evidence or
+    reference photos and ``GRIDWATCH_DATA_KEY`` is missing, and whenever a key that is set is unusable.
+    ``env``: the process environment by default.
+    """
+    keeping = [r.name for r in config.registries if r.evidence.needs_key]
+    keyring = Keyring.from_env(env)
+    if keyring is None and keeping:
+        raise DataKeyError(
+            f"{'registry' if len(keeping) == 1 else 'registries'} {', '.join(keeping)} "
+            f"{'keeps' if len(keeping) == 1 else 'keep'} evidence "
+            f"(evidence.keep or evidence.reference_photo), which is stored encrypted, but {DATA_KEY_ENV} is not set; "
+            f"make one with: head -c 32 /dev/urandom | base64, and keep it safe (without it the evidence is lost)"
+        )
+    return keyring

@@ -1,0 +1,123 @@
+"""A registry that keeps evidence needs the data key: the config, the start check, the service and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gridwatch.core.config.loader import load_config
+from gridwatch.core.config.registries import EvidenceConfig, RegistryConfig
+from gridwatch.core.crypto import DATA_KEY_ENV, OLD_DATA_KEYS_ENV, DataKeyError, new_data_key
+from gridwatch.service import Service
+from gridwatch.wiring import require_keyring
+
+KEY = base64.b64encode(new_data_key()).decode()
+
+
+def write_config(root: Path, evidence: str) -> Path:
+    config = root / "gridwatch.yaml"
+    config.write_text(
+        f"""
+service:
+  name: evidence-keys
+  data_dir: {root / "data"}
+  http: {{enabled: false}}
+registries:
+  - name: wanted
+    purpose: evidence key test
+    legal_basis: test fixture
+    retention_days: 1
+    evidence: {evidence}
+  - name: plain
+    purpose: evidence key test
+    legal_basis: test fixture
+    retention_days: 1
+notifier:
+  console: {{enabled: true}}
+  kafka: {{enabled: false}}
+"""
+    )
+    return config
+
+
+def test_evidence_defaults_keep_nothing() -> None:
+    registry = RegistryConfig(name="r", purpose="test", legal_basis="test", retention_days=1)
+    assert registry.evidence == EvidenceConfig(keep=False, retention_days=30, reference_photo=False)
+    assert not registry.evidence.needs_key
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [{"retention_days": 0}, {"retention_days": 3651}, {"keep": "sometimes"}, {"encrypt": False}],
+)
+def test_evidence_settings_are_strict_and_bounded(evidence: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        EvidenceConfig.model_validate(evidence)
+
+
+@pytest.mark.parametrize("evidence", ["{keep: true}", "{reference_photo: true}", "{keep: true, retention_days: 7}"])
+def test_a_registry_keeping_evidence_without_a_key_is_refused(tmp_path: Path, evidence: str) -> None:
+    config = load_config(write_config(tmp_path, evidence)).config
+    with pytest.raises(DataKeyError) as raised:
+        require_keyring(config, {})
+    message = str(raised.value)
+    assert "wanted" in message
+    assert "plain" not in message
+    assert DATA_KEY_ENV in message
+    assert "head -c 32 /dev/urandom | base64" in message
+
+
+def test_with_a_key_the_check_gives_the_keyring(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{keep: true}")).config
+    keyring = require_keyring(config, {DATA_KEY_ENV: KEY})
+    assert keyring is not None
+    assert keyring.open(keyring.seal(b"x", b"aad"), b"aad") == b"x"
+
+
+def test_no_registry_keeping_evidence_needs_no_key(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{keep: false, retention_days: 7}")).config
+    assert require_keyring(config, {}) is None
+
+
+def test_a_malformed_key_is_refused_even_when_nothing_needs_it(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{keep: false}")).config
+    with pytest.raises(DataKeyError, match="exactly 32 random bytes"):
+        require_keyring(config, {DATA_KEY_ENV: base64.b64encode(b"short").decode()})
+    with pytest.raises(DataKeyError, match=OLD_DATA_KEYS_ENV):
+        require_keyring(config, {DATA_KEY_ENV: KEY, OLD_DATA_KEYS_ENV: "!!"})
+
+
+async def test_the_service_refuses_to_start_before_opening_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_KEY_ENV, raising=False)
+    monkeypatch.delenv(OLD_DATA_KEYS_ENV, raising=False)
+    service = Service(load_config(write_config(tmp_path, "{keep: true}")))
+    try:
+        with pytest.raises(DataKeyError, match="wanted"):
+            await service.start()
+        assert not (tmp_path / "data").exists()
+    finally:
+        await service.stop()
+
+
+def test_gridwatch_run_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in (DATA_KEY_ENV, OLD_DATA_KEYS_ENV)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gridwatch", "run", "-c", str(write_config(tmp_path, "{keep: true}")), "--for", "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{DATA_KEY_ENV} is not set" in result.stderr
+    assert "head -c 32 /dev/urandom | base64" in result.stderr
