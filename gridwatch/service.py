@@ -73,6 +73,7 @@ from notifier.desk import Desk, Steps
 from notifier.dispatcher import NotificationDispatcher
 from notifier.notification_outbox import NotificationOutbox
 from notifier.notifier import Notifier, build_sinks
+from recognition.evidence import EvidenceCapture, EvidenceStore
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
 from recognition.strangers import StrangerClusters
@@ -263,9 +264,18 @@ class Service:
         await asyncio.to_thread(self._storage.open)
         self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
         strangers = StrangerClusters(stranger_watch(config))
-        recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries, strangers)
+        evidence = EvidenceStore(self._storage.database, self._keyring)
+        capture = EvidenceCapture(evidence) if self._keyring is not None else None
+        recognizer = Recognizer(
+            self._parts.analyzer, self._parts.gate, self._parts.registries, strangers, evidence=capture
+        )
         self._recognition = RecognitionStage(
-            recognizer, self._parts.analyzer, self._parts.registries, self._sightings, attempts=self._attempts
+            recognizer,
+            self._parts.analyzer,
+            self._parts.registries,
+            self._sightings,
+            attempts=self._attempts,
+            evidence=evidence,
         )
         await self._recognition.start()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,14 @@ from gridwatch.core.config.rules import StrangerAtGateRuleConfig
 from gridwatch.core.crypto import DATA_KEY_ENV, DataKeyError, Keyring
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
+from gridwatch.core.interfaces import PersonErasure
 from gridwatch.core.paths import DataPaths
 from gridwatch.core.schedules import Schedule
 from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
+from recognition.evidence import EvidenceStore
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
@@ -63,6 +65,17 @@ class Storage:
         self.database.close()
 
 
+@dataclass(frozen=True)
+class Erasures:
+    """Several ``PersonErasure``s told in turn."""
+
+    parts: tuple[PersonErasure, ...]
+
+    def forget_persons(self, person_ids: Sequence[str]) -> None:
+        for part in self.parts:
+            part.forget_persons(person_ids)
+
+
 def build_database(loaded: LoadedConfig) -> Database:
     """The configured database (nothing is opened): ``service.database.url``, by default SQLite in data_dir."""
     config = loaded.config.service.database
@@ -102,9 +115,12 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
     analyzer = build_analyzer(config.model, config_dir=loaded.root)
     owns_database = database is None
     database = build_database(loaded) if database is None else database
-    # An erasure also drops the person's rule state (cooldowns, timers, passes) in the same call; the
-    # composition joins the two stages, the store never imports rules.
-    store = RegistryStore(database, owns_database=owns_database, erasure=RuleState(database))
+    # An erasure also drops the person's rule state (cooldowns, timers, passes) and evidence in the same
+    # call; the composition joins the two stages, the store never imports rules. Evidence is deleted
+    # without the data key, so an erasure never depends on it.
+    store = RegistryStore(
+        database, owns_database=owns_database, erasure=Erasures((RuleState(database), EvidenceStore(database)))
+    )
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )

@@ -62,7 +62,7 @@ def pieces(image: bytes, size: int = 32) -> list[bytes]:
     return distinctive
 
 
-def test_round_trip(store: EvidenceStore) -> None:
+def test_round_trip(store: EvidenceStore, keyring: Keyring) -> None:
     object_id = store.put("face", "wanted", "p_a", OBAMA, retention_days=30, sighting_id="s1", now=NOW)
     assert store.get(object_id, registry="wanted", person_id="p_a", now=NOW) == OBAMA
     [described] = store.objects(sighting_id="s1")
@@ -72,7 +72,7 @@ def test_round_trip(store: EvidenceStore) -> None:
         "wanted",
         "p_a",
     )
-    assert described.key_id == store._keyring.key_id
+    assert described.key_id == keyring.key_id
     assert described.expires_at == NOW + dt.timedelta(days=30)
 
 
