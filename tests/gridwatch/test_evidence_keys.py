@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from gridwatch.cli import main
 from gridwatch.core.config.loader import load_config
 from gridwatch.core.config.registries import EvidenceConfig, RegistryConfig
-from gridwatch.core.crypto import DATA_KEY_ENV, OLD_DATA_KEYS_ENV, DataKeyError, new_data_key
+from gridwatch.core.crypto import DATA_KEY_ENV, OLD_DATA_KEYS_ENV, DataKeyError, Keyring, new_data_key
+from gridwatch.core.events import Sighting, SourceKind
+from gridwatch.core.interfaces import Frame
 from gridwatch.service import Service
 from gridwatch.wiring import require_keyring
+from recognition.evidence import EvidenceStore
+from recognition.recognizer import SourceInfo
+from tests.support.models import shared_analyzer
+from tests.support.paths import TESTDATA
 
 KEY = base64.b64encode(new_data_key()).decode()
+BIDEN = TESTDATA / "faces" / "biden" / "biden.jpg"
+BIDEN_AGAIN = TESTDATA / "faces" / "biden" / "biden2.jpg"
 
 
 def write_config(root: Path, evidence: str) -> Path:
@@ -121,3 +133,39 @@ def test_gridwatch_run_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert f"{DATA_KEY_ENV} is not set" in result.stderr
     assert "head -c 32 /dev/urandom | base64" in result.stderr
+
+
+async def test_the_running_service_seals_the_evidence_of_a_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(DATA_KEY_ENV, KEY)
+    monkeypatch.delenv(OLD_DATA_KEYS_ENV, raising=False)
+    monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
+    site = write_config(tmp_path, "{keep: true, retention_days: 3}")
+    assert main(["registry", "enroll", "-c", str(site), "--registry", "wanted", "--name", "W", str(BIDEN)]) == 0
+    person_id = capsys.readouterr().out.split()[1]
+
+    service = Service(load_config(site))
+    seen: list[Sighting] = []
+
+    async def on_sighting(sighting: Sighting) -> None:
+        seen.append(sighting)
+
+    service.tap_sightings(on_sighting)
+    await service.start()
+    try:
+        assert service._recognition is not None
+        on_frame = service._recognition.frame_handler(SourceInfo("cam-1", SourceKind.CAMERA))
+        image = np.asarray(cv2.imread(str(BIDEN_AGAIN)), dtype=np.uint8)
+        await on_frame(Frame("cam-1", 1, dt.datetime.now(dt.UTC), image))
+        [sighting] = seen
+        assert (sighting.person_id, sighting.registry) == (person_id, "wanted")
+        assert sighting.evidence_ref is not None
+        keyring = Keyring.from_env({DATA_KEY_ENV: KEY})
+        assert keyring is not None
+        store = EvidenceStore(service.registries.store.database, keyring)
+        face = store.get(sighting.evidence_ref, registry="wanted", person_id=person_id)
+        assert cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR) is not None
+        assert sorted(o.kind for o in store.objects(sighting_id=sighting.sighting_id)) == ["face", "frame"]
+    finally:
+        await service.stop()
