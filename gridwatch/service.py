@@ -454,6 +454,8 @@ class Service:
         assert self._recognition is not None, "service not started"
         async with self._reload_lock:
             new = loaded.config
+            if self._keyring is None:
+                require_keyring(new, {})  # a registry may not start keeping evidence without the data key
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
             # Gates no stranger rule watches any more forget their unknown faces at once.
             self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))

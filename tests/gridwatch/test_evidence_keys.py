@@ -33,6 +33,7 @@ BIDEN_AGAIN = TESTDATA / "faces" / "biden" / "biden2.jpg"
 
 
 def write_config(root: Path, evidence: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "gridwatch.yaml"
     config.write_text(
         f"""
@@ -167,5 +168,21 @@ async def test_the_running_service_seals_the_evidence_of_a_match(
         face = store.get(sighting.evidence_ref, registry="wanted", person_id=person_id)
         assert cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR) is not None
         assert sorted(o.kind for o in store.objects(sighting_id=sighting.sighting_id)) == ["face", "frame"]
+    finally:
+        await service.stop()
+
+
+async def test_a_reload_may_not_start_keeping_evidence_without_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_KEY_ENV, raising=False)
+    monkeypatch.delenv(OLD_DATA_KEYS_ENV, raising=False)
+    monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
+    service = Service(load_config(write_config(tmp_path / "before", "{keep: false}")))
+    await service.start()
+    try:
+        with pytest.raises(DataKeyError, match="wanted"):
+            await service.apply_config(load_config(write_config(tmp_path / "after", "{keep: true}")))
+        assert not service.config.config.registries[0].evidence.keep  # the running config stays
     finally:
         await service.stop()
