@@ -97,7 +97,7 @@ class Keyring:
     @classmethod
     def from_keys(cls, keys: Iterable[bytes]) -> Keyring:
         """The first key seals, all open (e.g. a registry's unwrapped data key)."""
-        primary, *older = list(keys)
+        primary, *older = list(keys) or [b""]
         return cls(primary, older)
 
     @classmethod
