@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     from gridwatch.core.config.loader import ConfigError
+    from gridwatch.core.crypto import DataKeyError
     from gridwatch.core.db import DatabaseError
     from gridwatch.http import HttpStartError
     from recognition.modelpack import ModelPackError
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DataKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ModelPackError as exc:
         print(f"error: {exc}", file=sys.stderr)

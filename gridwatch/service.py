@@ -34,6 +34,7 @@ from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.loader import LoadedConfig
+from gridwatch.core.crypto import Keyring
 from gridwatch.core.events import Alert, Sighting, SourceKind, StrangerAttempt
 from gridwatch.core.interfaces import GateEvent, SourceState, SourceStatus
 from gridwatch.core.metrics import (
@@ -58,6 +59,7 @@ from gridwatch.wiring import (
     build_storage,
     data_paths,
     registry_confirmations,
+    require_keyring,
     rule_surroundings,
     stranger_watch,
 )
@@ -71,6 +73,7 @@ from notifier.desk import Desk, Steps
 from notifier.dispatcher import NotificationDispatcher
 from notifier.notification_outbox import NotificationOutbox
 from notifier.notifier import Notifier, build_sinks
+from recognition.evidence import EvidenceCapture, EvidenceStore
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
 from recognition.strangers import StrangerClusters
@@ -167,6 +170,7 @@ class Service:
         self._transport: Transport = transport_for(config.service.transport, service_name=config.service.name)
         self._audit: AuditLog | None = None
         self._storage: Storage | None = None
+        self._keyring: Keyring | None = None  # the data key of evidence (None: no registry keeps any)
         self._parts: RecognitionParts | None = None
         self._recognition: RecognitionStage | None = None
         self._notifier: Notifier | None = None
@@ -252,6 +256,8 @@ class Service:
 
     async def _start_components(self) -> None:
         config = self._loaded.config
+        # Before anything opens: a registry that keeps evidence must not start without its data key.
+        self._keyring = require_keyring(config)
         self._paths.root.mkdir(parents=True, exist_ok=True)
         self._audit = AuditLog(self._paths.audit_log)
         self._storage = build_storage(self._loaded)
@@ -259,9 +265,18 @@ class Service:
         await asyncio.to_thread(self._storage.open)
         self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
         strangers = StrangerClusters(stranger_watch(config))
-        recognizer = Recognizer(self._parts.analyzer, self._parts.gate, self._parts.registries, strangers)
+        evidence = EvidenceStore(self._storage.database, self._keyring)
+        capture = EvidenceCapture(evidence) if self._keyring is not None else None
+        recognizer = Recognizer(
+            self._parts.analyzer, self._parts.gate, self._parts.registries, strangers, evidence=capture
+        )
         self._recognition = RecognitionStage(
-            recognizer, self._parts.analyzer, self._parts.registries, self._sightings, attempts=self._attempts
+            recognizer,
+            self._parts.analyzer,
+            self._parts.registries,
+            self._sightings,
+            attempts=self._attempts,
+            evidence=evidence,
         )
         await self._recognition.start()
 
@@ -440,6 +455,8 @@ class Service:
         assert self._recognition is not None, "service not started"
         async with self._reload_lock:
             new = loaded.config
+            if self._keyring is None:
+                require_keyring(new, {})  # a registry may not start keeping evidence without the data key
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
             # Gates no stranger rule watches any more forget their unknown faces at once.
             self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,17 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.config.rules import StrangerAtGateRuleConfig
+from gridwatch.core.crypto import DATA_KEY_ENV, DataKeyError, Keyring
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
+from gridwatch.core.interfaces import PersonErasure
 from gridwatch.core.paths import DataPaths
 from gridwatch.core.schedules import Schedule
 from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
+from recognition.evidence import EvidenceStore
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
@@ -61,6 +65,17 @@ class Storage:
         self.database.close()
 
 
+@dataclass(frozen=True)
+class Erasures:
+    """Several ``PersonErasure``s told in turn."""
+
+    parts: tuple[PersonErasure, ...]
+
+    def forget_persons(self, person_ids: Sequence[str]) -> None:
+        for part in self.parts:
+            part.forget_persons(person_ids)
+
+
 def build_database(loaded: LoadedConfig) -> Database:
     """The configured database (nothing is opened): ``service.database.url``, by default SQLite in data_dir."""
     config = loaded.config.service.database
@@ -100,9 +115,12 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
     analyzer = build_analyzer(config.model, config_dir=loaded.root)
     owns_database = database is None
     database = build_database(loaded) if database is None else database
-    # An erasure also drops the person's rule state (cooldowns, timers, passes) in the same call; the
-    # composition joins the two stages, the store never imports rules.
-    store = RegistryStore(database, owns_database=owns_database, erasure=RuleState(database))
+    # An erasure also drops the person's rule state (cooldowns, timers, passes) and evidence in the same
+    # call; the composition joins the two stages, the store never imports rules. Evidence is deleted
+    # without the data key, so an erasure never depends on it.
+    store = RegistryStore(
+        database, owns_database=owns_database, erasure=Erasures((RuleState(database), EvidenceStore(database)))
+    )
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )
@@ -166,3 +184,22 @@ def ack_base_url(config: GridwatchConfig) -> str:
     http = config.service.http
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host  # noqa: S104 (a bind-all address)
     return f"http://{host}:{http.port}"
+
+
+def require_keyring(config: GridwatchConfig, env: Mapping[str, str] | None = None) -> Keyring | None:
+    """The data keyring of the environment, or None when no key is set and no registry needs one.
+
+    Raises ``DataKeyError`` (one line, with how to make a key) when a registry keeps evidence or
+    reference photos and ``GRIDWATCH_DATA_KEY`` is missing, and whenever a key that is set is unusable.
+    ``env``: the process environment by default.
+    """
+    keeping = [r.name for r in config.registries if r.evidence.needs_key]
+    keyring = Keyring.from_env(env)
+    if keyring is None and keeping:
+        raise DataKeyError(
+            f"{'registry' if len(keeping) == 1 else 'registries'} {', '.join(keeping)} "
+            f"{'keeps' if len(keeping) == 1 else 'keep'} evidence "
+            f"(evidence.keep or evidence.reference_photo), which is stored encrypted, but {DATA_KEY_ENV} is not set; "
+            f"make one with: head -c 32 /dev/urandom | base64, and keep it safe (without it the evidence is lost)"
+        )
+    return keyring

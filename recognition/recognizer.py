@@ -2,7 +2,8 @@
 
 Order of work per image: detect → quality gate → embed (only accepted faces, and only when a
 registry covers the source or a stranger rule watches it) → search. An embedding that matched
-nothing is dropped with the image; nothing about that face is logged, stored or sent.
+nothing is dropped with the image; nothing about that face is logged, stored or sent. A match in a
+registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
 
 At a gate watched by a `stranger_at_gate` rule, the known registries of its rules are searched too,
 even where their ``sources`` do not cover the gate: the answer only tells a known face from a stranger
@@ -23,6 +24,7 @@ import numpy.typing as npt
 from gridwatch.core.events import Quality, Sighting, SourceKind, event_id_for
 from gridwatch.core.interfaces import FaceAnalyzer
 from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED, FACES_GATED, INFERENCE_SECONDS, SIGHTINGS
+from recognition.evidence import EvidenceCapture
 from recognition.quality import QualityGate
 from recognition.registries import Decision, Registries
 from recognition.strangers import StrangerClusters
@@ -74,11 +76,18 @@ class Recognizer:
         gate: QualityGate,
         registries: Registries,
         strangers: StrangerClusters | None = None,
+        *,
+        evidence: EvidenceCapture | None = None,
     ) -> None:
-        """``strangers``: the gates stranger rules watch and their clusters; none watched without it."""
+        """``strangers``: the gates stranger rules watch and their clusters; none watched without it.
+
+        ``evidence``: where the face crop and frame of a match go for registries with ``evidence.keep``
+        (wired when the data key is set, which the service requires for such registries).
+        """
         self._analyzer = analyzer
         self._gate = gate
         self._registries = registries
+        self._evidence = evidence
         self.strangers = strangers if strangers is not None else StrangerClusters()
         self.stats = RecognitionStats()
 
@@ -131,6 +140,17 @@ class Recognizer:
                 sighting_id = (
                     uuid.uuid4().hex if event_key is None else event_id_for(event_key, match.registry, match.person_id)
                 )
+                evidence_ref = None
+                if self._evidence is not None and registry.evidence.keep:
+                    evidence_ref = self._evidence.capture(
+                        image,
+                        embedded.boxes[i],
+                        registry=match.registry,
+                        person_id=match.person_id,
+                        sighting_id=sighting_id,
+                        retention_days=registry.evidence.retention_days,
+                        now=received_at,
+                    )
                 sightings.append(
                     Sighting(
                         sighting_id=sighting_id,
@@ -150,6 +170,7 @@ class Recognizer:
                             yaw=round(float(yaw[i]), 1),
                         ),
                         direction=direction,  # type: ignore[arg-type]
+                        evidence_ref=evidence_ref,
                         grid=source.grid,
                     )
                 )

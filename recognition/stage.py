@@ -2,8 +2,8 @@
 stranger attempts at gates out (a ``StrangerAttemptSink``).
 
 It owns the model pack and the registries: ``start()`` loads both (off the event loop) and erases
-expired entries, then keeps erasing them every ``purge_interval_s``. Unmatched faces end here, in
-memory: at a gate a `stranger_at_gate` rule watches, an unknown face is held as a look-alike cluster
+expired entries and evidence, then keeps erasing them every ``purge_interval_s``. Unmatched faces end
+here, in memory: at a gate a `stranger_at_gate` rule watches, an unknown face is held as a look-alike cluster
 (``recognition.strangers``, forgotten after the rules' window, checked every ``forget_interval_s``)
 and only its random label leaves, on a ``StrangerAttempt``.
 
@@ -29,6 +29,7 @@ from gridwatch.core.events import StrangerAttempt, event_id_for
 from gridwatch.core.interfaces import Frame, GateEvent, SightingSink, StrangerAttemptSink
 from gridwatch.core.metrics import STRANGER_ATTEMPTS
 from recognition.backends import Analyzer
+from recognition.evidence import EvidenceStore
 from recognition.memory import LARGE_DECODE_PIXELS, release_free_memory
 from recognition.recognizer import Recognition, Recognizer, SourceInfo, gate_event_key
 from recognition.registries import Registries
@@ -61,15 +62,20 @@ class RecognitionStage:
         out: SightingSink,
         *,
         attempts: StrangerAttemptSink | None = None,
+        evidence: EvidenceStore | None = None,
         purge_interval_s: float = PURGE_INTERVAL_S,
         forget_interval_s: float = FORGET_INTERVAL_S,
     ) -> None:
-        """``attempts``: where stranger attempts go; without it, gates make none (no stranger rule wired)."""
+        """``attempts``: where stranger attempts go; without it, gates make none (no stranger rule wired).
+
+        ``evidence``: the evidence store whose expired objects the retention job purges with the entries.
+        """
         self._recognizer = recognizer
         self._analyzer = analyzer
         self._registries = registries
         self._out = out
         self._attempts = attempts
+        self._evidence = evidence
         self._purge_interval_s = purge_interval_s
         self._forget_interval_s = forget_interval_s
         self._purge_task: asyncio.Task[None] | None = None
@@ -161,6 +167,10 @@ class RecognitionStage:
         purged = await asyncio.to_thread(self._registries.purge_expired)
         if purged:
             log.info("retention: erased %d expired registry entries", len(purged))
+        if self._evidence is not None:
+            objects = await asyncio.to_thread(self._evidence.purge_expired)
+            if objects:
+                log.info("retention: erased %d expired evidence objects", objects)
 
     async def _forget_loop(self) -> None:
         while True:

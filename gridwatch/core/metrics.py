@@ -255,3 +255,15 @@ NOTIFICATIONS_PARKED = Counter(
     "Notifications parked for a channel: refused for good, kept aside in the outbox for an operator.",
     ["channel"],
 )
+
+# --- evidence (recognition.evidence: sealed face crops and frames of matches) ------------------------
+EVIDENCE_STORED = Counter(
+    "gridwatch_evidence_stored_total",
+    "Evidence objects sealed and stored, by registry and kind (face, frame, reference).",
+    ["registry", "kind"],
+)
+EVIDENCE_FAILURES = Counter(
+    "gridwatch_evidence_failures_total",
+    "Matches whose evidence could not be stored (the sighting went on without it), by registry.",
+    ["registry"],
+)

@@ -30,6 +30,32 @@ class CalibrationEvidence(StrictModel):
     report: str | None = Field(default=None, max_length=1000, description="Path of the evaluation report.")
 
 
+class EvidenceConfig(StrictModel):
+    """What a registry keeps to let an operator judge its matches; sealed at rest with ``GRIDWATCH_DATA_KEY``."""
+
+    keep: bool = Field(
+        default=False,
+        description=(
+            "Store the matched face crop and its frame of every match (never an unmatched face), "
+            "encrypted; needs GRIDWATCH_DATA_KEY at start."
+        ),
+    )
+    retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Stored evidence is purged this many days after capture."
+    )
+    reference_photo: bool = Field(
+        default=False,
+        description=(
+            "Keep the enrolment photo, encrypted, to show beside the captured face; needs GRIDWATCH_DATA_KEY at start."
+        ),
+    )
+
+    @property
+    def needs_key(self) -> bool:
+        """True when this registry stores any image, so the service needs a data key to start."""
+        return self.keep or self.reference_photo
+
+
 class RegistryConfig(StrictModel):
     name: Identifier = Field(description="Registry name.")
     purpose: str = Field(min_length=3, max_length=500, description="Why this registry exists.")
@@ -65,4 +91,8 @@ class RegistryConfig(StrictModel):
             "2: an alert of this registry is held as pending_confirmation and reaches staff only after two "
             "different operators confirmed the match (high-risk registries, EU AI Act Art. 14(5))."
         ),
+    )
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig,
+        description="Evidence kept for this registry's matches (encrypted at rest); none by default.",
     )

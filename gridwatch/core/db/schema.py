@@ -289,6 +289,24 @@ Index(
     notifications.c.next_attempt_at,
 )
 
+# --- evidence (recognition): sealed images, see gridwatch.core.crypto --------------------------------
+# `blob` is an AES-GCM envelope bound to (kind, registry, person_id, object_id); `key_id` says which
+# master (or, later, per-registry) key sealed it, so a rotation can find what still needs an old key.
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("object_id", String(64), primary_key=True),
+    Column("registry", String(ID_LENGTH), nullable=False, index=True),
+    Column("person_id", String(ID_LENGTH), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # face | frame | reference
+    Column("alert_id", String(255), nullable=True),
+    Column("sighting_id", String(64), nullable=True, index=True),
+    Column("key_id", String(32), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 # One-click acknowledgement links are single use: the id of each used link, kept until it expires.
 used_ack_links = Table(
     "used_ack_links",

@@ -139,6 +139,9 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "NOTIFICATIONS_DELIVERED",
         "NOTIFICATION_FAILURES",
         "NOTIFICATIONS_PARKED",
+        # evidence (recognition.evidence)
+        "EVIDENCE_STORED",
+        "EVIDENCE_FAILURES",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
