@@ -109,12 +109,14 @@ def _condition_args(parser: argparse.ArgumentParser, *, clearable: bool = False)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from gridwatch.wiring import ReferencePhotos, require_keyring
     from recognition.enroll import EnrollmentError, enrollment_sample, read_photo
     from recognition.registries import UnknownRegistryError
 
     loaded = _load(args.config)
     if not _conditions_acceptable(loaded.config, args):
         return EXIT_CONFIG
+    keyring = require_keyring(loaded.config)  # a registry keeping reference photos needs the data key
     parts = _recognition(loaded)
     try:
         parts.registries.load()
@@ -141,6 +143,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             allowed_hours=args.allowed_hours,
             case_ref=args.case_ref,
         )
+        ReferencePhotos(loaded.config, parts.store.database, keyring).keep(
+            person.registry, person.person_id, read_photo(args.photos[0])
+        )
     except UnknownRegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -156,6 +161,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     import json
 
+    from gridwatch.wiring import ReferencePhotos, require_keyring
     from recognition.bulk_import import ArchiveReader, BulkImport, ImportArchiveError
 
     loaded = _load(args.config)
@@ -167,12 +173,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportArchiveError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    keyring = require_keyring(loaded.config)
     parts = _recognition(loaded)
     try:
         parts.registries.load()
         if args.registry not in parts.registries.configs:
             print(f"error: unknown registry {args.registry!r}", file=sys.stderr)
             return EXIT_CONFIG
+        references = ReferencePhotos(loaded.config, parts.store.database, keyring)
         job = BulkImport(
             parts.registries,
             parts.analyzer,
@@ -181,6 +189,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             archive,
             actor=args.actor,
             known=lambda row: row_problem(loaded.config, row),
+            on_enrolled=lambda person_id, photo: references.keep(args.registry, person_id, photo),
         )
         report = job.run()
     except ImportArchiveError as exc:

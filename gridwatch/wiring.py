@@ -23,6 +23,7 @@ from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
+from recognition.enroll import reference_jpeg
 from recognition.evidence import EvidenceStore
 from recognition.quality import QualityGate
 from recognition.registries import Registries
@@ -203,3 +204,22 @@ def require_keyring(config: GridwatchConfig, env: Mapping[str, str] | None = Non
             f"make one with: head -c 32 /dev/urandom | base64, and keep it safe (without it the evidence is lost)"
         )
     return keyring
+
+
+class ReferencePhotos:
+    """Keeps the reference photo of an enrolment, sealed, for registries with ``evidence.reference_photo``
+    (the console shows it beside the captured face). It lives as long as the entry (the registry's
+    ``retention_days``) and is erased with the person."""
+
+    def __init__(self, config: GridwatchConfig, database: Database, keyring: Keyring | None) -> None:
+        self._registries = {r.name: r for r in config.registries}
+        self._store = EvidenceStore(database, keyring)
+
+    def keep(self, registry: str, person_id: str, photo: bytes) -> str | None:
+        """The object id, or None when the registry keeps no reference photo."""
+        config = self._registries.get(registry)
+        if config is None or not config.evidence.reference_photo:
+            return None
+        return self._store.put(
+            "reference", registry, person_id, reference_jpeg(photo), retention_days=config.retention_days
+        )

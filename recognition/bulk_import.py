@@ -139,8 +139,11 @@ class BulkImport:
         *,
         actor: str,
         known: Callable[[ImportRow], str | None] = lambda row: None,
+        on_enrolled: Callable[[str, bytes], object] | None = None,
     ) -> None:
-        """``known(row)``: a reason when a row's conditions name sources, zones or schedules the config lacks."""
+        """``known(row)``: a reason when a row's conditions name sources, zones or schedules the config lacks;
+        ``on_enrolled(person_id, first_photo)``: after each enrolment (the reference photo is kept there)."""
+        self._on_enrolled = on_enrolled
         self._registries = registries
         self._analyzer = analyzer
         self._gate = gate
@@ -179,6 +182,7 @@ class BulkImport:
     def _enrol(self, row: ImportRow) -> None:
         refusals: list[Refusal] = []
         samples = []
+        first_photo: bytes | None = None
         reason = self._known(row)
         if reason is not None:
             refusals.append(Refusal(row.photos[0] if row.photos else f"line {row.line}", reason))
@@ -190,6 +194,7 @@ class BulkImport:
             except KeyError:
                 refusals.append(Refusal(photo, "not in the archive"))
                 continue
+            first_photo = data if first_photo is None else first_photo
             try:
                 samples.append(enrollment_sample(self._analyzer, self._gate, data, what=photo))
             except EnrollmentError as exc:
@@ -211,6 +216,8 @@ class BulkImport:
         except ValueError as exc:  # a condition of the wrong form (e.g. a case number with free text)
             self._refuse([Refusal(row.photos[0], str(exc))])
             return
+        if self._on_enrolled is not None and first_photo is not None:
+            self._on_enrolled(person.person_id, first_photo)
         with self._lock:
             self._report.enrolled.append(person.person_id)
             self._report.done += 1

@@ -48,6 +48,16 @@ def enrollment_sample(analyzer: FaceAnalyzer, gate: QualityGate, data: bytes, *,
     return EnrollmentSample(hashlib.sha256(data).hexdigest(), embedded.embeddings[0])
 
 
+def reference_jpeg(data: bytes, *, what: str = "photo", quality: int = 90) -> bytes:
+    """The enrolment photo as a fresh JPEG: decoded and re-encoded, so no EXIF (GPS position, device,
+    time) or other metadata of the original file is kept with the reference photo."""
+    image = decode_image(data, what=what)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise EnrollmentError(f"{what}: cannot be re-encoded as JPEG")
+    return encoded.tobytes()
+
+
 def read_photo(path: Path) -> bytes:
     try:
         return path.read_bytes()

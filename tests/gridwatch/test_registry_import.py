@@ -125,3 +125,39 @@ def test_not_a_zip_is_refused_before_anything_is_read(
     assert code == 2
     assert "not a ZIP archive" in err
     assert MAX_RATIO > 10  # photos never compress that well: the bound only catches bombs
+
+
+def test_a_registry_keeping_reference_photos_stores_them_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    from sqlalchemy import select
+
+    from gridwatch.core.crypto import Keyring, new_data_key
+    from gridwatch.core.db import Database
+    from gridwatch.core.db.schema import evidence
+    from recognition.evidence import EvidenceStore
+
+    key = new_data_key()
+    config = tmp_path / "gridwatch.yaml"
+    config.write_text(SITE.format(data_dir=tmp_path / "data") + "    evidence: {reference_photo: true}\n")
+    monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
+    photo = FACES / "obama" / "obama.jpg"
+    enrol = ["registry", "enroll", "-c", str(config), "--registry", "watch", "--name", "Ref", str(photo)]
+
+    monkeypatch.delenv("GRIDWATCH_DATA_KEY", raising=False)
+    assert main(enrol) == 2  # the photo would be kept, and there is no key to seal it with
+    assert "GRIDWATCH_DATA_KEY" in capsys.readouterr().err
+
+    monkeypatch.setenv("GRIDWATCH_DATA_KEY", base64.b64encode(key).decode())
+    assert main(enrol) == 0, capsys.readouterr().err
+    with Database(f"sqlite:///{tmp_path / 'data' / 'gridwatch.sqlite3'}") as database:
+        rows = database.transaction(
+            lambda c: c.execute(select(evidence.c.object_id, evidence.c.person_id, evidence.c.blob)).all(), what="t"
+        )
+        [(object_id, person_id, blob)] = rows
+        assert not blob.startswith(b"\xff\xd8")  # sealed, not a JPEG
+        image = EvidenceStore(database, Keyring(key)).get(object_id, registry="watch", person_id=person_id)
+    assert image.startswith(b"\xff\xd8")  # a fresh JPEG, without the original file's metadata
+    assert image != photo.read_bytes()
