@@ -382,6 +382,10 @@ class SignIn:
         self._audit = audit
         self._ttl_s = session_ttl_s
 
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
+
     def __call__(self, username: str, password: str, address: str) -> tuple[User, str, str]:
         """``(user, session_id, csrf)``; ``SignInRefusedError`` 401 (wrong) or 429 (limited)."""
         wait = self._limiter.retry_after(username, address)
