@@ -94,13 +94,16 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    name = "HTTP API"
+    setting = "service.http"
+
     async def serve_or_raise(self) -> None:
         try:
             await self.serve()
         except SystemExit as exc:  # uvicorn exits the process when it cannot bind
             raise HttpStartError(
-                f"the HTTP API could not listen on {self.config.host}:{self.config.port} (port in use?); "
-                "free the port or set service.http.port"
+                f"the {self.name} could not listen on {self.config.host}:{self.config.port} (port in use?); "
+                f"free the port or set {self.setting}.port"
             ) from exc
 
 
@@ -117,8 +120,10 @@ class HttpServer:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         name: str = "HTTP API",
+        setting: str = "service.http",
     ) -> None:
-        """``ssl_certfile``/``ssl_keyfile``: serve HTTPS (the console, when configured)."""
+        """``ssl_certfile``/``ssl_keyfile``: serve HTTPS (the console, when configured). ``name`` and
+        ``setting`` (its config section) are for messages."""
         limits = limits or HttpConfig()
         self._name = name
         self._scheme = "https" if ssl_certfile else "http"
@@ -145,6 +150,8 @@ class HttpServer:
                 ssl_keyfile=ssl_keyfile,
             )
         )
+        self._server.name = name
+        self._server.setting = setting
         self._task: asyncio.Task[None] | None = None
 
     @property

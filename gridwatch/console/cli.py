@@ -129,6 +129,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     problems += [f"unknown registry {r!r} (not in registries:)" for r in args.registries if r not in registry_names]
     if args.staff_id is not None and args.staff_id not in {p.id for p in config.staff}:
         problems.append(f"unknown staff id {args.staff_id!r} (not in staff:)")
+    # A user of these roles without their scope would see nothing at all: refused rather than added.
+    if args.role == "operator" and not args.grids:
+        problems.append("an operator needs at least one --grid")
+    if args.role == "registrar" and not args.registries:
+        problems.append("a registrar needs at least one --registry")
+    if args.role == "staff" and args.staff_id is None:
+        problems.append("a staff user needs --staff-id")
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

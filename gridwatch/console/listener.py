@@ -63,6 +63,7 @@ class ConsoleListener:
             ssl_certfile=str(resolve(settings.tls_cert)) if settings.tls_cert is not None else None,
             ssl_keyfile=str(resolve(settings.tls_key)) if settings.tls_key is not None else None,
             name="console",
+            setting="service.console",
         )
 
     @property

@@ -114,6 +114,9 @@ def test_users_are_added_listed_disabled_and_get_tokens(
         (("--role", "operator", "--grid", "g9"), "unknown grid 'g9'"),
         (("--role", "registrar", "--registry", "nope"), "unknown registry 'nope'"),
         (("--role", "staff", "--staff-id", "ghost"), "unknown staff id 'ghost'"),
+        (("--role", "operator"), "an operator needs at least one --grid"),
+        (("--role", "registrar"), "a registrar needs at least one --registry"),
+        (("--role", "staff"), "a staff user needs --staff-id"),
     ],
 )
 def test_unknown_roles_grids_registries_and_staff_are_refused(
