@@ -43,8 +43,10 @@ _numbers = itertools.count(1)
 
 
 class ConsoleRig:
-    def __init__(self, tmp_path: Path, *, max_failures: int = 5, static_dir: Path | None = None) -> None:
-        self.config = config(LADDER)
+    def __init__(
+        self, tmp_path: Path, *, max_failures: int = 5, static_dir: Path | None = None, confirmations: int = 1
+    ) -> None:
+        self.config = config(LADDER, confirmations=confirmations)
         self.database = Database(sqlite_url(tmp_path / "console.sqlite3"))
         self.database.open()
         self.outbox = Outbox(self.database)
