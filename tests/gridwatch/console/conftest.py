@@ -9,7 +9,8 @@ from tests.gridwatch.console.rig import ConsoleRig
 
 
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleRig]:
-    rig = ConsoleRig(tmp_path)
+def console(tmp_path: Path, database_url: str) -> Iterator[ConsoleRig]:
+    """A console on SQLite and on PostgreSQL."""
+    rig = ConsoleRig(tmp_path, database_url=database_url)
     yield rig
     rig.close()

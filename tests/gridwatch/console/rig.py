@@ -44,10 +44,17 @@ _numbers = itertools.count(1)
 
 class ConsoleRig:
     def __init__(
-        self, tmp_path: Path, *, max_failures: int = 5, static_dir: Path | None = None, confirmations: int = 1
+        self,
+        tmp_path: Path,
+        *,
+        max_failures: int = 5,
+        static_dir: Path | None = None,
+        confirmations: int = 1,
+        database_url: str | None = None,
     ) -> None:
+        """``database_url``: default a SQLite file in ``tmp_path``."""
         self.config = config(LADDER, confirmations=confirmations)
-        self.database = Database(sqlite_url(tmp_path / "console.sqlite3"))
+        self.database = Database(database_url or sqlite_url(tmp_path / "console.sqlite3"))
         self.database.open()
         self.outbox = Outbox(self.database)
         self.outbox.open()
