@@ -28,11 +28,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, select, update
 
+from gridwatch.console.roles import ROLES
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.db import Database
 from gridwatch.core.db.schema import api_tokens, sessions, users
 
-ROLES = ("admin", "integrator", "operator", "registrar", "auditor", "staff")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 hashes anything; a megabyte "password" only burns CPU

@@ -51,7 +51,6 @@ UNSAFE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 PING_S = 15.0
 MAX_LIMIT = 500
 
-ALL_ROLES = ("admin", "integrator", "operator", "registrar", "auditor", "staff")
 # What each role may call besides its alerts (see the contract, /work/notes/console-api.md).
 SOURCES_ROLES = ("operator", "integrator", "admin")
 DUTY_ROLES = ("operator", "staff", "integrator", "admin")

@@ -26,16 +26,23 @@ EXIT_CONFIG = 2
 
 def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `users ACTION` and `tokens create` on the `gridwatch` subparsers (``config_arg`` adds ``-c``)."""
-    from gridwatch.console.accounts import ROLES
+    from gridwatch.console.roles import ROLES
 
     users = commands.add_parser("users", help="console users").add_subparsers(metavar="ACTION")
     add = users.add_parser("add", help="add a console user (password from stdin)")
     config_arg(add)
     add.add_argument("name")
     add.add_argument("--role", required=True, help=f"one of {', '.join(ROLES)}")
-    add.add_argument("--grid", dest="grids", action="append", default=[], help="a grid of the user (repeatable)")
     add.add_argument(
-        "--registry", dest="registries", action="append", default=[], help="a registry of the user (repeatable)"
+        "--grid", dest="grids", metavar="GRID", action="append", default=[], help="a grid of the user (repeatable)"
+    )
+    add.add_argument(
+        "--registry",
+        dest="registries",
+        metavar="REGISTRY",
+        action="append",
+        default=[],
+        help="a registry of the user (repeatable)",
     )
     add.add_argument("--staff-id", default=None, help="the staff member (staff:) this user is")
     _password_arg(add)
@@ -116,7 +123,8 @@ class _Open:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from gridwatch.console.accounts import ROLES, AccountError
+    from gridwatch.console.accounts import AccountError
+    from gridwatch.console.roles import ROLES
 
     loaded = _load(args.config)
     config = loaded.config
