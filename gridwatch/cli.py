@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridwatch.acks.cli import add_commands as add_acks_commands
 
     add_acks_commands(commands, config_arg)  # `staff token`
+
+    from gridwatch.console.cli import add_commands as add_console_commands
+
+    add_console_commands(commands, config_arg)  # `users add|list|disable|passwd`, `tokens create`
     return parser
 
 

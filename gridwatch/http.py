@@ -94,21 +94,39 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    name = "HTTP API"
+    setting = "service.http"
+
     async def serve_or_raise(self) -> None:
         try:
             await self.serve()
         except SystemExit as exc:  # uvicorn exits the process when it cannot bind
             raise HttpStartError(
-                f"the HTTP API could not listen on {self.config.host}:{self.config.port} (port in use?); "
-                "free the port or set service.http.port"
+                f"the {self.name} could not listen on {self.config.host}:{self.config.port} (port in use?); "
+                f"free the port or set {self.setting}.port"
             ) from exc
 
 
 class HttpServer:
     """uvicorn on ``host:port`` with the connection limits and timeouts of ``limits`` (default: ``HttpConfig()``)."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, *, limits: HttpConfig | None = None) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        limits: HttpConfig | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        name: str = "HTTP API",
+        setting: str = "service.http",
+    ) -> None:
+        """``ssl_certfile``/``ssl_keyfile``: serve HTTPS (the console, when configured). ``name`` and
+        ``setting`` (its config section) are for messages."""
         limits = limits or HttpConfig()
+        self._name = name
+        self._scheme = "https" if ssl_certfile else "http"
         self.connections: ConnectionTable
         self.connections, protocol = protocol_for(limits)
         self._server = _EmbeddedServer(
@@ -128,8 +146,12 @@ class HttpServer:
                 h11_max_incomplete_event_size=limits.max_header_bytes,
                 # Requests in flight: connections are capped by the protocol already, before any request is read.
                 limit_concurrency=limits.max_connections + 1,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
             )
         )
+        self._server.name = name
+        self._server.setting = setting
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -150,7 +172,7 @@ class HttpServer:
                 task.result()  # re-raises a bind error
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.02)
-        log.info("HTTP API on http://%s:%s", self._server.config.host, self.port)
+        log.info("%s on %s://%s:%s", self._name, self._scheme, self._server.config.host, self.port)
 
     async def stop(self) -> None:
         if self._task is None:

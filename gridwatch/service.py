@@ -30,6 +30,7 @@ from fastapi import APIRouter, FastAPI
 
 from gridwatch.acks.consumer import AckConsumer
 from gridwatch.acks.http import ack_router
+from gridwatch.console.listener import ConsoleListener
 from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
@@ -184,6 +185,7 @@ class Service:
         self._ack_consumer: AckConsumer | None = None
         self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
+        self._console: ConsoleListener | None = None
         intake = loaded.config.service.gate_intake
         self._gate_intake = GateIntake(
             self._on_gate_event,
@@ -203,6 +205,10 @@ class Service:
     @property
     def http_port(self) -> int | None:
         return None if self._http is None else self._http.port
+
+    @property
+    def console_port(self) -> int | None:
+        return None if self._console is None else self._console.port
 
     @property
     def audit(self) -> AuditLog:
@@ -318,6 +324,8 @@ class Service:
             routes = AppRoutes(app)
             self._http = HttpServer(app, http.host, http.port, limits=http)
             await self._http.start()
+        if config.service.console.enabled:
+            await self._start_console()
         await self._gate_intake.start()
         self._sources = IngestSupervisor(
             config_root=self._loaded.root,
@@ -353,6 +361,8 @@ class Service:
             await self._recognition.stop()
         await self._transport.stop()
         unregister_outbox_probe(self._outbox_probe)
+        if self._console is not None:
+            await self._console.stop()
         if self._http is not None:
             await self._http.stop()
         if self._rules is not None:
@@ -425,8 +435,30 @@ class Service:
         staff_ids = lambda: desk.router.staff_ids()  # noqa: E731
         return [ack_router(self._cases, self._ack_links, self._used_links, self._audit, staff_ids)]
 
+    async def _start_console(self) -> None:
+        """The operator console's listener, fed by a tap on the alerts port and by committed case steps."""
+        assert self._storage is not None, "storage not started"
+        assert self._cases is not None, "case desk not started"
+        assert self._alerts is not None, "alerts port not built"
+        assert self._audit is not None, "audit log not open"
+        self._console = ConsoleListener(
+            self._loaded.config.service.console,
+            database=self._storage.database,
+            desk=self._cases.desk,
+            cases=self._cases,
+            config=lambda: self._loaded.config,
+            audit=self._audit,
+            status=self.status,
+            healthy=self.healthy,
+            resolve=self._loaded.resolve,
+        )
+        self._alerts.tap(ALERTS, self._console.on_alert)
+        await self._console.start()
+
     def _on_case_steps(self, steps: Steps) -> None:
         """Committed case steps queued notifications and events: wake whoever delivers them."""
+        if self._console is not None:
+            self._console.on_steps(steps)
         if steps.notifications and self._dispatcher is not None:
             for channel in {n.channel for n in steps.notifications}:
                 self._dispatcher.wake(channel)

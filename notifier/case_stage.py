@@ -61,26 +61,51 @@ class CaseStage:
     def is_staff(self, staff_id: str) -> bool:
         return self._desk.is_staff(staff_id)
 
-    async def acknowledge(self, alert_id: str, by: str, *, channel: str, comment: str | None = None) -> CaseView:
-        return await self._step(
-            lambda steps: self._desk.acknowledge(alert_id, by, channel=channel, comment=comment, into=steps)
-        )
+    # ``scope_checked``: the caller (the console) has checked that ``by`` may handle the case (see Desk).
 
-    async def confirm(self, alert_id: str, by: str, *, channel: str) -> CaseView:
-        return await self._step(lambda steps: self._desk.confirm(alert_id, by, channel=channel, into=steps))
-
-    async def resolve(
-        self, alert_id: str, by: str, outcome: Outcome, *, channel: str, comment: str | None = None
+    async def acknowledge(
+        self, alert_id: str, by: str, *, channel: str, comment: str | None = None, scope_checked: bool = False
     ) -> CaseView:
         return await self._step(
-            lambda steps: self._desk.resolve(alert_id, by, outcome, channel=channel, comment=comment, into=steps)
+            lambda steps: self._desk.acknowledge(
+                alert_id, by, channel=channel, comment=comment, into=steps, scope_checked=scope_checked
+            )
         )
 
-    async def escalate(self, alert_id: str, by: str, *, channel: str) -> CaseView:
-        return await self._step(lambda steps: self._desk.escalate(alert_id, by, channel=channel, into=steps))
+    async def confirm(self, alert_id: str, by: str, *, channel: str, scope_checked: bool = False) -> CaseView:
+        return await self._step(
+            lambda steps: self._desk.confirm(alert_id, by, channel=channel, into=steps, scope_checked=scope_checked)
+        )
 
-    async def comment(self, alert_id: str, by: str, text: str, *, channel: str) -> CaseView:
-        return await self._step(lambda steps: self._desk.comment(alert_id, by, text, channel=channel, into=steps))
+    async def resolve(
+        self,
+        alert_id: str,
+        by: str,
+        outcome: Outcome,
+        *,
+        channel: str,
+        comment: str | None = None,
+        scope_checked: bool = False,
+    ) -> CaseView:
+        return await self._step(
+            lambda steps: self._desk.resolve(
+                alert_id, by, outcome, channel=channel, comment=comment, into=steps, scope_checked=scope_checked
+            )
+        )
+
+    async def escalate(self, alert_id: str, by: str, *, channel: str, scope_checked: bool = False) -> CaseView:
+        return await self._step(
+            lambda steps: self._desk.escalate(alert_id, by, channel=channel, into=steps, scope_checked=scope_checked)
+        )
+
+    async def comment(
+        self, alert_id: str, by: str, text: str, *, channel: str, scope_checked: bool = False
+    ) -> CaseView:
+        return await self._step(
+            lambda steps: self._desk.comment(
+                alert_id, by, text, channel=channel, into=steps, scope_checked=scope_checked
+            )
+        )
 
     async def _step(self, fn: Callable[[Steps], CaseView]) -> CaseView:
         steps = Steps()

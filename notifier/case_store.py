@@ -8,12 +8,13 @@ caller's connection, so a case step (state, timer, its notifications, its event)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
-from gridwatch.core.db.schema import alerts, case_confirmations, case_events, cases
+from gridwatch.core.db.schema import alerts, case_confirmations, case_events, cases, notifications
 from gridwatch.core.db.sql import insert
 from gridwatch.core.events import Alert, CaseEvent, CaseState
 from notifier.routing import Plan
@@ -187,3 +188,59 @@ def add_confirmation(conn: Connection, alert_id: str, actor: str, at: dt.datetim
 def count_confirmations(conn: Connection, alert_id: str) -> int:
     query = select(func.count()).select_from(case_confirmations).where(case_confirmations.c.alert_id == alert_id)
     return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """A case with its alert and how many operators confirmed it (a line of the console's queue)."""
+
+    case: Case
+    alert: Alert
+    confirmations: int
+
+
+def list_cases(
+    conn: Connection,
+    *,
+    states: Collection[str] | None = None,
+    grids: Collection[str] | None = None,
+    registries: Collection[str] | None = None,
+    rules: Collection[str] | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 100,
+    recipient: str | None = None,
+    alert_id: str | None = None,
+) -> list[CaseRow]:
+    """Cases joined with their alerts, newest first. Every filter given narrows (``None``: no filter; an
+    empty collection: nothing matches). ``recipient``: only cases that staff member was notified of."""
+    confirmed = (
+        select(func.count())
+        .select_from(case_confirmations)
+        .where(case_confirmations.c.alert_id == cases.c.alert_id)
+        .scalar_subquery()
+    )
+    query = select(cases, alerts.c.alert_json, confirmed.label("confirmed")).join(
+        alerts, alerts.c.alert_id == cases.c.alert_id
+    )
+    for column, values in ((cases.c.state, states), (cases.c.grid, grids), (cases.c.registry, registries)):
+        if values is not None:
+            query = query.where(column.in_(list(values)))
+    if rules is not None:
+        query = query.where(cases.c.rule.in_(list(rules)))
+    if since is not None:
+        query = query.where(cases.c.created_at >= since)
+    if alert_id is not None:
+        query = query.where(cases.c.alert_id == alert_id)
+    if recipient is not None:
+        query = query.where(
+            exists().where(notifications.c.alert_id == cases.c.alert_id, notifications.c.staff_id == recipient)
+        )
+    query = query.order_by(cases.c.created_at.desc(), cases.c.alert_id.desc()).limit(limit)
+    return [
+        CaseRow(
+            Case.from_row(row),
+            Alert.model_validate_json(row._mapping["alert_json"]),
+            int(row._mapping["confirmed"]),
+        )
+        for row in conn.execute(query)
+    ]

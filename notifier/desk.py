@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,7 +48,7 @@ from gridwatch.core.events import (
 from gridwatch.core.interfaces import CaseConflictError, CaseNotFoundError, CaseView
 from gridwatch.core.metrics import ALERTS_UNROUTED, CASE_TRANSITIONS, DUTY_GAPS, LOOP_ERRORS
 from notifier import case_store as store
-from notifier.case_store import Case
+from notifier.case_store import Case, CaseRow
 from notifier.notification_outbox import NotificationOutbox
 from notifier.routing import NO_ROUTE, Router
 
@@ -309,14 +309,21 @@ class Desk:
     # -- handling ---------------------------------------------------------------------------------
 
     def acknowledge(
-        self, alert_id: str, by: str, *, channel: str, comment: str | None = None, into: Steps | None = None
+        self,
+        alert_id: str,
+        by: str,
+        *,
+        channel: str,
+        comment: str | None = None,
+        into: Steps | None = None,
+        scope_checked: bool = False,
     ) -> CaseView:
         steps = Steps()
 
         def ack(conn: Connection) -> CaseView:
             steps.clear()
             now = self._clock()
-            case = self._case_for(conn, alert_id, by)
+            case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state is CaseState.ACKNOWLEDGED:
                 return self._view(conn, case, changed=False)
             if case.state is CaseState.RESOLVED:
@@ -334,13 +341,15 @@ class Desk:
             into.extend(steps)
         return view
 
-    def confirm(self, alert_id: str, by: str, *, channel: str, into: Steps | None = None) -> CaseView:
+    def confirm(
+        self, alert_id: str, by: str, *, channel: str, into: Steps | None = None, scope_checked: bool = False
+    ) -> CaseView:
         steps = Steps()
 
         def confirm(conn: Connection) -> CaseView:
             steps.clear()
             now = self._clock()
-            case = self._case_for(conn, alert_id, by, any_staff=True)
+            case = self._case_for(conn, alert_id, by, any_staff=True, scope_checked=scope_checked)
             if case.state is not CaseState.PENDING_CONFIRMATION:
                 raise CaseConflictError(f"alert {alert_id} does not await confirmation (state {case.state})")
             if not store.add_confirmation(conn, alert_id, by, now):
@@ -371,13 +380,14 @@ class Desk:
         channel: str,
         comment: str | None = None,
         into: Steps | None = None,
+        scope_checked: bool = False,
     ) -> CaseView:
         steps = Steps()
 
         def resolve(conn: Connection) -> CaseView:
             steps.clear()
             now = self._clock()
-            case = self._case_for(conn, alert_id, by)
+            case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state is CaseState.RESOLVED:
                 raise CaseConflictError(f"alert {alert_id} is resolved already")
             case = case.evolve(
@@ -398,14 +408,16 @@ class Desk:
             into.extend(steps)
         return view
 
-    def escalate(self, alert_id: str, by: str, *, channel: str, into: Steps | None = None) -> CaseView:
+    def escalate(
+        self, alert_id: str, by: str, *, channel: str, into: Steps | None = None, scope_checked: bool = False
+    ) -> CaseView:
         """Run the next escalation step now (an operator who cannot wait); 409 when the ladder has none left."""
         steps = Steps()
 
         def escalate(conn: Connection) -> CaseView:
             steps.clear()
             now = self._clock()
-            case = self._case_for(conn, alert_id, by)
+            case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state not in (CaseState.OPEN, CaseState.NOTIFIED, CaseState.ESCALATED):
                 raise CaseConflictError(f"alert {alert_id} cannot be escalated (state {case.state})")
             if case.level >= len(case.plan.escalate):
@@ -425,13 +437,22 @@ class Desk:
             into.extend(steps)
         return view
 
-    def comment(self, alert_id: str, by: str, text: str, *, channel: str, into: Steps | None = None) -> CaseView:
+    def comment(
+        self,
+        alert_id: str,
+        by: str,
+        text: str,
+        *,
+        channel: str,
+        into: Steps | None = None,
+        scope_checked: bool = False,
+    ) -> CaseView:
         steps = Steps()
 
         def comment(conn: Connection) -> CaseView:
             steps.clear()
             now = self._clock()
-            case = self._case_for(conn, alert_id, by)
+            case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             self._event(conn, case, "commented", by, now, steps, channel=channel, comment=text)
             return self._view(conn, case, changed=False)
 
@@ -447,15 +468,52 @@ class Desk:
     def timeline(self, alert_id: str) -> list[CaseEvent]:
         return self._db.transaction(lambda c: store.events_of(c, alert_id), what="case read", read_only=True)
 
+    def list_cases(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        grids: Collection[str] | None = None,
+        registries: Collection[str] | None = None,
+        rules: Collection[str] | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+        recipient: str | None = None,
+        alert_id: str | None = None,
+    ) -> list[CaseRow]:
+        """Cases with their alerts, newest first (see ``case_store.list_cases``): the console's queue."""
+        return self._db.transaction(
+            lambda c: store.list_cases(
+                c,
+                states=states,
+                grids=grids,
+                registries=registries,
+                rules=rules,
+                since=since,
+                limit=limit,
+                recipient=recipient,
+                alert_id=alert_id,
+            ),
+            what="case list",
+            read_only=True,
+        )
+
     def open_case(self, subject: str, rule: str) -> str | None:
         """The newest unhandled case of a subject under a rule (the simulation's acknowledgements name these)."""
         return self._db.transaction(lambda c: store.open_case_of(c, subject, rule), what="case read", read_only=True)
 
-    def _case_for(self, conn: Connection, alert_id: str, by: str, *, any_staff: bool = False) -> Case:
-        """The case, if ``by`` may handle it: a recipient so far, or staff responsible for its grid."""
+    def _case_for(
+        self, conn: Connection, alert_id: str, by: str, *, any_staff: bool = False, scope_checked: bool = False
+    ) -> Case:
+        """The case, if ``by`` may handle it: a recipient so far, or staff responsible for its grid.
+
+        ``scope_checked``: the caller has checked already that ``by`` may handle this case (the console:
+        an operator of the case's grid, who need not be a staff member of the config).
+        """
         case = store.load_case(conn, alert_id, for_update=True)
         if case is None:
             raise CaseNotFoundError(f"no alert {alert_id}")
+        if scope_checked:
+            return case
         router = self._router
         allowed = router.staff(by) is not None and (
             any_staff or by in case.recipients or router.may_handle(by, case.grid)

@@ -445,6 +445,11 @@ NEW_REGISTRY = {"name": "new", "purpose": "test registry", "legal_basis": "test 
             id="service-data-dir-and-http",
         ),
         pytest.param(
+            config(service={"console": {"enabled": True, "port": 9091}}),
+            {"needs_restart": ("service.console.enabled", "service.console.port")},
+            id="service-console",
+        ),
+        pytest.param(
             config(notifier={"jsonl": {"enabled": True}, "kafka": {"topic": "other.alerts"}}),
             {"needs_restart": ("notifier.jsonl.enabled", "notifier.kafka.topic")},
             id="notifier-sinks",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, IPvAnyNetwork
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from gridwatch.core.config.base import StrictModel
 from gridwatch.core.config.transport import TransportConfig
@@ -135,6 +136,57 @@ class GateIntakeConfig(StrictModel):
     )
 
 
+class ConsoleConfig(StrictModel):
+    """The operator console: its own listener (never the device-facing one), sign-in, roles, scopes.
+
+    Changes need a restart (like every ``service.*`` key).
+    """
+
+    enabled: bool = Field(default=False, description="Serve the operator console and its API.")
+    host: str = Field(default="127.0.0.1", description="Address to bind.", min_length=1, max_length=255)
+    port: int = Field(default=8081, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS; with tls_key. Relative paths against the config directory. "
+        "Under TLS the session cookie is marked Secure.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
+    public_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="How operators reach the console (behind a proxy), for links; default: the listener.",
+    )
+    session_ttl_s: int = Field(
+        default=43200, ge=300, le=604800, description="A signed-in session ends this long after sign-in."
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        min_length=1,
+        max_length=64,
+        description="The site's zone for the times the pages show (IANA name).",
+    )
+    language: Literal["zh", "en"] = Field(default="zh", description="Language of the pages' labels.")
+    max_failed_sign_ins: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed sign-ins per user and per client address within sign_in_window_s before further "
+        "attempts are refused (429) until the window has passed (counted in memory).",
+    )
+    sign_in_window_s: int = Field(default=300, ge=10, le=86400, description="The window of max_failed_sign_ins.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r}") from None
+        return self
+
+
 class ServiceConfig(StrictModel):
     name: str = Field(default="gridwatch", min_length=1, max_length=64, description="Instance name.")
     data_dir: Path = Field(
@@ -146,6 +198,9 @@ class ServiceConfig(StrictModel):
         default="INFO", description="Log level of the service."
     )
     http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP API.")
+    console: ConsoleConfig = Field(
+        default_factory=ConsoleConfig, description="The operator console (a second listener). Needs a restart."
+    )
     database: DatabaseConfig = Field(
         default_factory=DatabaseConfig, description="Where registries, rule state and the outbox are stored."
     )

@@ -317,3 +317,43 @@ used_ack_links = Table(
     Column("used_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False, index=True),
 )
+
+# --- console accounts (gridwatch.console) ------------------------------------------------------------
+# Local users of the console: an argon2id hash, never the password. ``grids``/``registries`` scope what an
+# operator or registrar sees; ``staff_id`` ties a user to a staff member of the config (notifications).
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("grids", JsonStringList, nullable=False, server_default="[]"),
+    Column("registries", JsonStringList, nullable=False, server_default="[]"),
+    Column("staff_id", String(ID_LENGTH), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Bearer tokens of machine clients: only the SHA-256 of the token is kept (the token is shown once).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("name", String(ID_LENGTH), ForeignKey("users.name"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# Signed-in browser sessions: the cookie's value is a random id, only its SHA-256 is kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("session_id_sha256", String(64), primary_key=True),
+    Column("user", String(ID_LENGTH), ForeignKey("users.name"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
