@@ -172,6 +172,7 @@ class Service:
         self._audit: AuditLog | None = None
         self._storage: Storage | None = None
         self._keyring: Keyring | None = None  # the data key of evidence (None: no registry keeps any)
+        self._evidence: EvidenceStore | None = None
         self._parts: RecognitionParts | None = None
         self._recognition: RecognitionStage | None = None
         self._notifier: Notifier | None = None
@@ -271,7 +272,7 @@ class Service:
         await asyncio.to_thread(self._storage.open)
         self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
         strangers = StrangerClusters(stranger_watch(config))
-        evidence = EvidenceStore(self._storage.database, self._keyring)
+        evidence = self._evidence = EvidenceStore(self._storage.database, self._keyring)
         capture = EvidenceCapture(evidence) if self._keyring is not None else None
         recognizer = Recognizer(
             self._parts.analyzer, self._parts.gate, self._parts.registries, strangers, evidence=capture
@@ -451,6 +452,7 @@ class Service:
             status=self.status,
             healthy=self.healthy,
             resolve=self._loaded.resolve,
+            evidence=self._evidence if self._keyring is not None else None,
         )
         self._alerts.tap(ALERTS, self._console.on_alert)
         await self._console.start()

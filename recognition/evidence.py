@@ -148,9 +148,17 @@ class EvidenceStore:
             raise RuntimeError("this evidence store has no data key: it can only purge and erase")
         return self._keyring
 
-    def objects(self, *, sighting_id: str) -> list[EvidenceObject]:
-        """The objects stored for one sighting (face and frame), without opening them."""
+    def objects(self, *, sighting_id: str | None = None, reference_of: str | None = None) -> list[EvidenceObject]:
+        """The objects stored for one sighting (face and frame), or a person's reference photo
+        (``reference_of``: the person id), without opening them."""
+        if (sighting_id is None) == (reference_of is None):
+            raise ValueError("give sighting_id or reference_of")
         c = evidence.c
+        where = (
+            c.sighting_id == sighting_id
+            if sighting_id is not None
+            else (c.person_id == reference_of) & (c.kind == "reference")
+        )
         query = (
             select(
                 c.object_id,
@@ -163,8 +171,8 @@ class EvidenceStore:
                 c.created_at,
                 c.expires_at,
             )
-            .where(c.sighting_id == sighting_id)
-            .order_by(c.kind)
+            .where(where)
+            .order_by(c.kind, c.created_at)
         )
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="evidence read", read_only=True)
         return [EvidenceObject(*row) for row in rows]

@@ -34,13 +34,16 @@ from gridwatch import __version__
 from gridwatch.console.accounts import Accounts, SignIn, SignInRefusedError, User
 from gridwatch.console.feed import Feed
 from gridwatch.console.scope import ALERT_ROLES, AlertScope, grids_below
+from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.root import GridwatchConfig
-from gridwatch.core.events import CaseEvent, CaseState, Outcome
+from gridwatch.core.crypto import DecryptError
+from gridwatch.core.events import Alert, CaseEvent, CaseState, Outcome
 from gridwatch.core.interfaces import CaseConflictError, CaseError, CaseNotFoundError, CaseView
 from gridwatch.core.redact import redact_text
 from notifier.case_store import CaseRow
 from notifier.desk import Desk
 from notifier.duty import DutyRoster
+from recognition.evidence import EvidenceNotFoundError, EvidenceObject, EvidenceStore
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,8 @@ class ConsoleDeps:
     secure_cookies: bool = False
     session_ttl_s: int = 43200
     static_dir: Path | None = STATIC_DIR
+    evidence: EvidenceStore | None = None  # with the data keyring: None when no registry keeps evidence
+    audit: AuditLog | None = None  # evidence views are audited
     ping_s: float = PING_S
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
@@ -404,7 +409,31 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
     async def get_alert(alert_id: AlertId, who: AlertReader) -> dict[str, Any]:
         row = await one_in_scope(who.user, alert_id)
         events = await asyncio.to_thread(deps.desk.timeline, alert_id)
-        return {**alert_item(row), "timeline": [timeline_entry(event) for event in events]}
+        has_evidence = deps.evidence is not None and bool(
+            await asyncio.to_thread(evidence_objects, deps.evidence, row.alert)
+        )
+        item = {**alert_item(row), "has_evidence": has_evidence}
+        return {**item, "timeline": [timeline_entry(event) for event in events]}
+
+    @app.get("/api/alerts/{alert_id}/evidence")
+    async def alert_evidence(
+        alert_id: AlertId, who: AlertReader, part: Literal["face", "frame", "reference"] = "face"
+    ) -> Response:
+        """The captured face or frame of the match, or the person's enrolled reference photo (JPEG);
+        404 when the registry keeps none. Every view is audited."""
+        row = await one_in_scope(who.user, alert_id)
+        alert = row.alert
+        if deps.evidence is None or alert.registry is None or alert.person_id is None:
+            raise HTTPException(404, "no evidence for this alert")
+        image = await asyncio.to_thread(evidence_image, deps.evidence, alert, part)
+        if image is None:
+            raise HTTPException(404, "no evidence for this alert")
+        if deps.audit is not None:
+            details = {"part": part, "registry": alert.registry, "person_id": alert.person_id}
+            await asyncio.to_thread(
+                deps.audit.append, "evidence.viewed", actor=who.user.name, target=alert_id, details=details
+            )
+        return Response(image, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def handle(who: Principal, alert_id: str, step: Callable[[str, bool], Awaitable[CaseView]]) -> dict[str, Any]:
         await one_in_scope(who.user, alert_id)
@@ -621,3 +650,29 @@ def _read_audit(path: Path, limit: int, action: str | None) -> list[dict[str, An
                 continue
             newest.append({key: record.get(key) for key in ("seq", "at", "action", "actor", "target", "details")})
     return list(reversed(newest))
+
+
+def evidence_objects(store: EvidenceStore, alert: Alert) -> list[EvidenceObject]:
+    """The sealed objects of an alert: its sightings' faces and frames, and its person's reference photo."""
+    found = [obj for sighting_id in alert.sightings for obj in store.objects(sighting_id=sighting_id)]
+    if alert.person_id is not None:
+        found += store.objects(reference_of=alert.person_id)
+    return [obj for obj in found if obj.registry == alert.registry and obj.person_id == alert.person_id]
+
+
+def evidence_image(store: EvidenceStore, alert: Alert, part: str) -> bytes | None:
+    """The newest object of ``part`` (face, frame, reference) of an alert, opened; None when there is none."""
+    assert alert.registry is not None
+    assert alert.person_id is not None
+    chosen = [obj for obj in evidence_objects(store, alert) if obj.kind == part]
+    if not chosen:
+        return None
+    newest = max(chosen, key=lambda obj: obj.created_at)
+    try:
+        return store.get(newest.object_id, registry=alert.registry, person_id=alert.person_id)
+    except EvidenceNotFoundError:
+        return None  # expired meanwhile
+    except DecryptError as exc:
+        # A wrong or missing data key: the object exists but cannot be shown; say so in the log only.
+        log.error("evidence %s of alert %s cannot be opened: %s", newest.object_id, alert.alert_id, exc)
+        return None

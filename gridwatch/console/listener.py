@@ -20,6 +20,7 @@ from gridwatch.core.db import Database
 from gridwatch.core.events import Alert
 from gridwatch.http import HttpServer
 from notifier.desk import Desk, Steps
+from recognition.evidence import EvidenceStore
 
 
 class ConsoleListener:
@@ -35,6 +36,7 @@ class ConsoleListener:
         status: Callable[[], dict[str, Any]],
         healthy: Callable[[], bool],
         resolve: Callable[[Path], Path] = lambda path: path,
+        evidence: EvidenceStore | None = None,
     ) -> None:
         """``resolve``: makes the TLS paths absolute (against the config directory). No I/O here."""
         self.feed = Feed()
@@ -54,6 +56,8 @@ class ConsoleListener:
                 healthy=healthy,
                 secure_cookies=tls,
                 session_ttl_s=settings.session_ttl_s,
+                evidence=evidence,
+                audit=audit,
             )
         )
         self._server = HttpServer(

@@ -11,6 +11,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
@@ -18,12 +20,14 @@ from gridwatch.console.accounts import Accounts, SignIn, SignInLimiter
 from gridwatch.console.app import ConsoleDeps, create_console_app
 from gridwatch.console.feed import Feed, FeedEvent
 from gridwatch.core.audit import AuditLog
+from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.events import Alert, Severity, SourceKind, event_id_for
 from notifier.case_stage import CaseStage
 from notifier.desk import Desk, Steps
 from notifier.outbox import Outbox
 from notifier.routing import Router
+from recognition.evidence import EvidenceStore
 from tests.notifier.test_desk import DUTY, LADDER, PARENTS, FixedRoster, config
 from tests.support.db import sqlite_url
 
@@ -40,6 +44,8 @@ USERS: dict[str, dict[str, Any]] = {
     "staff_wang": {"role": "staff", "staff_id": "wang"},
 }
 _numbers = itertools.count(1)
+# A tiny but real JPEG (8x8 grey), the evidence of every alert the rig raises.
+EVIDENCE_JPEG = bytes(cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1])
 
 
 class ConsoleRig:
@@ -65,6 +71,8 @@ class ConsoleRig:
             confirmations={r.name: r.confirmations for r in self.config.registries},
             audit=self.audit,
         )
+        self.keyring = Keyring(new_data_key())
+        self.evidence = EvidenceStore(self.database, self.keyring)
         self.feed = Feed()
         self.cases = CaseStage(self.desk, on_steps=self.on_steps)
         self.accounts = Accounts(self.database, hasher=FAST_HASHER)
@@ -88,6 +96,8 @@ class ConsoleRig:
             status=lambda: {"cameras": [{"id": "gate-1", "state": "online", "fps_in": 5.0}], "gates": []},
             static_dir=static_dir,
             ping_s=0.5,
+            evidence=self.evidence,
+            audit=self.audit,
         )
         self.app: FastAPI = create_console_app(self.deps)
 
@@ -116,6 +126,10 @@ class ConsoleRig:
         open_in, steps = self.desk.opener(alert)
         assert self.outbox.add(alert, also=open_in)
         self.desk.record(steps)
+        for kind in ("face", "frame"):  # what recognition keeps of a match when the registry keeps evidence
+            self.evidence.put(
+                kind, "welfare", alert.person_id or "", EVIDENCE_JPEG, retention_days=1, sighting_id=f"s{n}"
+            )
         if publish:
             self.feed.publish(FeedEvent("alert", alert.alert_id))
         return alert

@@ -49,6 +49,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, int], dict[
     ("GET", "/api/alerts"): (None, only("operator", "staff"), only("operator", "staff")),
     ("GET", "/api/alerts/stream"): (None, only("operator", "staff"), only("operator", "staff")),
     ("GET", "/api/alerts/{alert_id}"): (None, only("operator", "staff"), only("operator", "staff", ok=404)),
+    ("GET", "/api/alerts/{alert_id}/evidence"): (None, only("operator", "staff"), only("operator", "staff", ok=404)),
     ("POST", "/api/alerts/{alert_id}/ack"): ({}, only("operator", "staff"), only("operator", "staff", ok=404)),
     ("POST", "/api/alerts/{alert_id}/comment"): (
         {"comment": "checking"},
