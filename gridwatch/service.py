@@ -31,6 +31,7 @@ from fastapi import APIRouter, FastAPI
 from gridwatch.acks.consumer import AckConsumer
 from gridwatch.acks.http import ack_router
 from gridwatch.console.listener import ConsoleListener
+from gridwatch.console.registries import RegistryAccess
 from gridwatch.core import metrics
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import CameraConfig
@@ -53,6 +54,7 @@ from gridwatch.status import camera_status_dict, gate_status_dict
 from gridwatch.transport import transport_for
 from gridwatch.wiring import (
     RecognitionParts,
+    ReferencePhotos,
     Storage,
     ack_base_url,
     build_recognition,
@@ -442,6 +444,7 @@ class Service:
         assert self._cases is not None, "case desk not started"
         assert self._alerts is not None, "alerts port not built"
         assert self._audit is not None, "audit log not open"
+        assert self._parts is not None, "recognition not started"
         self._console = ConsoleListener(
             self._loaded.config.service.console,
             database=self._storage.database,
@@ -453,6 +456,11 @@ class Service:
             healthy=self.healthy,
             resolve=self._loaded.resolve,
             evidence=self._evidence if self._keyring is not None else None,
+            registries=RegistryAccess(
+                self._parts,
+                lambda: self._loaded.config,
+                ReferencePhotos(self._loaded.config, self._storage.database, self._keyring),
+            ),
         )
         self._alerts.tap(ALERTS, self._console.on_alert)
         await self._console.start()

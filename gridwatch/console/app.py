@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gridwatch import __version__
 from gridwatch.console.accounts import Accounts, SignIn, SignInRefusedError, User
 from gridwatch.console.feed import Feed
+from gridwatch.console.registries import REGISTRY_ROLES, RegistryAccess, registries_router
 from gridwatch.console.scope import ALERT_ROLES, AlertScope, grids_below
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.root import GridwatchConfig
@@ -116,6 +117,7 @@ class ConsoleDeps:
     static_dir: Path | None = STATIC_DIR
     evidence: EvidenceStore | None = None  # with the data keyring: None when no registry keeps evidence
     audit: AuditLog | None = None  # evidence views are audited
+    registries: RegistryAccess | None = None  # the registry routes, when the service gives them
     ping_s: float = PING_S
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
@@ -594,6 +596,9 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
         records = await asyncio.to_thread(_read_audit, deps.audit_path, limit, action)
         await _audit("console.audit.read", who.user.name, "audit", {"records": len(records)})
         return {"records": records}
+
+    if deps.registries is not None:
+        app.include_router(registries_router(deps.registries, roles(*REGISTRY_ROLES)))
 
     @app.get("/api/users")
     async def list_users(who: Annotated[Principal, Depends(roles(*USERS_ROLES))]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from gridwatch.console.accounts import Accounts, SignIn, SignInLimiter
 from gridwatch.console.app import CaseActions, ConsoleDeps, create_console_app
 from gridwatch.console.feed import Feed, FeedEvent
+from gridwatch.console.registries import RegistryAccess
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.config.service import ConsoleConfig
@@ -37,6 +38,7 @@ class ConsoleListener:
         healthy: Callable[[], bool],
         resolve: Callable[[Path], Path] = lambda path: path,
         evidence: EvidenceStore | None = None,
+        registries: RegistryAccess | None = None,
     ) -> None:
         """``resolve``: makes the TLS paths absolute (against the config directory). No I/O here."""
         self.feed = Feed()
@@ -58,6 +60,7 @@ class ConsoleListener:
                 session_ttl_s=settings.session_ttl_s,
                 evidence=evidence,
                 audit=audit,
+                registries=registries,
             )
         )
         self._server = HttpServer(

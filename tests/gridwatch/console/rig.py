@@ -19,17 +19,24 @@ from fastapi import FastAPI
 from gridwatch.console.accounts import Accounts, SignIn, SignInLimiter
 from gridwatch.console.app import ConsoleDeps, create_console_app
 from gridwatch.console.feed import Feed, FeedEvent
+from gridwatch.console.registries import RegistryAccess
 from gridwatch.core.audit import AuditLog
+from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.events import Alert, Severity, SourceKind, event_id_for
+from gridwatch.wiring import RecognitionParts
 from notifier.case_stage import CaseStage
 from notifier.desk import Desk, Steps
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.evidence import EvidenceStore
+from recognition.quality import QualityGate
+from recognition.registries import Registries
+from recognition.store import RegistryStore
 from tests.notifier.test_desk import DUTY, LADDER, PARENTS, FixedRoster, config
 from tests.support.db import sqlite_url
+from tests.support.models import shared_analyzer
 
 PASSWORD = "console test password"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -60,6 +67,10 @@ class ConsoleRig:
     ) -> None:
         """``database_url``: default a SQLite file in ``tmp_path``."""
         self.config = config(LADDER, confirmations=confirmations)
+        # A second registry that registrar1 does not have (the "other" of the registry routes).
+        self.config.registries.append(
+            RegistryConfig(name="watch", purpose="console test", legal_basis="test fixture", retention_days=30)
+        )
         self.database = Database(database_url or sqlite_url(tmp_path / "console.sqlite3"))
         self.database.open()
         self.outbox = Outbox(self.database)
@@ -71,6 +82,12 @@ class ConsoleRig:
             confirmations={r.name: r.confirmations for r in self.config.registries},
             audit=self.audit,
         )
+        analyzer = shared_analyzer()
+        store = RegistryStore(self.database)
+        registries = Registries(
+            self.config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=self.audit
+        )
+        self.parts = RecognitionParts(analyzer, QualityGate(self.config.model.quality), store, registries)
         self.keyring = Keyring(new_data_key())
         self.evidence = EvidenceStore(self.database, self.keyring)
         self.feed = Feed()
@@ -98,6 +115,7 @@ class ConsoleRig:
             ping_s=0.5,
             evidence=self.evidence,
             audit=self.audit,
+            registries=RegistryAccess(self.parts, lambda: self.config),
         )
         self.app: FastAPI = create_console_app(self.deps)
 
@@ -133,6 +151,13 @@ class ConsoleRig:
         if publish:
             self.feed.publish(FeedEvent("alert", alert.alert_id))
         return alert
+
+    def enrol(self, registry: str) -> str:
+        """A person of ``registry`` (a random template: these tests are about access, not matching)."""
+        vector = np.random.default_rng().standard_normal(self.parts.analyzer.embedding_dim).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        person = self.parts.registries.enroll(registry, f"Person {next(_numbers)}", [("0" * 64, vector)], actor="rig")
+        return person.person_id
 
     def bearer(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}

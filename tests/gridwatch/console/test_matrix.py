@@ -7,6 +7,8 @@ grid, one outside), so the answer of a step never depends on the cells before it
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from tests.gridwatch.console.rig import ConsoleRig
+from tests.support.paths import TESTDATA
 
 ROLES = ("admin", "integrator", "operator", "registrar", "auditor", "staff")
 # The user who plays each role; their own grid's alert is in g1 (op_a's grid, the grid wang is notified for).
@@ -34,10 +37,16 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/"), ("POST", "/api/session")}
 PUBLIC_MOUNTS = {"/static"}
 
 ALL = dict.fromkeys(ROLES, 200)
+OWN_REGISTRY, OTHER_REGISTRY_NAME = "welfare", "watch"
+PHOTO = (TESTDATA / "faces" / "obama" / "obama.jpg").read_bytes()
 
 
 def only(*roles: str, ok: int = 200) -> dict[str, int]:
     return {role: ok if role in roles else 403 for role in ROLES}
+
+
+# Another registry: the registrar gets the same 404 as for an unknown one; admins see every registry.
+OTHER_REGISTRY = {**only("registrar", "admin", ok=404), "admin": 200}
 
 
 # (method, path) → (body, {role: status for the caller's own grid}, {role: status for another grid}).
@@ -77,14 +86,39 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, int], dict[
     ("GET", "/api/status"): (None, only("admin", "integrator"), only("admin", "integrator")),
     ("GET", "/api/audit"): (None, only("auditor"), only("auditor")),
     ("GET", "/api/users"): (None, only("admin"), only("admin")),
+    # Registries: "own" is registrar1's registry (welfare), "other" one it does not have (watch).
+    ("GET", "/api/registries"): (None, only("registrar", "admin"), only("registrar", "admin")),
+    ("GET", "/api/registries/{name}/persons"): (None, only("registrar", "admin"), OTHER_REGISTRY),
+    ("POST", "/api/registries/{name}/persons"): (
+        {"_multipart": "enrol"},
+        only("registrar", "admin", ok=201),
+        {**OTHER_REGISTRY, "admin": 201},
+    ),
+    ("PATCH", "/api/registries/{name}/persons/{person_id}"): ({}, only("registrar", "admin"), OTHER_REGISTRY),
+    ("DELETE", "/api/registries/{name}/persons/{person_id}"): (
+        None,
+        only("registrar", "admin", ok=204),
+        {**OTHER_REGISTRY, "admin": 204},
+    ),
+    ("POST", "/api/registries/{name}/imports"): (
+        {"_multipart": "import"},
+        only("registrar", "admin", ok=202),
+        {**OTHER_REGISTRY, "admin": 202},
+    ),
+    ("GET", "/api/registries/{name}/imports/{import_id}"): (None, only("registrar", "admin"), OTHER_REGISTRY),
 }
 
 
 def app_routes(rig: ConsoleRig) -> tuple[set[tuple[str, str]], set[str]]:
     routes: set[tuple[str, str]] = set()
     mounts: set[str] = set()
-    for route in rig.app.routes:
-        if isinstance(route, APIRoute):
+    pending = list(rig.app.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # an included router (the registries')
+        if included is not None:
+            pending += included.routes
+        elif isinstance(route, APIRoute):
             routes |= {(method, route.path) for method in route.methods if method != "HEAD"}
         elif isinstance(route, Mount):
             mounts.add(route.path)
@@ -127,20 +161,50 @@ async def test_the_matrix(rig: ConsoleRig, method: str, path: str, role: str, gr
     alert = own if grid == "own" else other
     body, own_status, other_status = MATRIX[(method, path)]
     expected = (own_status if grid == "own" else other_status)[role]
-    url = path.replace("{alert_id}", alert.alert_id)
+    registry = OWN_REGISTRY if grid == "own" else OTHER_REGISTRY_NAME
     async with client_of(rig) as client:
-        answer = await client.request(method, url, json=body, headers=rig.bearer(PLAYER[role]))
+        url = await concrete(rig, client, path, alert.alert_id, registry)
+        answer = await send(client, method, url, body, rig.bearer(PLAYER[role]))
     assert answer.status_code == expected, answer.text
+
+
+async def concrete(rig: ConsoleRig, client: httpx.AsyncClient, path: str, alert_id: str, registry: str) -> str:
+    """The path with its placeholders filled: the cell's alert, registry, a fresh person and import of it."""
+    url = path.replace("{alert_id}", alert_id).replace("{name}", registry)
+    if "{person_id}" in url:
+        url = url.replace("{person_id}", rig.enrol(registry))
+    if "{import_id}" in url:
+        started = await send(client, "POST", f"/api/registries/{registry}/imports", IMPORT, rig.bearer("admin1"))
+        url = url.replace("{import_id}", started.json()["import_id"])
+    return url
+
+
+IMPORT = {"_multipart": "import"}
+
+
+async def send(
+    client: httpx.AsyncClient, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> httpx.Response:
+    if body is not None and body.get("_multipart") == "enrol":
+        files = [("photos", ("obama.jpg", PHOTO, "image/jpeg"))]
+        return await client.request(method, url, data={"name": "Enrolled"}, files=files, headers=headers)
+    if body is not None and body.get("_multipart") == "import":
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("Imported Person.jpg", PHOTO)
+        files = [("archive", ("persons.zip", archive.getvalue(), "application/zip"))]
+        return await client.request(method, url, files=files, headers=headers)
+    return await client.request(method, url, json=body, headers=headers)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 async def test_every_non_public_route_is_401_without_sign_in(rig: ConsoleRig, method: str, path: str) -> None:
     alert = rig.raise_alert(OWN_GRID)
     body = MATRIX[(method, path)][0]
-    url = path.replace("{alert_id}", alert.alert_id)
     async with client_of(rig) as client:
-        anonymous = await client.request(method, url, json=body)
-        forged = await client.request(method, url, json=body, headers={"Cookie": "gw_session=forged"})
+        url = await concrete(rig, client, path, alert.alert_id, OWN_REGISTRY)
+        anonymous = await send(client, method, url, body, {})
+        forged = await send(client, method, url, body, {"Cookie": "gw_session=forged"})
     assert anonymous.status_code == 401
     assert forged.status_code == 401
 
