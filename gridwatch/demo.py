@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig, load_config
-from gridwatch.wiring import build_recognition, data_paths
+from gridwatch.wiring import build_database, build_recognition, data_paths
 from recognition.enroll import enrollment_sample, read_photo
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class DemoPerson:
 
 
 DEMO_PERSONS = (DemoPerson("demo_watchlist", "Lin-Manuel Miranda (demo)", "assets/lin1.png"),)
+DEMO_OPERATOR = "demo-operator"
 
 
 def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
@@ -65,4 +67,28 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
             )
     finally:
         parts.close()
+    if loaded.config.service.console.enabled:
+        _demo_operator(loaded)
     return loaded
+
+
+def _demo_operator(loaded: LoadedConfig) -> None:
+    """An operator of every grid of the demo, with a fresh random password printed once (the demo's data
+    directory, and with it this user, is reset on every run)."""
+    from gridwatch.console.accounts import AccountError, Accounts
+
+    console = loaded.config.service.console
+    grids = [grid.id for grid in loaded.config.grids]
+    password = secrets.token_urlsafe(12)
+    database = build_database(loaded)
+    database.open()
+    try:
+        accounts = Accounts(database)
+        try:
+            accounts.add_user(DEMO_OPERATOR, "operator", password, grids=grids)
+        except AccountError:  # --keep-state: the user is there already; give it the new password
+            accounts.set_password(DEMO_OPERATOR, password)
+    finally:
+        database.close()
+    url = console.public_url or f"http://{console.host}:{console.port}/"
+    print(f"demo: operator console at {url}  sign in as {DEMO_OPERATOR} / {password}", flush=True)
