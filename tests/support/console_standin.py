@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, HTTPException, Request, Response, UploadFile
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
@@ -141,9 +141,13 @@ class ConsoleStandIn:
         self.alerts: dict[str, dict[str, Any]] = {}
         self.evidence: dict[tuple[str, str], Path] = {}
         self.imports: dict[str, StandInImport] = {}
+        self.persons: dict[str, list[dict[str, Any]]] = {}
+        # Canned answers of the read-only views, by path (the tests fill them in).
+        self.canned: dict[str, dict[str, Any]] = {}
         self.recorded: list[RecordedRequest] = []
         self._sessions: dict[str, tuple[StandInUser, str]] = {}
         self._subscribers: set[asyncio.Queue[str | None]] = set()
+        self._closing = False
         self.app = self._build()
 
     # --- what the tests drive -------------------------------------------------------------------------
@@ -158,6 +162,11 @@ class ConsoleStandIn:
         """A new alert, stored and sent on the live feed as ``event: alert``."""
         self.add_alert(item, evidence=evidence)
         self._broadcast("alert", self._public(item["alert_id"]))
+
+    def drop_feeds(self) -> None:
+        """End every open live feed, as a restart or a network cut would (browsers reconnect by themselves)."""
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)
 
     def csrf_of(self, user_name: str) -> list[str]:
         """The CSRF tokens of ``user_name``'s open sessions."""
@@ -176,8 +185,9 @@ class ConsoleStandIn:
         try:
             yield f"http://127.0.0.1:{server.port}"
         finally:
-            for queue in list(self._subscribers):
-                queue.put_nowait(None)  # ends the open feeds, so the listener stops at once
+            # End the open feeds and refuse new ones (browsers reconnect), so the listener stops at once.
+            self._closing = True
+            self.drop_feeds()
             await server.stop()
 
     # --- the contract ---------------------------------------------------------------------------------
@@ -268,12 +278,15 @@ class ConsoleStandIn:
 
         @app.get("/api/alerts/stream")
         async def stream(request: Request, user: AlertReader) -> StreamingResponse:
+            if self._closing:
+                raise HTTPException(503, "shutting down")
             queue: asyncio.Queue[str | None] = asyncio.Queue()
             self._subscribers.add(queue)
 
             async def events() -> AsyncIterator[str]:
                 try:
-                    yield ": connected\n\n"
+                    # retry: a dropped feed is reopened within a fraction of a second (the browser's default is ~3 s).
+                    yield "retry: 300\n: connected\n\n"
                     while (message := await queue.get()) is not None:
                         yield message
                 finally:
@@ -395,5 +408,49 @@ class ConsoleStandIn:
                 "enrolled": job.enrolled,
                 "refused": job.refused,
             }
+
+        def canned(path: str, roles: set[str]) -> None:
+            async def answer(request: Request) -> dict[str, Any]:
+                if self._user(request).role not in roles:
+                    raise HTTPException(403, "forbidden")
+                return self.canned.get(path, {})
+
+            app.add_api_route(path, answer, methods=["GET"])
+
+        # Which roles may read which view: the contract's table.
+        canned("/api/sources", {"operator", "integrator", "admin"})
+        canned("/api/duty", {"operator", "staff", "integrator", "admin"})
+        canned("/api/status", {"admin", "integrator"})
+        canned("/api/audit", {"auditor"})
+        canned("/api/users", {"admin"})
+
+        @app.get("/api/registries/{name}/persons")
+        async def persons(name: str, user: Registrar) -> dict[str, Any]:
+            return {"persons": self.persons.get(name, [])}
+
+        @app.post("/api/registries/{name}/persons", response_model=None)
+        async def enrol(
+            name: str,
+            person_name: Annotated[str, Form(alias="name")],
+            photos: Annotated[list[UploadFile], File()],
+            user: CsrfChecked,
+        ) -> dict[str, Any] | JSONResponse:
+            refusals = []
+            for photo in photos:
+                data = await photo.read()
+                if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG")):
+                    refusals.append({"photo": photo.filename or "", "reason": "not a JPEG or PNG image"})
+            if refusals:
+                return JSONResponse({"detail": "no photo could be enrolled", "refusals": refusals}, status_code=422)
+            person = {"id": secrets.token_hex(4), "name": person_name, "photos": len(photos)}
+            self.persons.setdefault(name, []).append(person)
+            return person
+
+        @app.delete("/api/registries/{name}/persons/{person_id}", status_code=204)
+        async def remove(name: str, person_id: str, user: CsrfChecked) -> None:
+            kept = [person for person in self.persons.get(name, []) if person["id"] != person_id]
+            if len(kept) == len(self.persons.get(name, [])):
+                raise HTTPException(404, "not found")
+            self.persons[name] = kept
 
         return app

@@ -441,8 +441,10 @@ function backLink() {
 }
 
 function renderAlert(section, item) {
+  // A live update re-renders the detail: the comment being typed keeps its text and the focus.
   const kept = section.querySelector("[data-testid=action-comment-text]");
   const draft = kept ? kept.value : "";
+  const typing = Boolean(kept) && document.activeElement === kept;
   const fields = [
     ["alert.rule", item.rule], ["alert.kind", item.kind],
     ["alert.severity", t(`severity.${item.severity}`)], ["alert.state", t(`state.${item.state}`)],
@@ -468,6 +470,11 @@ function renderAlert(section, item) {
         el("p", { className: "explanation", "data-testid": "alert-explanation", text: item.explanation || "–" }),
         renderActions(item, draft)),
       el("div", {}, renderEvidence(item), renderTimeline(item.timeline || []))));
+  if (typing) {
+    const comment = section.querySelector("[data-testid=action-comment-text]");
+    comment.focus();
+    comment.setSelectionRange(draft.length, draft.length);
+  }
 }
 
 function renderEvidence(item) {
@@ -704,7 +711,7 @@ async function loadPersons(section, registry) {
     el("label", {}, el("span", { text: t("persons.name") }), el("input", { name: "name", required: true })),
     el("label", {}, el("span", { text: t("persons.photos") }),
       el("input", { name: "photos", type: "file", accept: "image/jpeg,image/png", multiple: true, required: true })),
-    el("button", { type: "submit", text: t("persons.submit") }),
+    el("button", { type: "submit", "data-testid": "enrol-submit", text: t("persons.submit") }),
     message);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
