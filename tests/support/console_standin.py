@@ -23,12 +23,32 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Respon
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridwatch.http import HttpServer
+from tests.support.console_pages import CONTENT_SECURITY_POLICY
 from tests.support.paths import REPO_ROOT
 
 STATIC = REPO_ROOT / "gridwatch" / "console" / "static"
 COOKIE = "gw_session"
+
+
+class _SecurityHeaders:
+    """Every answer carries the strict CSP the pages must work under (pure ASGI: the SSE feed streams through)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+                headers["X-Content-Type-Options"] = "nosniff"
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 class _Strict(BaseModel):
@@ -234,6 +254,7 @@ class ConsoleStandIn:
         AlertReader = Annotated[StandInUser, Depends(self._alert_reader)]
         CsrfChecked = Annotated[StandInUser, Depends(self._csrf_checked)]
         app = FastAPI(openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+        app.add_middleware(_SecurityHeaders)
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
         @app.get("/")

@@ -59,7 +59,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function formatTime(iso) {
-  if (!iso) return "";
+  if (!iso) return "–";
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso);
   const locale = language() === "zh" ? "zh-CN" : "en-GB";
@@ -754,7 +754,7 @@ function renderImport(section, registry) {
   const file = el("input", { type: "file", name: "file", accept: ".zip,application/zip", "data-testid": "import-file" });
   const submit = el("button", { type: "submit", "data-testid": "import-submit", text: t("import.submit") });
   const result = el("div", { className: "import-result", "data-testid": "import-result" });
-  const form = el("form", { "data-testid": "import-form" },
+  const form = el("form", { className: "import-form", "data-testid": "import-form" },
     el("label", {}, el("span", { text: t("import.file") }), file), submit);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -17,6 +17,7 @@ import pytest_asyncio
 from playwright.async_api import Page, expect
 
 from tests.support.browser import BrowserContextFactory, Screenshots
+from tests.support.console_pages import RECORD_CSP_VIOLATIONS, ConsolePage
 from tests.support.console_standin import ConsoleStandIn, StandInUser, make_alert
 from tests.support.paths import TESTDATA
 
@@ -33,6 +34,9 @@ class Console:
     standin: ConsoleStandIn
     url: str
 
+    def tab(self, page: Page) -> ConsolePage:
+        return ConsolePage(page, self.url)
+
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def console() -> AsyncIterator[Console]:
@@ -46,31 +50,31 @@ async def console() -> AsyncIterator[Console]:
         yield Console(standin, url)
 
 
-async def sign_in(page: Page, console: Console, user: StandInUser) -> None:
-    await page.goto(console.url + "/")
-    await page.get_by_test_id("signin-username").fill(user.name)
-    await page.get_by_test_id("signin-password").fill(user.password)
-    await page.get_by_test_id("signin-submit").click()
-    await expect(page.get_by_test_id("whoami")).to_contain_text(user.name)
-
-
-def alert_row(page: Page, alert_id: str):  # type: ignore[no-untyped-def]
-    return page.locator(f'[data-testid=alert-row][data-alert-id="{alert_id}"]')
+async def sign_in(page: Page, console: Console, user: StandInUser) -> ConsolePage:
+    tab = console.tab(page)
+    await tab.open()
+    await tab.sign_in(user.name, user.password)
+    return tab
 
 
 async def test_live_alert_open_and_acknowledge(
     browser_contexts: BrowserContextFactory, console: Console, screenshots: Screenshots
 ) -> None:
     # The browser runs in UTC; the page must show the site's zone (Asia/Shanghai, from /api/me).
-    page = await (await browser_contexts(timezone_id="UTC")).new_page()
+    context = await browser_contexts(timezone_id="UTC")
+    await context.add_init_script(RECORD_CSP_VIOLATIONS)
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    tab = console.tab(page)
     console.standin.add_alert(make_alert("a-older", created_at="2026-12-02T03:00:00.000Z", state="acknowledged"))
 
-    await page.goto(console.url + "/")
+    await tab.open()
     await expect(page.get_by_test_id("signin-form")).to_be_visible()
     await screenshots.take(page, "sign-in")
-    await sign_in(page, console, OPERATOR)
-    await expect(alert_row(page, "a-older")).to_be_visible()
-    await expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "on")
+    await tab.sign_in(OPERATOR.name, OPERATOR.password)
+    await expect(tab.alert_row("a-older")).to_be_visible()
+    await tab.wait_live()
     await screenshots.take(page, "signed-in")
 
     # A marker that a reload would wipe: the new alert must arrive without one.
@@ -79,15 +83,15 @@ async def test_live_alert_open_and_acknowledge(
         make_alert("a-live", created_at="2026-12-02T04:05:06.000Z", severity="critical", has_evidence=True),
         evidence={"face": FACE, "frame": FRAME},  # no reference photo kept: its image answers 404
     )
-    await expect(alert_row(page, "a-live")).to_be_visible()
-    await expect(page.get_by_test_id("alert-row").first).to_have_attribute("data-alert-id", "a-live")
-    await expect(alert_row(page, "a-live")).to_have_attribute("data-severity", "critical")
-    await expect(alert_row(page, "a-live").get_by_test_id("alert-time")).to_contain_text("12:05:06")
+    row = tab.alert_row("a-live")
+    await expect(row).to_be_visible()
+    await expect(tab.alert_rows.first).to_have_attribute("data-alert-id", "a-live")  # newest first
+    await expect(row).to_have_attribute("data-severity", "critical")
+    await expect(row.get_by_test_id("alert-time")).to_contain_text("12:05:06")
     assert await page.evaluate("window.__noReload") is True
     await screenshots.take(page, "live-alert-in-queue")
 
-    await alert_row(page, "a-live").get_by_test_id("alert-open").click()
-    detail = page.get_by_test_id("alert-detail")
+    detail = await tab.open_alert("a-live")
     await expect(detail.get_by_test_id("alert-score")).to_have_text("0.712")
     await expect(detail.get_by_test_id("alert-threshold")).to_have_text("0.450")
     await expect(detail.get_by_test_id("alert-explanation")).to_contain_text("matched watchlist person p-0001")
@@ -99,9 +103,8 @@ async def test_live_alert_open_and_acknowledge(
     await expect(detail.get_by_test_id("timeline-empty")).to_be_visible()
     await screenshots.take(page, "alert-detail")
 
-    await detail.get_by_test_id("action-comment-text").fill("on my way to the east gate")
-    await detail.get_by_test_id("action-ack").click()
-    entry = detail.locator("[data-testid=timeline-entry][data-type=acknowledged]")
+    await tab.act("ack", comment="on my way to the east gate")
+    entry = tab.timeline_entry("acknowledged")
     await expect(entry).to_be_visible()
     await expect(entry).to_contain_text("olga")
     await expect(entry.get_by_test_id("timeline-comment")).to_have_text("on my way to the east gate")
@@ -109,15 +112,17 @@ async def test_live_alert_open_and_acknowledge(
     await expect(detail.get_by_test_id("action-ack")).to_be_disabled()
     await screenshots.take(page, "acknowledged")
 
-    await detail.get_by_test_id("resolve-outcome").select_option("false_match")
-    await detail.get_by_test_id("action-resolve").click()
-    resolved = detail.locator("[data-testid=timeline-entry][data-type=resolved]")
-    await expect(resolved).to_contain_text("false match")
+    await tab.act("resolve", outcome="false_match")
+    await expect(tab.timeline_entry("resolved")).to_contain_text("false match")
     await screenshots.take(page, "resolved")
 
     await detail.get_by_test_id("alert-back").click()
-    await expect(alert_row(page, "a-live")).to_have_attribute("data-state", "resolved")
+    await expect(row).to_have_attribute("data-state", "resolved")
     assert await page.evaluate("window.__noReload") is True
+    # Works offline under a strict policy: nothing asked of another origin, nothing blocked.
+    assert requested
+    assert [url for url in requested if not url.startswith(console.url + "/")] == []
+    assert await tab.csp_violations() == []
 
 
 async def test_state_changing_requests_carry_the_csrf_token(
@@ -153,12 +158,12 @@ async def test_language_switch_changes_the_labels(
     await expect(page.get_by_test_id("signin-submit")).to_have_text("登录")
     await sign_in(page, console, OPERATOR)
     await expect(page.get_by_test_id("nav-alerts")).to_have_text("告警")
-    await expect(alert_row(page, "a-lang").get_by_test_id("alert-state")).to_have_text("已通知")
+    await expect(console.tab(page).alert_row("a-lang").get_by_test_id("alert-state")).to_have_text("已通知")
     await screenshots.take(page, "chinese")
 
     await page.get_by_test_id("language").select_option("en")
     await expect(page.get_by_test_id("nav-alerts")).to_have_text("Alerts")
-    await expect(alert_row(page, "a-lang").get_by_test_id("alert-state")).to_have_text("notified")
+    await expect(console.tab(page).alert_row("a-lang").get_by_test_id("alert-state")).to_have_text("notified")
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await screenshots.take(page, "english")
 
@@ -173,7 +178,7 @@ async def test_server_strings_are_shown_as_text_never_as_html(
     hostile = '<img src=x onerror="window.__injected=1">'
     console.standin.add_alert(make_alert("a-html", rule=hostile, explanation=hostile, person_id=hostile))
     await sign_in(page, console, OPERATOR)
-    await expect(alert_row(page, "a-html").get_by_test_id("alert-rule")).to_have_text(hostile)
+    await expect(console.tab(page).alert_row("a-html").get_by_test_id("alert-rule")).to_have_text(hostile)
     await page.goto(console.url + "/#/alerts/a-html")
     await expect(page.get_by_test_id("alert-explanation")).to_have_text(hostile)
     await screenshots.take(page, "escaped")
@@ -243,11 +248,11 @@ async def test_a_dropped_feed_reconnects_and_catches_up(page: Page, console: Con
     console.standin.drop_feeds()
     console.standin.add_alert(make_alert("a-missed", severity="critical"))
     # ... the page reconnects by itself and fetches the list again.
-    await expect(alert_row(page, "a-missed")).to_be_visible()
+    await expect(console.tab(page).alert_row("a-missed")).to_be_visible()
     await expect(live).to_have_attribute("data-state", "on")
     # And the new feed carries the next alert.
     console.standin.push_alert(make_alert("a-after"))
-    await expect(alert_row(page, "a-after")).to_be_visible()
+    await expect(console.tab(page).alert_row("a-after")).to_be_visible()
     await screenshots.take(page, "caught-up")
 
 
@@ -275,14 +280,14 @@ async def test_sound_option_beeps_for_critical_alerts_only(
     await expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "on")
 
     console.standin.push_alert(make_alert("a-silent", severity="critical"))
-    await expect(alert_row(page, "a-silent")).to_be_visible()
+    await expect(console.tab(page).alert_row("a-silent")).to_be_visible()
     assert await page.evaluate("window.__tones") == 0  # the option is off by default
 
     await page.get_by_test_id("sound-toggle").check()
     console.standin.push_alert(make_alert("a-warning", severity="warning"))
     console.standin.push_alert(make_alert("a-critical", severity="critical"))
-    await expect(alert_row(page, "a-critical")).to_be_visible()
-    await expect(alert_row(page, "a-warning")).to_be_visible()
+    await expect(console.tab(page).alert_row("a-critical")).to_be_visible()
+    await expect(console.tab(page).alert_row("a-warning")).to_be_visible()
     assert await page.evaluate("window.__tones") == 2  # one double beep, for the critical alert only
 
 
