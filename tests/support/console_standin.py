@@ -183,6 +183,10 @@ class ConsoleStandIn:
         self.add_alert(item, evidence=evidence)
         self._broadcast("alert", self._public(item["alert_id"]))
 
+    def end_sessions(self) -> None:
+        """Forget every session, as an expiry or a restart with new keys would."""
+        self._sessions.clear()
+
     def drop_feeds(self) -> None:
         """End every open live feed, as a restart or a network cut would (browsers reconnect by themselves)."""
         for queue in list(self._subscribers):

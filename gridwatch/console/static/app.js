@@ -35,6 +35,8 @@ let stream = null;
 let currentRoute = { view: null, args: [] };
 let renderCurrent = () => {};
 let importPoll = null;
+// The evidence of the alert on screen, kept across re-renders: each image is fetched (and audited) once.
+let evidenceShown = { key: null, node: null };
 
 // --- small helpers ------------------------------------------------------------------------------------
 
@@ -116,7 +118,7 @@ async function api(path, { method = "GET", json, form, allowUnauthorized = false
     data = type.includes("json") ? await response.json().catch(() => null) : await response.text();
   }
   if (response.status === 401 && !allowUnauthorized) {
-    signedOut();
+    signedOut(session.me ? t("signin.expired") : "");
     throw new ApiError(401, data);
   }
   if (!response.ok) throw new ApiError(response.status, data, response.headers);
@@ -202,13 +204,11 @@ async function signedIn(user) {
   const watchesAlerts = hasRole("alerts");
   $("#sound-option").hidden = !watchesAlerts;
   if (watchesAlerts) startStream();
+  // A link into a view this role may see is kept (deep links survive the sign-in); else the role's first view.
   const first = NAV_ORDER.find(hasRole);
-  if (!location.hash || location.hash === "#" || location.hash === "#/") {
-    if (first) location.hash = `#/${first}`;
-    else route();
-  } else {
-    route();
-  }
+  const wanted = parseHash().view;
+  if (first && !hasRole(wanted) && location.hash !== `#/${first}`) location.hash = `#/${first}`;
+  else route();
 }
 
 function renderWhoami() {
@@ -478,9 +478,12 @@ function renderAlert(section, item) {
 }
 
 function renderEvidence(item) {
+  const key = `${item.alert_id}|${item.has_evidence}|${language()}`;
+  if (evidenceShown.key === key) return evidenceShown.node;
   const box = el("div", { className: "evidence", "data-testid": "evidence" }, el("h3", { text: t("alert.evidence") }));
   if (!item.has_evidence) {
     box.append(el("p", { className: "empty", "data-testid": "evidence-none", text: t("alert.evidence.none") }));
+    evidenceShown = { key, node: box };
     return box;
   }
   for (const part of EVIDENCE_PARTS) {
@@ -496,6 +499,7 @@ function renderEvidence(item) {
     figure.append(image, el("figcaption", { text: t(`alert.evidence.${part}`) }));
     box.append(figure);
   }
+  evidenceShown = { key, node: box };
   return box;
 }
 

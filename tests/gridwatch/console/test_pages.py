@@ -123,6 +123,8 @@ async def test_live_alert_open_and_acknowledge(
     assert requested
     assert [url for url in requested if not url.startswith(console.url + "/")] == []
     assert await tab.csp_violations() == []
+    # The detail was drawn again after each step; its evidence was fetched (and audited) once.
+    assert sum("/api/alerts/a-live/evidence?part=face" in url for url in requested) == 1
 
 
 async def test_state_changing_requests_carry_the_csrf_token(
@@ -203,8 +205,10 @@ async def test_wrong_password_is_refused_and_views_follow_the_role(
     await page.get_by_test_id("signout").click()
     await expect(page.get_by_test_id("signin-form")).to_be_visible()
 
+    # Signed in on the operator's address (#/alerts): the registrar lands on a view of theirs.
     await sign_in(page, console, REGISTRAR)
     await expect(page.get_by_test_id("nav-registries")).to_be_visible()
+    await expect(page.get_by_test_id("registries-table")).to_be_visible()
     for hidden in ("nav-alerts", "nav-sources", "nav-audit", "nav-users"):
         await expect(page.get_by_test_id(hidden)).to_be_hidden()
     await expect(page.get_by_test_id("live-state")).to_be_hidden()
@@ -400,3 +404,17 @@ async def test_registrar_enrols_and_removes_a_person(
     await page.get_by_test_id("person-remove").click()
     await expect(page.get_by_test_id("persons")).to_contain_text("No persons.")
     assert console.standin.persons["watchlist"] == []
+
+
+async def test_an_ended_session_returns_to_the_sign_in_form(
+    page: Page, console: Console, screenshots: Screenshots
+) -> None:
+    tab = await sign_in(page, console, OPERATOR)
+    await tab.wait_live()
+    console.standin.end_sessions()
+    await page.get_by_test_id("queue-refresh").click()
+    await expect(page.get_by_test_id("signin-error")).to_have_text("Your session has ended; please sign in again.")
+    await expect(page.get_by_test_id("nav")).to_be_hidden()
+    await screenshots.take(page, "session-ended")
+    await tab.sign_in(OPERATOR.name, OPERATOR.password)
+    await tab.wait_live()
