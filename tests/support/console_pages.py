@@ -22,6 +22,25 @@ document.addEventListener("securitypolicyviolation",
   (event) => window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
 """
 
+# Records, in the page, the wall-clock time (ms since the epoch) at which each alert's row first appeared in
+# the queue: the end point of the frame → console latency benchmark, measured by the browser itself.
+RECORD_ALERT_ARRIVALS = """
+window.__alertArrivals = {};
+new MutationObserver((mutations) => {
+  const now = Date.now();
+  for (const mutation of mutations) {
+    for (const node of mutation.addedNodes) {
+      if (node.nodeType !== Node.ELEMENT_NODE) continue;
+      const rows = node.matches("[data-testid=alert-row]") ? [node] : node.querySelectorAll("[data-testid=alert-row]");
+      for (const row of rows) {
+        const id = row.dataset.alertId;
+        if (id && !(id in window.__alertArrivals)) window.__alertArrivals[id] = now;
+      }
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
 
 class ConsolePage:
     """One browser tab on the console at ``base_url`` (``http://host:port``)."""
@@ -80,6 +99,11 @@ class ConsolePage:
 
     async def switch_language(self, language: str) -> None:
         await self.page.get_by_test_id("language").select_option(language)
+
+    async def alert_arrival_ms(self, alert_id: str) -> float | None:
+        """When the alert's row first appeared (ms since the epoch; needs ``RECORD_ALERT_ARRIVALS``)."""
+        value = await self.page.evaluate("(id) => (window.__alertArrivals || {})[id] ?? null", alert_id)
+        return None if value is None else float(value)
 
     async def csp_violations(self) -> list[str]:
         """The CSP violations of this tab so far (needs ``RECORD_CSP_VIOLATIONS`` as an init script)."""

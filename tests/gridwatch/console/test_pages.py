@@ -7,6 +7,7 @@ backend exists; it serves the real files of ``gridwatch/console/static/``. Scree
 
 from __future__ import annotations
 
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pytest_asyncio
 from playwright.async_api import Page, expect
 
 from tests.support.browser import BrowserContextFactory, Screenshots
-from tests.support.console_pages import RECORD_CSP_VIOLATIONS, ConsolePage
+from tests.support.console_pages import RECORD_ALERT_ARRIVALS, RECORD_CSP_VIOLATIONS, ConsolePage
 from tests.support.console_standin import ConsoleStandIn, StandInUser, make_alert
 from tests.support.paths import TESTDATA
 
@@ -418,3 +419,25 @@ async def test_an_ended_session_returns_to_the_sign_in_form(
     await screenshots.take(page, "session-ended")
     await tab.sign_in(OPERATOR.name, OPERATOR.password)
     await tab.wait_live()
+
+
+async def test_the_page_records_when_each_alert_arrived(
+    browser_contexts: BrowserContextFactory, console: Console
+) -> None:
+    """The end point of the frame → console latency benchmark: the browser notes when each row first appears."""
+    context = await browser_contexts()
+    await context.add_init_script(RECORD_ALERT_ARRIVALS)
+    tab = console.tab(await context.new_page())
+    console.standin.add_alert(make_alert("a-listed"))
+    await tab.open()
+    await tab.sign_in(OPERATOR.name, OPERATOR.password)
+    await tab.wait_live()
+
+    pushed_ms = time.time() * 1000
+    console.standin.push_alert(make_alert("a-timed"))
+    await expect(tab.alert_row("a-timed")).to_be_visible()
+    arrived_ms = await tab.alert_arrival_ms("a-timed")
+    assert arrived_ms is not None
+    assert arrived_ms >= pushed_ms - 1  # same clock; Date.now() has millisecond resolution
+    assert await tab.alert_arrival_ms("a-listed") is not None
+    assert await tab.alert_arrival_ms("a-unknown") is None
