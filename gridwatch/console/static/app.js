@@ -76,6 +76,10 @@ function formatTime(iso) {
   }
 }
 
+function joined(...values) {
+  return values.filter((value) => value !== null && value !== undefined && value !== "").join(" · ") || "–";
+}
+
 function formatScore(value) {
   return typeof value === "number" ? value.toFixed(3) : "–";
 }
@@ -221,8 +225,16 @@ function renderWhoami() {
 
 // --- routing ------------------------------------------------------------------------------------------
 
+function decodePart(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part; // a malformed escape typed by hand: taken as it is
+  }
+}
+
 function parseHash() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodePart);
   if (parts[0] === "alerts" && parts[1]) return { view: "alert", args: [parts[1]] };
   if (parts[0] === "registries" && parts[1] && parts[2] === "import") return { view: "import", args: [parts[1]] };
   if (parts[0] === "registries" && parts[1]) return { view: "persons", args: [parts[1]] };
@@ -326,8 +338,8 @@ function queueRow(item) {
     el("span", { className: "badge", "data-testid": "alert-severity", text: t(`severity.${severity}`) }),
     el("time", { dateTime: item.created_at, "data-testid": "alert-time", text: formatTime(item.created_at) }),
     el("span", { className: "rule", "data-testid": "alert-rule", text: item.rule }),
-    el("span", { className: "who", "data-testid": "alert-person", text: `${item.person_id ?? ""} · ${item.registry ?? ""}` }),
-    el("span", { className: "where", "data-testid": "alert-source", text: `${item.source} · ${item.grid}` }),
+    el("span", { className: "who", "data-testid": "alert-person", text: joined(item.person_id, item.registry) }),
+    el("span", { className: "where", "data-testid": "alert-source", text: joined(item.source, item.grid) }),
     el("span", { className: "score", text: formatScore(item.similarity) }),
     el("span", { className: "state", "data-testid": "alert-state", text: t(`state.${item.state}`) })));
 }
