@@ -69,6 +69,15 @@ class ConsolePage:
         """Until the live feed is connected (alerts raised from now on arrive without a reload)."""
         await expect(self.page.get_by_test_id("live-state")).to_have_attribute("data-state", "on")
 
+    async def wait_queue_loaded(self) -> None:
+        """Until the alert queue's list has been read (no list request under way)."""
+        await expect(self.page.get_by_test_id("alert-queue")).to_have_attribute("aria-busy", "false")
+
+    async def wait_ready(self) -> None:
+        """The queue is read and the live feed connected: the state a test acts from."""
+        await self.wait_queue_loaded()
+        await self.wait_live()
+
     def alert_row(self, alert_id: str) -> Locator:
         return self.page.locator(f'[data-testid=alert-row][data-alert-id="{alert_id}"]')
 

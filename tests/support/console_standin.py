@@ -168,6 +168,7 @@ class ConsoleStandIn:
         self._sessions: dict[str, tuple[StandInUser, str]] = {}
         self._subscribers: set[asyncio.Queue[str | None]] = set()
         self._closing = False
+        self._list_gate: asyncio.Event | None = None
         self.app = self._build()
 
     # --- what the tests drive -------------------------------------------------------------------------
@@ -182,6 +183,11 @@ class ConsoleStandIn:
         """A new alert, stored and sent on the live feed as ``event: alert``."""
         self.add_alert(item, evidence=evidence)
         self._broadcast("alert", self._public(item["alert_id"]))
+
+    def hold_alert_lists(self) -> asyncio.Event:
+        """From now on, ``GET /api/alerts`` reads its answer at once but sends it only when the event is set."""
+        self._list_gate = asyncio.Event()
+        return self._list_gate
 
     def end_sessions(self) -> None:
         """Forget every session, as an expiry or a restart with new keys would."""
@@ -299,6 +305,8 @@ class ConsoleStandIn:
             if state:
                 items = [item for item in items if item["state"] == state]
             items.sort(key=lambda item: item["created_at"], reverse=True)
+            if self._list_gate is not None:
+                await self._list_gate.wait()
             return {"alerts": items[:limit]}
 
         @app.get("/api/alerts/stream")

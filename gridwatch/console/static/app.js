@@ -30,7 +30,8 @@ const session = {
   csrf: null, // kept in memory only: a reload asks GET /api/me for it again
   timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
 };
-const queue = { alerts: new Map(), state: "" };
+// streamed: the items the live feed brought while a list request was under way (newer than its answer).
+const queue = { alerts: new Map(), state: "", loads: 0, streamed: null };
 let stream = null;
 let currentRoute = { view: null, args: [] };
 let renderCurrent = () => {};
@@ -304,15 +305,27 @@ async function loadQueue() {
   const error = $("[data-testid=queue-error]", section);
   const query = new URLSearchParams({ limit: "100" });
   if (queue.state) query.set("state", queue.state);
+  const load = ++queue.loads;
+  const streamed = new Map();
+  queue.streamed = streamed;
+  $("#queue").setAttribute("aria-busy", "true");
   try {
     const { data } = await api(`/api/alerts?${query}`);
+    if (load !== queue.loads) return; // a newer load is under way: its answer wins
     queue.alerts.clear();
     for (const item of data.alerts || []) upsertAlert(item);
+    // The list was read before these arrived on the feed: they are newer than the list's copy.
+    for (const item of streamed.values()) upsertAlert(item);
     error.hidden = true;
   } catch (failure) {
-    if (failure.status === 401) return;
+    if (failure.status === 401 || load !== queue.loads) return;
     error.textContent = t("error.load", { status: failure.status ?? failure.message });
     error.hidden = false;
+  } finally {
+    if (load === queue.loads) {
+      queue.streamed = null;
+      $("#queue").setAttribute("aria-busy", "false");
+    }
   }
   renderQueue();
 }
@@ -403,6 +416,7 @@ function onStreamItem(event, isNew) {
   } catch {
     return;
   }
+  if (queue.streamed) queue.streamed.set(item.alert_id, { ...queue.streamed.get(item.alert_id), ...item });
   const added = upsertAlert(item);
   if (isNew && added && item.severity === "critical" && $("#sound").checked) beep();
   if (currentRoute.view === "alerts") renderQueue();
