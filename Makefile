@@ -15,6 +15,8 @@ TEST_DEBS := ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-b
 	gstreamer1.0-libav gstreamer1.0-rtsp gstreamer1.0-tools mosquitto kcat
 # Apache Kafka for the tests runs on Java 17 and is fetched with Maven (tests/support/kafka.py).
 KAFKA_DEBS := openjdk-17-jre-headless maven
+# The console's browser tests: Playwright drives Debian's Chromium.
+BROWSER_DEBS := chromium fonts-wqy-microhei
 
 .PHONY: demo test lint install install-test system-test-deps clean
 
@@ -54,6 +56,12 @@ system-test-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 		echo "installing Debian postgresql for the database tests"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql; \
+	fi
+	@# The console's browser tests drive Debian's Chromium through Playwright (tests/support/browser.py), never a downloaded browser.
+	@# With its recommended packages (its fonts), plus a CJK font so the Chinese labels in the screenshots are legible.
+	@if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+		echo "installing Debian chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_DEBS); \
 	fi
 
 demo: $(VENV)/.installed-run

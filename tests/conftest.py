@@ -14,6 +14,10 @@ from tests.support.paths import CLIP, TESTDATA
 from tests.support.postgres import PostgresCluster, PostgresUnavailableError
 from tests.support.rtsp import RtspServer
 
+# The real-browser harness (Debian's Chromium through Playwright) for the console's page tests:
+# fixtures `chromium`, `browser_contexts`, `browser_context`, `page`, `page_errors`, `screenshots`.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
