@@ -411,10 +411,10 @@ class ConsoleStandIn:
             return {"registries": self.registries}
 
         @app.post("/api/registries/{name}/imports", status_code=202)
-        async def start_import(name: str, file: Annotated[UploadFile, File()], user: CsrfChecked) -> dict[str, str]:
+        async def start_import(name: str, archive: Annotated[UploadFile, File()], user: CsrfChecked) -> dict[str, str]:
             try:
-                with zipfile.ZipFile(io.BytesIO(await file.read())) as archive:
-                    photos = [(info.filename, archive.read(info)) for info in archive.infolist() if not info.is_dir()]
+                with zipfile.ZipFile(io.BytesIO(await archive.read())) as zipped:
+                    photos = [(info.filename, zipped.read(info)) for info in zipped.infolist() if not info.is_dir()]
             except zipfile.BadZipFile as exc:
                 raise HTTPException(422, "not a ZIP file") from exc
             import_id = secrets.token_hex(6)
@@ -475,13 +475,13 @@ class ConsoleStandIn:
                     refusals.append({"photo": photo.filename or "", "reason": "not a JPEG or PNG image"})
             if refusals:
                 return JSONResponse({"detail": "no photo could be enrolled", "refusals": refusals}, status_code=422)
-            person = {"id": secrets.token_hex(4), "name": person_name, "photos": len(photos)}
+            person = {"person_id": secrets.token_hex(4), "name": person_name, "photos": len(photos)}
             self.persons.setdefault(name, []).append(person)
             return person
 
         @app.delete("/api/registries/{name}/persons/{person_id}", status_code=204)
         async def remove(name: str, person_id: str, user: CsrfChecked) -> None:
-            kept = [person for person in self.persons.get(name, []) if person["id"] != person_id]
+            kept = [person for person in self.persons.get(name, []) if person["person_id"] != person_id]
             if len(kept) == len(self.persons.get(name, [])):
                 raise HTTPException(404, "not found")
             self.persons[name] = kept

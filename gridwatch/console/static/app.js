@@ -701,9 +701,12 @@ async function loadRegistries(section) {
     ], data.registries || [], "registries.empty"));
 }
 
-// The contract leaves a person's fields open: show its simple fields, id and name first.
+// A person's id: `person_id` in the API.
+const personId = (person) => person.person_id;
+
+// Show a person's simple fields, id and name first (never an embedding: the API serves none).
 function personColumns(persons) {
-  const keys = new Set(["id", "name"]);
+  const keys = new Set(["person_id", "name"]);
   for (const person of persons) {
     for (const [key, value] of Object.entries(person)) {
       if (value === null || ["string", "number", "boolean"].includes(typeof value)) keys.add(key);
@@ -723,11 +726,11 @@ async function loadPersons(section, registry) {
   const persons = data.persons || [];
   const keys = personColumns(persons);
   const remove = (person) => el("button", {
-    type: "button", "data-testid": "person-remove", "data-person-id": person.id, text: t("persons.remove"),
+    type: "button", "data-testid": "person-remove", "data-person-id": personId(person), text: t("persons.remove"),
     onclick: async () => {
-      if (!window.confirm(t("persons.remove_confirm", { name: person.name ?? person.id, registry }))) return;
+      if (!window.confirm(t("persons.remove_confirm", { name: person.name ?? personId(person), registry }))) return;
       try {
-        await api(`/api/registries/${encodeURIComponent(registry)}/persons/${encodeURIComponent(person.id)}`, { method: "DELETE" });
+        await api(`/api/registries/${encodeURIComponent(registry)}/persons/${encodeURIComponent(personId(person))}`, { method: "DELETE" });
       } catch (error) {
         if (error.status === 401) return;
         window.alert(t("actions.failed", { status: error.status ?? "", detail: error.message }));
@@ -781,7 +784,7 @@ function stopImportPoll() {
 }
 
 function renderImport(section, registry) {
-  const file = el("input", { type: "file", name: "file", accept: ".zip,application/zip", "data-testid": "import-file" });
+  const file = el("input", { type: "file", name: "archive", accept: ".zip,application/zip", "data-testid": "import-file" });
   const submit = el("button", { type: "submit", "data-testid": "import-submit", text: t("import.submit") });
   const result = el("div", { className: "import-result", "data-testid": "import-result" });
   const form = el("form", { className: "import-form", "data-testid": "import-form" },
@@ -794,7 +797,7 @@ function renderImport(section, registry) {
       return;
     }
     const body = new FormData();
-    body.append("file", file.files[0], file.files[0].name);
+    body.append("archive", file.files[0], file.files[0].name);
     submit.disabled = true;
     try {
       const { data } = await api(`/api/registries/${encodeURIComponent(registry)}/imports`, { method: "POST", form: body });
