@@ -144,6 +144,15 @@ def _parser() -> argparse.ArgumentParser:
     parked.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
     parked.set_defaults(handler=_cmd_alerts_parked)
 
+    notifications = commands.add_parser("notifications", help="notifications of staff").add_subparsers(metavar="ACTION")
+    held = notifications.add_parser("parked", help="list notifications parked for a channel, or requeue one")
+    config_arg(held)
+    held.add_argument("--channel", default=None, help="only this channel")
+    held.add_argument("--requeue", metavar="NOTIFICATION_ID", default=None, help="deliver this notification again")
+    held.add_argument("--limit", type=int, default=100, help="at most this many rows (default: 100)")
+    held.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
+    held.set_defaults(handler=_cmd_notifications_parked)
+
     audit = commands.add_parser("audit", help="the append-only audit log").add_subparsers(metavar="ACTION")
     verify = audit.add_parser("verify", help="check the hash chain of an audit log")
     config_arg(verify)
@@ -352,6 +361,41 @@ def _cmd_alerts_parked(args: argparse.Namespace) -> int:
         return 0
     finally:
         storage.close()
+
+
+def _cmd_notifications_parked(args: argparse.Namespace) -> int:
+    from gridwatch.core.audit import AuditLog
+    from gridwatch.wiring import build_database, data_paths
+    from notifier.notification_outbox import NotificationOutbox
+
+    loaded = _load(args.config)
+    database = build_database(loaded)
+    database.open()
+    try:
+        outbox = NotificationOutbox(database)
+        if args.requeue is None:
+            rows = outbox.parked(args.channel, args.limit)
+            print(
+                f"{'parked_at (UTC)':<20} {'channel':<14} {'staff':<14} {'attempts':>8}  {'notification_id':<34} error"
+            )
+            for row in rows:
+                at = dt.datetime.fromtimestamp(row.parked_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+                print(
+                    f"{at:<20} {row.channel:<14} {row.staff_id:<14} {row.attempts:>8}  {row.notification_id:<34} "
+                    f"{row.error}"
+                )
+            print(f"{outbox.count_parked(args.channel)} parked")
+            return 0
+        if not outbox.requeue(args.requeue):
+            print(f"error: notification {args.requeue} is not parked", file=sys.stderr)
+            return 1
+        with AuditLog(data_paths(loaded).audit_log) as audit:
+            audit.append("notification.requeued", actor=args.actor, target=args.requeue, details={})
+        # The running dispatcher is not told: its next pass of that channel takes the row.
+        print(f"requeued {args.requeue}: delivered with the channel's next notification or at the next start")
+        return 0
+    finally:
+        database.close()
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
