@@ -157,7 +157,26 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit.add_parser("verify", help="check the hash chain of an audit log")
     config_arg(verify)
     verify.add_argument("path", nargs="?", type=Path, default=None, help="audit.jsonl (default: from the config)")
+    verify.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also check the log against exported checkpoints (detects a cut-off or re-chained log); "
+        "signatures are checked with $GRIDWATCH_AUDIT_KEY",
+    )
     verify.set_defaults(handler=_cmd_audit_verify)
+    checkpoint = audit.add_parser(
+        "checkpoint",
+        help="write a signed checkpoint of the audit chain's head now, or export the checkpoints",
+        description="Without --export: sign and write a checkpoint of the head now (needs $GRIDWATCH_AUDIT_KEY). "
+        "With --export FILE: check the log against the checkpoints it has and those FILE already holds, then "
+        "write them all to FILE (keep FILE where the service cannot write).",
+    )
+    config_arg(checkpoint)
+    checkpoint.add_argument("path", nargs="?", type=Path, default=None, help="audit.jsonl (default: from the config)")
+    checkpoint.add_argument("--export", type=Path, default=None, metavar="FILE", help="copy the checkpoints here")
+    checkpoint.set_defaults(handler=_cmd_audit_checkpoint)
 
     from gridwatch.evaluate.cli import add_commands as add_evaluate_commands
 
@@ -398,17 +417,106 @@ def _cmd_notifications_parked(args: argparse.Namespace) -> int:
         database.close()
 
 
-def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gridwatch.core.audit import verify
+def _audit_log_path(args: argparse.Namespace) -> Path:
     from gridwatch.wiring import data_paths
 
-    path = args.path if args.path is not None else data_paths(_load(args.config)).audit_log
-    result = verify(path)
-    if result.ok:
-        print(f"{path}: ok, {result.records} record(s), chain intact")
+    path: Path = args.path if args.path is not None else data_paths(_load(args.config)).audit_log
+    return path
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gridwatch.core.audit import verify, verify_against
+    from gridwatch.core.audit_checkpoints import AUDIT_KEY_ENV, CheckpointFileError, CheckpointKey, read_checkpoints
+
+    path = _audit_log_path(args)
+    if args.against is None:
+        result = verify(path)
+        if result.ok:
+            print(f"{path}: ok, {result.records} record(s), chain intact")
+            return 0
+        print(f"{path}: BROKEN at line {result.first_bad_line}: {result.reason}", file=sys.stderr)
+        return 1
+    key = CheckpointKey.from_env()
+    try:
+        checkpoints = read_checkpoints(args.against)
+    except (OSError, CheckpointFileError) as exc:
+        print(f"error: cannot read checkpoints: {exc}", file=sys.stderr)
+        return 1
+    if key is None:
+        print(
+            f"note: {AUDIT_KEY_ENV} is not set: the checkpoints' signatures are NOT checked, "
+            "only their sequence numbers and heads",
+            file=sys.stderr,
+        )
+    outcome = verify_against(path, checkpoints, key)
+    if outcome.failing is not None:
+        failing = outcome.failing
+        print(
+            f"{path}: FAILS checkpoint seq={failing.seq} (written {failing.at}) of {args.against}: {outcome.reason}",
+            file=sys.stderr,
+        )
+        return 1
+    if not outcome.chain.ok:
+        print(f"{path}: BROKEN at line {outcome.chain.first_bad_line}: {outcome.chain.reason}", file=sys.stderr)
+        return 1
+    signatures = f"signatures checked, key id {key.key_id}" if key is not None else "signatures NOT checked"
+    print(
+        f"{path}: ok, {outcome.chain.records} record(s), chain intact; "
+        f"{outcome.checkpoints} checkpoint(s) of {args.against} hold ({signatures})"
+    )
+    return 0
+
+
+def _cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from gridwatch.core.audit import AuditLog, verify_against
+    from gridwatch.core.audit_checkpoints import (
+        AUDIT_KEY_ENV,
+        CheckpointFileError,
+        CheckpointKey,
+        checkpoints_path,
+        merge_checkpoints,
+        read_checkpoints,
+        write_checkpoints_file,
+    )
+
+    path = _audit_log_path(args)
+    key = CheckpointKey.from_env()
+    if key is None:
+        print(f"error: {AUDIT_KEY_ENV} is not set: checkpoints are signed with it", file=sys.stderr)
+        return EXIT_CONFIG
+    if not path.is_file():
+        print(f"error: no audit log at {path}", file=sys.stderr)
+        return 1
+    if args.export is None:
+        with AuditLog(path, checkpoint_key=key) as log:
+            written = log.checkpoint()
+            head = log.last_hash
+        if written is None:
+            print(f"{path}: nothing to write (empty log, or the head {head[:16]}… is checkpointed already)")
+        else:
+            print(f"{path}: checkpoint of record {written.seq} (head {written.head[:16]}…) written")
         return 0
-    print(f"{path}: BROKEN at line {result.first_bad_line}: {result.reason}", file=sys.stderr)
-    return 1
+    own_path = checkpoints_path(path)
+    try:
+        own = read_checkpoints(own_path) if own_path.exists() else []
+        held = read_checkpoints(args.export) if args.export.exists() else []
+    except (OSError, CheckpointFileError) as exc:
+        print(f"error: cannot read checkpoints: {exc}", file=sys.stderr)
+        return 1
+    merged = merge_checkpoints(held, own)
+    # Checked before FILE is replaced: a cut-off or rewritten log must not overwrite the anchors that show it.
+    outcome = verify_against(path, merged, key)
+    if not outcome.ok:
+        failing = outcome.failing
+        what = f"checkpoint seq={failing.seq}: {outcome.reason}" if failing else f"chain: {outcome.chain.reason}"
+        print(f"error: {path} fails {what}; {args.export} left as it was", file=sys.stderr)
+        return 1
+    write_checkpoints_file(args.export, merged)
+    newest = merged[-1].seq if merged else 0
+    print(
+        f"exported {len(merged)} checkpoint(s) ({len(merged) - len(held)} new, up to record {newest}) to {args.export}"
+    )
+    return 0
 
 
 if __name__ == "__main__":  # `python -m gridwatch.cli` works like `python -m gridwatch`

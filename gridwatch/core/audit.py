@@ -4,7 +4,10 @@ Each record is ``{seq, at, actor, action, target, details, prev, hash}`` where
 ``hash = sha256(prev + canonical JSON of the record without "hash")`` and ``prev`` is the hash of
 the record before it (64 zeros for the first). Editing, deleting or reordering a record breaks the
 chain, and :func:`verify` says on which line. Cutting records off the *end* of the file cannot be
-seen from the file alone: compare the last hash with one kept elsewhere if that matters.
+seen from the file alone, and neither can a chain rebuilt from an earlier record: for that,
+:class:`AuditLog` writes HMAC-signed checkpoints of the head (every ``checkpoint_every`` records and
+at ``close``; see :mod:`gridwatch.core.audit_checkpoints`) and :func:`verify_against` checks a log
+against an exported copy of them.
 
 The log is opened in append mode and every record is fsynced before ``append`` returns. A lock
 makes it safe to call from the event loop and worker threads; an exclusive ``flock`` on the file
@@ -25,10 +28,18 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
+
+from gridwatch.core.audit_checkpoints import (
+    AUDIT_KEY_ENV,
+    Checkpoint,
+    CheckpointKey,
+    append_checkpoint,
+    checkpoints_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +61,15 @@ SECRET_KEYS = frozenset(
 )
 _MAX_DEPTH = 8
 _TAIL_CHUNK = 64 * 1024
+DEFAULT_CHECKPOINT_EVERY = 1000
+
+
+class _KeyFromEnv:
+    """Marker default of ``AuditLog(checkpoint_key=...)``: read ``GRIDWATCH_AUDIT_KEY``."""
+
+
+KEY_FROM_ENV: Final = _KeyFromEnv()
+_warned_no_key = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +177,24 @@ def _read_last_line(handle: BinaryIO, size: int) -> bytes:
 class AuditLog:
     """An append-only, hash-chained JSON-lines file (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        checkpoint_key: CheckpointKey | _KeyFromEnv | None = KEY_FROM_ENV,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    ) -> None:
+        """``checkpoint_key`` None writes no checkpoints; by default the key comes from the environment
+        (``DataKeyError`` when it is set but malformed)."""
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if isinstance(checkpoint_key, _KeyFromEnv):
+            checkpoint_key = CheckpointKey.from_env()
+            if checkpoint_key is None:
+                _warn_no_key_once()
+        self._checkpoint_key = checkpoint_key
+        self._checkpoint_every = checkpoint_every
+        self._checkpoints_path = checkpoints_path(path)
         self._path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,12 +246,37 @@ class AuditLog:
             self._seq = record.seq
             self._prev = record.hash
             self._known_size = os.fstat(handle.fileno()).st_size
+            # After the record is on disk, never before: a checkpoint never names a record a crash lost.
+            if record.seq % self._checkpoint_every == 0:
+                self._write_checkpoint()
             return record
 
+    @property
+    def checkpoints_path(self) -> Path:
+        return self._checkpoints_path
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign and write a checkpoint of the head now; None for an empty log or one already checkpointed.
+
+        Raises ``RuntimeError`` without a key.
+        """
+        if self._checkpoint_key is None:
+            raise RuntimeError(f"no audit checkpoint key: set {AUDIT_KEY_ENV}")
+        with self._lock, self._locked_file() as handle:
+            self._sync_tail(handle)
+            return self._write_checkpoint()
+
     def close(self) -> None:
-        """Idempotent."""
+        """Writes a checkpoint of the head (with a key), then closes. Idempotent."""
         with self._lock:
-            if self._file is not None:
+            if self._file is None:
+                return
+            try:
+                if self._checkpoint_key is not None:
+                    with self._locked_file() as handle:
+                        self._sync_tail(handle)
+                        self._write_checkpoint()
+            finally:
                 self._file.close()
                 self._file = None
 
@@ -223,6 +285,23 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _write_checkpoint(self) -> Checkpoint | None:
+        """Under the lock and flock: append a signed checkpoint of the head unless the last one names it."""
+        if self._checkpoint_key is None or self._seq == 0:
+            return None
+        if self._checkpoints_path.exists():
+            with open(self._checkpoints_path, "rb") as reader:
+                last = _read_last_line(reader, os.fstat(reader.fileno()).st_size)
+            try:
+                previous = Checkpoint.from_json(last) if last else None
+            except ValueError:
+                previous = None  # a line cut by a crash: append_checkpoint drops it
+            if previous is not None and (previous.seq, previous.head) == (self._seq, self._prev):
+                return None
+        checkpoint = self._checkpoint_key.sign(seq=self._seq, head=self._prev, at=_utc_now_iso())
+        append_checkpoint(self._checkpoints_path, checkpoint)
+        return checkpoint
 
     def _locked_file(self) -> _FileLock:
         if self._file is None:
@@ -256,6 +335,17 @@ class AuditLog:
         else:
             self._seq, self._prev = 0, GENESIS_HASH
         self._known_size = size
+
+
+def _warn_no_key_once() -> None:
+    global _warned_no_key
+    if not _warned_no_key:
+        _warned_no_key = True
+        logger.warning(
+            "%s is not set: no signed audit checkpoints are written; the audit chain is then tamper-evident "
+            "only against readers without write access to the data directory",
+            AUDIT_KEY_ENV,
+        )
 
 
 class _FileLock:
@@ -316,3 +406,61 @@ def _check_line(raw: bytes, prev: str, expected_seq: int) -> str | None:
     if record["hash"] != expected_hash:
         return "hash mismatch (record edited)"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class AgainstResult:
+    """Outcome of :func:`verify_against`: the chain's own check, then every checkpoint's.
+
+    ``signatures_checked`` is False when no key was given: then only sequence numbers and heads were compared,
+    and a forged checkpoint file would not be noticed.
+    """
+
+    chain: VerifyResult
+    checkpoints: int
+    signatures_checked: bool
+    failing: Checkpoint | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.reason is None
+
+
+def verify_against(path: Path, checkpoints: Sequence[Checkpoint], key: CheckpointKey | None) -> AgainstResult:
+    """Check the chain, then that the log still holds every checkpoint's record with its hash.
+
+    A log cut off after a checkpoint has fewer records than the checkpoint's ``seq``; a log re-chained from
+    an earlier record has another hash at that ``seq``. The first failing checkpoint (by ``seq``) is named.
+    """
+    signed = key is not None
+    ordered = sorted(checkpoints, key=lambda c: c.seq)
+    if key is not None:
+        for checkpoint in ordered:
+            bad = key.check(checkpoint)
+            if bad is not None:
+                chain = VerifyResult(ok=True, records=0)  # not read: a forged anchor settles it
+                return AgainstResult(chain, len(ordered), signed, checkpoint, bad)
+    prev = GENESIS_HASH
+    count = 0
+    pending = iter(ordered)
+    due = next(pending, None)
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            bad = _check_line(raw, prev, count + 1)
+            if bad is not None:
+                chain = VerifyResult(ok=False, records=count, first_bad_line=line_no, reason=bad, last_hash=prev)
+                return AgainstResult(chain, len(ordered), signed)
+            prev = json.loads(raw)["hash"]
+            count += 1
+            while due is not None and due.seq == count:
+                if due.head != prev:
+                    chain = VerifyResult(ok=True, records=count, last_hash=prev)
+                    reason = f"record {count} has another hash than the checkpoint says (log rewritten)"
+                    return AgainstResult(chain, len(ordered), signed, due, reason)
+                due = next(pending, None)
+    chain = VerifyResult(ok=True, records=count, last_hash=prev)
+    if due is not None:
+        reason = f"the log has {count} record(s), the checkpoint names record {due.seq} (log truncated)"
+        return AgainstResult(chain, len(ordered), signed, due, reason)
+    return AgainstResult(chain, len(ordered), signed)
