@@ -248,7 +248,7 @@ class AuditLog:
             self._known_size = os.fstat(handle.fileno()).st_size
             # After the record is on disk, never before: a checkpoint never names a record a crash lost.
             if record.seq % self._checkpoint_every == 0:
-                self._write_checkpoint()
+                self._try_checkpoint()
             return record
 
     @property
@@ -275,7 +275,7 @@ class AuditLog:
                 if self._checkpoint_key is not None:
                     with self._locked_file() as handle:
                         self._sync_tail(handle)
-                        self._write_checkpoint()
+                        self._try_checkpoint()
             finally:
                 self._file.close()
                 self._file = None
@@ -285,6 +285,14 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _try_checkpoint(self) -> None:
+        """A checkpoint that cannot be written is logged, not raised: the record is on disk already, and
+        the next checkpoint (N records on, or at close) names the head that this one would have."""
+        try:
+            self._write_checkpoint()
+        except OSError as exc:
+            logger.error("audit log %s: checkpoint not written: %s", self._path, exc)
 
     def _write_checkpoint(self) -> Checkpoint | None:
         """Under the lock and flock: append a signed checkpoint of the head unless the last one names it."""

@@ -213,3 +213,14 @@ def test_sigkill_during_writes_leaves_a_verifiable_log(tmp_path: Path) -> None:
     assert len(checkpoints) >= 5
     outcome = verify_against(path, checkpoints, CheckpointKey(key))
     assert outcome.ok, outcome.reason
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_fail_the_append(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    checkpoints_path(path).mkdir(parents=True)  # not writable as a file
+    with caplog.at_level(logging.ERROR, logger="gridwatch.core.audit"):
+        _write(path, 5)
+    assert verify(path).records == 5
+    assert any("checkpoint not written" in r.getMessage() for r in caplog.records)
