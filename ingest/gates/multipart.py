@@ -252,7 +252,11 @@ class MultipartStreamReader:
         elif body.endswith(b"\n"):
             body = body[:-1]
         del self._buffer[:delimiter_at]
-        out.append(Part(self._headers, body))
+        if len(body) > self._max_part_bytes:
+            # The whole part arrived in one piece, delimiter included: the bound holds here too.
+            out.append(MalformedPart(f"part exceeds the limit of {self._max_part_bytes} bytes"))
+        else:
+            out.append(Part(self._headers, body))
         self._state = _State.SEEK
         return True
 

@@ -191,7 +191,9 @@ async def test_every_event_answered_2xx_survives_sigkill_and_the_rest_is_resent(
 
     pushed = set(range(1, terminal.next_serial))
     assert len(pushed) >= CYCLES * CYCLE_S * RATE_PER_S
-    assert terminal.answers["no answer"] >= CYCLES  # the kills cut requests: those events are resent below
+    # The kills cut requests (those events are resent below). Not necessarily one per kill: an answer the
+    # service wrote just before SIGSTOP still reaches the terminal from the kernel's buffer.
+    assert terminal.answers["no answer"] >= 1
 
     finished = asyncio.Event()
     with gridwatch_run(config, log):

@@ -90,6 +90,13 @@ def test_a_part_without_content_length_ends_at_the_next_boundary() -> None:
     assert parts == [Part({"content-type": "text/plain"}, b"hello world")]
 
 
+def test_an_oversized_part_that_arrives_whole_with_its_delimiter_is_refused() -> None:
+    """Found by the fuzz test: without Content-Length, a part and the next delimiter in one chunk."""
+    reader = MultipartStreamReader("b", max_part_bytes=4)
+    items = reader.feed(b"--b\r\nContent-Type: text/plain\r\n\r\nfar too long\r\n--b\r\n\r\nok\r\n--b--\r\n")
+    assert items == [MalformedPart("part exceeds the limit of 4 bytes"), Part({}, b"ok")]
+
+
 def test_a_part_without_headers_and_bare_line_feeds_are_read() -> None:
     reader = MultipartStreamReader("b", max_part_bytes=1000)
     parts = reader.feed(b"--b\r\n\r\nHeartbeat\r\n--b\nContent-Type: text/plain\n\nx\n--b\n")
