@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
     pin.add_argument(
         "--check", action="store_true", help="exit 0 if the pack matches model.sha256, 1 listing the differences"
     )
+    pin.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
     pin.set_defaults(handler=cmd_model_pin)
 
 
@@ -76,6 +78,13 @@ def cmd_model_pin(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_WRITTEN
+    from gridwatch.core.audit import AuditLog
+    from gridwatch.wiring import data_paths
+
+    # What the service trusts changed: an auditor asks who pinned which files, and when.
+    with AuditLog(data_paths(loaded).audit_log) as audit:
+        details = {"file": str(file), "pack": str(pack.directory), "sha256": pins, "previous": model.sha256}
+        audit.append("model.pinned", actor=args.actor, target=pack.model_id, details=details)
     listed = ", ".join(f"{name} {digest[:16]}…" for name, digest in pins.items())
     print(f"{file}: pinned {pack.model_id} ({pack.directory}): {listed}")
     return 0

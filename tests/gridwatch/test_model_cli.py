@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_pin_writes_the_hashes_and_keeps_the_file_as_written(site: Path, capsys:
     # The digest public projects give for buffalo_s's recogniser.
     assert pins["w600k_mbf.onnx"].startswith("9cc6e4a75f0e")
     assert "pinned buffalo_s@9cc6e4a75f0e" in capsys.readouterr().out
+    records = [json.loads(line) for line in (site.parent / "data" / "audit.jsonl").read_text().splitlines()]
+    assert [(r["action"], r["target"]) for r in records] == [("model.pinned", "buffalo_s@9cc6e4a75f0e")]
+    assert records[0]["details"]["sha256"] == pins
 
     assert main(["model", "pin", "-c", str(site), "--check"]) == 0
     assert main(["model", "pin", "-c", str(site)]) == 0
