@@ -186,6 +186,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_duty_commands(commands, config_arg)  # `duty who`
 
+    from gridwatch.model_cli import add_commands as add_model_commands
+
+    add_model_commands(commands, config_arg)  # `model pin [--check]`
+
     from gridwatch.acks.cli import add_commands as add_acks_commands
 
     add_acks_commands(commands, config_arg)  # `staff token`

@@ -11,6 +11,7 @@ from pathlib import Path
 from gridwatch.core.config.model import ModelConfig
 from gridwatch.core.config.registries import RegistryConfig
 from recognition.analyzer import InsightFaceAnalyzer
+from recognition.modelpack import ModelPack, resolve_model_pack
 from recognition.opencv_zoo import DEFAULT_THRESHOLD as OPENCV_ZOO_THRESHOLD
 from recognition.opencv_zoo import OpenCVZooAnalyzer, resolve_zoo_pack
 
@@ -25,12 +26,19 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 
 
 def build_analyzer(config: ModelConfig, *, config_dir: Path | None = None) -> Analyzer:
-    """The analyzer of the configured pack (not loaded yet); raises ``ModelPackError`` if it is missing."""
+    """The analyzer of the configured pack (not loaded yet); raises ``ModelPackError`` if it is missing
+    or does not match ``model.sha256``."""
+    pack = resolve_pack(config, config_dir=config_dir)
     if config.backend == "opencv_zoo":
-        return OpenCVZooAnalyzer(resolve_zoo_pack(config, config_dir=config_dir), config)
-    from recognition.modelpack import resolve_model_pack
+        return OpenCVZooAnalyzer(pack, config)
+    return InsightFaceAnalyzer(pack, config)
 
-    return InsightFaceAnalyzer(resolve_model_pack(config, config_dir=config_dir), config)
+
+def resolve_pack(config: ModelConfig, *, config_dir: Path | None = None) -> ModelPack:
+    """The configured backend's pack on disk, checked against ``model.sha256`` (raises ``ModelPackError``)."""
+    if config.backend == "opencv_zoo":
+        return resolve_zoo_pack(config, config_dir=config_dir)
+    return resolve_model_pack(config, config_dir=config_dir)
 
 
 def default_threshold(config: ModelConfig) -> float:

