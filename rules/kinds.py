@@ -41,6 +41,7 @@ def sighting_alert(
             similarity=sighting.similarity,
             explanation=explanation,
             suppressed=suppressed,
+            model=sighting.model,
         )
 
     return build

@@ -120,6 +120,12 @@ class Alert(_Event):
         description="Sightings the cooldown suppressed since the previous alert of this rule and person.",
     )
     kind: str | None = Field(default=None, description="Kind of the rule that made the alert (seen, not_seen, ...).")
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Model pack and recogniser file hash of the match behind the alert (None: a timer or a "
+        "stranger alert, which no match made).",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -60,6 +60,7 @@ def test_cooldown_suppresses_repeats_then_lets_one_through(database: Database) -
     assert len(first) == 1
     assert first[0].rule == "seen-1"
     assert first[0].person_id == "p_1"
+    assert first[0].model == "test@0"  # the pack and recogniser hash of the match behind the alert
     clock.now = T0 + dt.timedelta(seconds=599)
     assert rules.evaluate(sighting(at=clock.now)) == []
     assert rules.evaluate(sighting(person="p_2", at=clock.now)) != []  # per person
