@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gridwatch.core.config.service import HttpConfig
+from gridwatch.core.metrics import HTTP_CONNECTIONS_CLOSED
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,11 @@ class ConnectionTable:
     def admit(self, address: str) -> str | None:
         """Counts the connection in, or returns why it is refused."""
         if self._count >= self.total:
+            HTTP_CONNECTIONS_CLOSED.labels(reason="connection_limit").inc()
             return f"{self._count} connections open (limit {self.total})"
         held = self._open.get(address, 0)
         if held >= self.per_address:
+            HTTP_CONNECTIONS_CLOSED.labels(reason="address_limit").inc()
             return f"{held} connections open from this address (limit {self.per_address})"
         self._open[address] = held + 1
         self._count += 1
@@ -182,6 +185,7 @@ def guarded_protocol(table: ConnectionTable, deadlines: Deadlines) -> type[H11Pr
                 self._address,
                 deadlines.header_s,
             )
+            HTTP_CONNECTIONS_CLOSED.labels(reason="header_timeout").inc()
             self.transport.write(_HEADER_TIMEOUT)
             self.transport.close()
 
@@ -189,6 +193,7 @@ def guarded_protocol(table: ConnectionTable, deadlines: Deadlines) -> type[H11Pr
             self._body_timer = None
             if self.transport.is_closing():
                 return
+            HTTP_CONNECTIONS_CLOSED.labels(reason="body_timeout").inc()
             log.info("closed a connection from %s: request body incomplete after %g s", self._address, deadlines.body_s)
             # The endpoint reading the body gets a disconnect; nothing of this request is accepted.
             self.transport.close()

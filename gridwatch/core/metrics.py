@@ -123,6 +123,15 @@ DUTY_GAPS = Counter(
     ["grid"],
 )
 
+HTTP_CONNECTIONS_CLOSED = Counter(
+    "gridwatch_http_connections_closed_total",
+    "HTTP connections the guard refused or cut: connection_limit, address_limit (503 before reading), "
+    "header_timeout (408), body_timeout.",
+    ["reason"],
+)
+for _reason in ("connection_limit", "address_limit", "header_timeout", "body_timeout"):
+    HTTP_CONNECTIONS_CLOSED.labels(reason=_reason)  # series from the start: rate() sees the first one
+
 LOOP_ERRORS = Counter(
     "gridwatch_loop_errors_total",
     "Unexpected errors a background loop survived (it logged the traceback and goes on): a database or disk "

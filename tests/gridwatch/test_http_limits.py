@@ -26,6 +26,7 @@ from gridwatch.http import HttpServer, create_app
 from ingest.gates.isapi_push import IsapiPushSource
 from tests.ingest.gates.conftest import PUSH_PASSWORD, PUSH_USER, push_config, small_face_jpeg
 from tests.support.gate_payloads import isapi_event, isapi_push_body
+from tests.support.metrics import sample
 
 HEADER_TIMEOUT_S = 2.0
 IDLE = 1_100
@@ -198,6 +199,7 @@ async def test_idle_and_slow_header_floods_leave_health_and_valid_posts_working_
 
 async def test_many_attacker_addresses_fill_the_total_cap_and_the_excess_is_refused_quickly(site: Site) -> None:
     # 1,100 idle connections from 50 addresses (22 each, under the per-address cap): 256 held, the rest refused.
+    refused_before = sample("gridwatch_http_connections_closed_total", reason="connection_limit")
     idle = await asyncio.gather(*(connect(site.port, f"127.0.2.{1 + n % 50}") for n in range(IDLE)))
     try:
         started = time.monotonic()
@@ -205,6 +207,8 @@ async def test_many_attacker_addresses_fill_the_total_cap_and_the_excess_is_refu
         refused = [a for a in answers if isinstance(a, bytes) and a.startswith(b"HTTP/1.1 503")]
         assert len(refused) == IDLE - 256
         assert site.server.connections.count == 256
+        refused_now = sample("gridwatch_http_connections_closed_total", reason="connection_limit")
+        assert refused_now - refused_before == IDLE - 256  # counted for /metrics
         # A probe now is refused at once (not left hanging), and is served again once the deadline freed the slots.
         async with httpx.AsyncClient(timeout=5) as http:
             response = await http.get(f"{site.base_url}/healthz")
@@ -219,6 +223,7 @@ async def test_many_attacker_addresses_fill_the_total_cap_and_the_excess_is_refu
 
 async def test_a_body_that_stops_arriving_is_cut_off_and_nothing_is_accepted(site: Site) -> None:
     body, content_type = isapi_push_body(isapi_event(4711), [small_face_jpeg()])
+    cut_before = sample("gridwatch_http_connections_closed_total", reason="body_timeout")
     reader, writer = await connect(site.port, "127.0.0.1")
     head = (
         f"POST /gates/gate-a/isapi HTTP/1.1\r\nHost: gridwatch\r\nContent-Type: {content_type}\r\n"
@@ -236,6 +241,7 @@ async def test_a_body_that_stops_arriving_is_cut_off_and_nothing_is_accepted(sit
     assert 1.5 < time.monotonic() - started < 3.5
     assert site.events == []
     assert site.server.connections.count == 0
+    assert sample("gridwatch_http_connections_closed_total", reason="body_timeout") == cut_before + 1
 
 
 async def test_an_idle_kept_alive_connection_is_closed_after_keepalive(site: Site) -> None:

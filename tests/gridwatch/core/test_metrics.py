@@ -130,6 +130,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "ACKS",
         "GATE_POISONED",
         "LOOP_ERRORS",
+        "HTTP_CONNECTIONS_CLOSED",
         "CASE_TRANSITIONS",
         "CASE_EVENTS_PUBLISHED",
         "ALERTS_UNROUTED",
