@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from gridwatch.core.config.kafka import KafkaConnectionConfig
 from gridwatch.core.events import AckMessage
 from gridwatch.core.interfaces import CaseDesk, CaseError, CaseNotFoundError
-from gridwatch.core.metrics import ACKS, ACKS_REJECTED
+from gridwatch.core.metrics import ACKS, ACKS_REJECTED, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class AckConsumer:
                 log.warning("acks: rejected the record at %s offset %d: %s", tp, offset, rejected)
                 return True
             except Exception as exc:
+                LOOP_ERRORS.labels(loop="acks.consumer").inc()
                 delay = _backoff(attempt)
                 attempt += 1
                 log.warning(

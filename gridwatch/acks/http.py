@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.events import Outcome
 from gridwatch.core.interfaces import CaseDesk, CaseError, CaseView
-from gridwatch.core.metrics import ACKS, ACKS_REJECTED
+from gridwatch.core.metrics import ACKS, ACKS_REJECTED, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
 from notifier.ack_links import AckLinks, LinkClaims, LinkError, UsedLinks, token_digest
 
@@ -107,6 +107,7 @@ def ack_router(
         try:
             await asyncio.to_thread(audit.append, action, actor=actor, target=target, details=record)
         except Exception:
+            LOOP_ERRORS.labels(loop="acks.audit").inc()
             # The answer stands (it was decided, and an acknowledgement made is not undone); the gap is loud.
             log.exception("acks: could not audit %s of link %s", action, record["link_digest"])
 
@@ -132,6 +133,7 @@ def ack_router(
             try:
                 claimed = await asyncio.to_thread(used.use, claims, now)
             except Exception as exc:
+                LOOP_ERRORS.labels(loop="acks.link_store").inc()
                 log.error("acks: cannot record the use of link %s: %s", token_digest(token), redact_text(str(exc)))
                 raise _Refusal(503, "unavailable", "try again in a moment") from None
             if not claimed:
@@ -158,6 +160,7 @@ def ack_router(
         try:
             await asyncio.to_thread(used.release, claims, used_at)
         except Exception as exc:
+            LOOP_ERRORS.labels(loop="acks.link_store").inc()
             log.error(
                 "acks: link %s stays spent though it acknowledged nothing: %s",
                 token_digest(token),

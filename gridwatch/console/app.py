@@ -40,6 +40,7 @@ from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.crypto import DecryptError
 from gridwatch.core.events import Alert, CaseEvent, CaseState, Outcome
 from gridwatch.core.interfaces import CaseConflictError, CaseError, CaseNotFoundError, CaseView
+from gridwatch.core.metrics import LOOP_ERRORS
 from gridwatch.core.redact import redact_text
 from notifier.case_store import CaseRow
 from notifier.desk import Desk
@@ -401,6 +402,7 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
                 try:
                     rows = await rows_in_scope(user, alert_id=event.alert_id, limit=1)
                 except Exception as exc:
+                    LOOP_ERRORS.labels(loop="console.stream").inc()
                     log.warning("console stream: cannot read alert %s: %s", event.alert_id, redact_text(str(exc)))
                     continue
                 if rows:  # out of scope: nothing is sent, not even that something happened
@@ -621,6 +623,7 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
         try:
             await asyncio.to_thread(deps.sign_in.audit.append, action, actor=actor, target=target, details=details)
         except Exception:
+            LOOP_ERRORS.labels(loop="console.audit").inc()
             log.exception("console: could not audit %s", action)
 
     # -- the pages ----------------------------------------------------------------------------------

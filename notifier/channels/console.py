@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from gridwatch.core.config.channels import ConsoleChannelConfig
 from gridwatch.core.events import Notification
+from gridwatch.core.metrics import LOOP_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ConsoleChannel:
             try:
                 await listener(notification)
             except Exception:
+                LOOP_ERRORS.labels(loop="notifications.console_subscriber").inc()
                 logger.exception(
                     "console channel %s: a subscriber failed on notification %s",
                     self.name,
