@@ -6,7 +6,8 @@ slow-header clients were held for ever. ``guarded_protocol`` is uvicorn's h11 pr
 
 - a connection cap, total and per client address, applied when the connection is accepted: one more is
   answered 503 and closed before anything is read, so the process's file descriptors stay bounded;
-- a header deadline from the connection's start (or a kept-alive request's first byte): 408, then closed;
+- a header deadline from the connection's start (or a kept-alive request's first byte): 408, then closed
+  (a lingering close when the client had sent bytes: see ``_answer_and_close``);
 - a body deadline from the end of the headers: closed, so the endpoint sees a disconnect.
 
 ``UnauthenticatedLimit`` (ASGI) answers 429 to an address whose requests were answered 401/403 too often.
@@ -49,6 +50,9 @@ def _raw_response(status: bytes, error: str, extra: bytes = b"") -> bytes:
 
 _REFUSED = _raw_response(b"503 Service Unavailable", "too many connections", b"retry-after: 5\r\n")
 _HEADER_TIMEOUT = _raw_response(b"408 Request Timeout", "request headers took too long")
+# How long a timed-out client that had sent bytes may keep sending into a half-closed connection: closing a
+# socket with unread input makes the kernel send a reset, which can discard the 408 before the client reads it.
+_LINGER_S = 1.0
 # Addresses remembered by the failed-auth limit at most: a spoofing-free TCP peer is needed to be counted,
 # but a /16 of real hosts must still not grow the table without bound.
 _MAX_TRACKED_ADDRESSES = 4096
@@ -112,6 +116,8 @@ def guarded_protocol(table: ConnectionTable, deadlines: Deadlines) -> type[H11Pr
             self._address: str | None = None  # set once admitted
             self._header_timer: asyncio.TimerHandle | None = None
             self._body_timer: asyncio.TimerHandle | None = None
+            self._linger_timer: asyncio.TimerHandle | None = None  # set while a lingering close drains input
+            self._bytes_seen = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             address = _peer(transport)
@@ -134,11 +140,15 @@ def guarded_protocol(table: ConnectionTable, deadlines: Deadlines) -> type[H11Pr
             self._address = None
             self._cancel_header()
             self._cancel_body()
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            if self._address is None:
-                return
+            if self._address is None or self._linger_timer is not None:
+                return  # refused, or answered and draining: nothing more is parsed
+            self._bytes_seen = True
             super().data_received(data)
             self._update_deadlines()
 
@@ -186,8 +196,22 @@ def guarded_protocol(table: ConnectionTable, deadlines: Deadlines) -> type[H11Pr
                 deadlines.header_s,
             )
             HTTP_CONNECTIONS_CLOSED.labels(reason="header_timeout").inc()
-            self.transport.write(_HEADER_TIMEOUT)
-            self.transport.close()
+            self._answer_and_close(_HEADER_TIMEOUT)
+
+        def _answer_and_close(self, answer: bytes) -> None:
+            """Writes ``answer`` and closes so that the client can read it.
+
+            A client that never sent a byte is closed at once. One that was sending (a slow header) may have more
+            bytes in flight: closing then makes the kernel answer them with a reset that can discard the answer
+            unread, so the write side is shut first (the client reads the answer and end-of-file) and the input is
+            drained until the client closes or ``_LINGER_S`` passes, as HTTP servers' lingering close does.
+            """
+            self.transport.write(answer)
+            if not self._bytes_seen or not self.transport.can_write_eof():
+                self.transport.close()
+                return
+            self.transport.write_eof()
+            self._linger_timer = self.loop.call_later(_LINGER_S, self.transport.close)
 
         def _body_expired(self) -> None:
             self._body_timer = None

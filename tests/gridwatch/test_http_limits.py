@@ -169,12 +169,14 @@ async def test_idle_and_slow_header_floods_leave_health_and_valid_posts_working_
         assert site.server.connections.refused >= IDLE - 32
 
         # Every slow-header client was answered 408 and closed within the header deadline (plus its 0.5 s step).
-        # (Closed is what counts; on a loaded machine a few closes race the 408 being written, hence "most".)
+        # The close lingers, so the reset that unread header bytes cause no longer discards the 408 (before the
+        # lingering close, a loaded CI run saw 105 of 200; a machine with three busy loops, 53). A linger of 1 s can
+        # still expire before a starved client reads, hence "nearly all".
         results = await asyncio.gather(*slow)
         for elapsed, answer in results:
             assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:40]
             assert elapsed < HEADER_TIMEOUT_S + 1.5
-        assert sum(answer.startswith(b"HTTP/1.1 408") for _, answer in results) >= SLOW * 3 // 4
+        assert sum(answer.startswith(b"HTTP/1.1 408") for _, answer in results) >= SLOW * 19 // 20
         # The 32 held idle connections were closed by the same deadline.
         held = [reader for (reader, _), a in zip(idle, answers, strict=True) if not isinstance(a, bytes)]
         assert len(held) == 32
