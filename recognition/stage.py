@@ -157,6 +157,7 @@ class RecognitionStage:
             source=source.source_id,
             source_kind=source.kind,
             captured_at=event.device_time.astimezone(dt.UTC),
+            received_at=event.received_at,
             cluster=recognition.stranger,
             verdict="denied" if denied else "unmatched",
             gate_event_id=event.event_id,

@@ -129,7 +129,9 @@ class FrequencyRule(SightingRule):
             return []
         if not self.watches(sighting.source, ctx.zone_sources(cfg.zones) if cfg.zones else frozenset()):
             return []
-        at = sighting.captured_at
+        # The window counts on the server's clock (received_at), as `stranger_at_gate` does: a gate's stuck clock
+        # must neither merge a day of visits into one window nor make passes look older than they are.
+        at = sighting.received_at
         window_start = at - dt.timedelta(seconds=cfg.within_s)
         passes = [p for p in ctx.state.passes(self.id, sighting.person_id) if p.at > window_start]
         if not self._new_pass(sighting, passes):
@@ -161,10 +163,10 @@ class FrequencyRule(SightingRule):
             return all(not (p.source == sighting.source and p.track == sighting.track_id) for p in passes)
         gap = dt.timedelta(seconds=self._cfg.pass_gap_s)
         same_place = [p for p in passes if p.source == sighting.source]
-        if same_place and abs(sighting.captured_at - max(p.at for p in same_place)) < gap:
+        if same_place and abs(sighting.received_at - max(p.at for p in same_place)) < gap:
             # Still the same walk past this camera: move the pass's end, so a slow walk stays one pass.
             last = max(same_place, key=lambda p: p.at)
-            passes[passes.index(last)] = Pass(max(last.at, sighting.captured_at), last.source, last.track)
+            passes[passes.index(last)] = Pass(max(last.at, sighting.received_at), last.source, last.track)
             return False
         return True
 

@@ -37,7 +37,9 @@ class StrangerAtGateRule(SightingRule):
         if not self.watches(attempt.source):
             return []
         subject = f"{attempt.source}|{attempt.cluster or NO_FACE}"
-        at = attempt.captured_at
+        # The window counts on the server's clock: a gate whose clock is stuck or wrong would otherwise put every
+        # attempt of a day into one window (a false stranger alert), and `arm` forgets on the server's clock too.
+        at = attempt.received_at or attempt.captured_at
         window_start = at - dt.timedelta(seconds=cfg.within_s)
         attempts = [p for p in ctx.state.passes(self.id, subject) if p.at > window_start]
         this = Pass(at, attempt.source, attempt.gate_event_id)

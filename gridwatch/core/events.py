@@ -70,6 +70,11 @@ class StrangerAttempt(_Event):
     source: str = Field(description="Gate (or camera) id.")
     source_kind: SourceKind
     captured_at: dt.datetime = Field(description="Device or frame time, UTC.")
+    received_at: dt.datetime | None = Field(
+        default=None,
+        description="When gridwatch received it, UTC (the server's clock, which windows count on). "
+        "Absent from attempts of versions before it was added: captured_at stands in.",
+    )
     cluster: str | None = Field(default=None, max_length=64, description="In-memory look-alike label; None = no face.")
     verdict: Literal["unmatched", "denied"] = Field(
         description="unmatched: our recognition matched no registry; denied: the gate refused the person itself."

@@ -259,6 +259,7 @@ class _EventChecker:
             source=parsed.source,
             source_kind=kind,
             captured_at=parsed.captured_at,
+            received_at=parsed.captured_at,  # a simulation replays on the lines' clock
             cluster=parsed.stranger if isinstance(parsed, StrangerLine) else None,
             verdict="unmatched" if isinstance(parsed, StrangerLine) else "denied",
             gate_event_id=parsed.gate_event_id,

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from gridwatch.core.config.rules import RuleConfig
 from gridwatch.core.config.schedules import ScheduleConfig
 from gridwatch.core.db import Database
-from gridwatch.core.events import SourceKind, StrangerAttempt
+from gridwatch.core.events import Sighting, SourceKind, StrangerAttempt
 from gridwatch.core.schedules import Schedule
 from rules.engine import RuleEngine
 from rules.state import RuleState
@@ -101,6 +101,17 @@ def test_frequency_window_slides(database: Database) -> None:
     assert len(rules.evaluate(sighting(source="gate-n", kind=gate, at=T0 + dt.timedelta(seconds=650)))) == 1
 
 
+def test_frequency_window_counts_on_the_servers_clock_not_a_stuck_gate_clock(database: Database) -> None:
+    rules = engine(database, Clock(), kind="frequency", count=3, within_s=600, cooldown_s=0)
+    stuck = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
+
+    def at_gate(received: dt.datetime) -> Sighting:
+        return sighting(source="gate-n", kind=SourceKind.GATE, at=received).model_copy(update={"captured_at": stuck})
+
+    # Three visits an hour apart with one stuck device time: never three within 10 minutes.
+    assert [rules.evaluate(at_gate(T0 + dt.timedelta(hours=h))) for h in range(3)] == [[], [], []]
+
+
 def test_frequency_every_gate_event_and_every_track_is_a_pass(database: Database) -> None:
     rules = engine(database, Clock(), kind="frequency", count=2, within_s=600)
     assert rules.evaluate(sighting(source="gate-n", kind=SourceKind.GATE)) == []
@@ -124,12 +135,18 @@ def test_frequency_zones_count_as_sources(database: Database) -> None:
 
 
 def attempt(
-    at: dt.datetime, cluster: str | None = "c1", event: str | None = None, verdict: str = "unmatched"
+    at: dt.datetime,
+    cluster: str | None = "c1",
+    event: str | None = None,
+    verdict: str = "unmatched",
+    *,
+    device_time: dt.datetime | None = None,
 ) -> StrangerAttempt:
     return StrangerAttempt(
         source="gate-n",
         source_kind=SourceKind.GATE,
-        captured_at=at,
+        captured_at=at if device_time is None else device_time,
+        received_at=at,
         cluster=cluster,
         verdict=verdict,  # type: ignore[arg-type]
         gate_event_id=event,
@@ -163,6 +180,23 @@ def test_stranger_attempts_expire_and_gate_refusals_count(database: Database) ->
     for second in (0, 1):
         assert rules.attempt(attempt(T0 + dt.timedelta(seconds=second), cluster=None, verdict="denied")) == []
     assert len(rules.attempt(attempt(T0 + dt.timedelta(seconds=2), cluster=None, verdict="denied"))) == 1
+
+
+def test_the_stranger_window_counts_on_the_servers_clock_not_a_stuck_gate_clock(database: Database) -> None:
+    stuck = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
+    rules = stranger_engine(database, Clock())
+    # Three attempts an hour apart, all stamped with the same stuck device time: three separate visits.
+    for hour, event in enumerate(("e1", "e2", "e3")):
+        at = T0 + dt.timedelta(hours=hour)
+        assert rules.attempt(attempt(at, event=event, device_time=stuck)) == []
+    # Three attempts within the window whose device times are years apart: one incident.
+    rules = stranger_engine(database, Clock(T0 + dt.timedelta(days=1)))
+    times = [dt.datetime(2001, 5, 1, tzinfo=dt.UTC), dt.datetime(2031, 5, 1, tzinfo=dt.UTC), stuck]
+    alerts = [
+        rules.attempt(attempt(T0 + dt.timedelta(days=1, seconds=10 * n), event=f"f{n}", device_time=device))
+        for n, device in enumerate(times)
+    ]
+    assert [len(a) for a in alerts] == [0, 0, 1]
 
 
 def test_a_gate_event_handed_over_again_counts_once(database: Database) -> None:
