@@ -67,6 +67,7 @@ from gridwatch.wiring import (
     stranger_watch,
 )
 from ingest.camera import FrameHandler
+from ingest.gates.watermarks import DatabaseWatermarks
 from ingest.supervisor import IngestSupervisor, SourceChanges
 from notifier.ack_links import AckLinks, UsedLinks
 from notifier.case_events import CaseEventPublisher
@@ -335,6 +336,7 @@ class Service:
             frame_handler=self._frame_handler,
             gate_handler=self._gate_intake.put,
             routes=routes,
+            watermarks=DatabaseWatermarks(self._storage.database),
         )
         await self._sources.apply(config.cameras, config.gates)
         if self._watch_config:

@@ -18,7 +18,7 @@ from fastapi import APIRouter
 
 from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.config.gates import GateConfig
-from gridwatch.core.interfaces import GateEventHandler, GateSource, SourceState, SourceStatus
+from gridwatch.core.interfaces import GateEventHandler, GateSource, SerialWatermarks, SourceState, SourceStatus
 from ingest.camera import CameraWorker, FrameHandler
 from ingest.gates.factory import GateSourceUnavailable, gate_source_for
 from ingest.gates.isapi_push import IsapiPushSource
@@ -68,8 +68,10 @@ class IngestSupervisor:
         frame_handler: Callable[[CameraConfig], FrameHandler],
         gate_handler: GateEventHandler,
         routes: RouteMount | None,
+        watermarks: SerialWatermarks | None = None,
     ) -> None:
         self._config_root = config_root
+        self._watermarks = watermarks
         self._frame_handler = frame_handler
         self._gate_handler = gate_handler
         self._routes = routes
@@ -161,7 +163,7 @@ class IngestSupervisor:
 
     async def _start_gate(self, config: GateConfig) -> None:
         try:
-            source = gate_source_for(config, self._gate_handler)
+            source = gate_source_for(config, self._gate_handler, watermarks=self._watermarks)
         except GateSourceUnavailable as exc:
             # One kind's missing dependency must not take the other gates (or the cameras) down.
             log.error("%s", exc)

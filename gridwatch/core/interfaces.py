@@ -331,6 +331,21 @@ class GateBusy(Exception):
 GateEventHandler = Callable[[GateEvent], Awaitable[None]]
 
 
+class SerialWatermarks(Protocol):
+    """Per stream gate, the serial up to which every event was handed over, kept across restarts.
+
+    Blocking (database) calls: call them off the event loop.
+    """
+
+    def load(self, gate_id: str) -> int | None:
+        """The gate's watermark, or ``None`` when none was saved."""
+        ...
+
+    def save(self, gate_id: str, serial: int) -> None:
+        """Replace the gate's watermark."""
+        ...
+
+
 class GateSource(Protocol):
     """A gate terminal's event source (``ingest.gates``): it calls the handler for every face event
     and every refusal (``GateEvent.reaches_recognition``).

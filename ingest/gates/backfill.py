@@ -12,6 +12,8 @@ not depend on whether the history or the live stream answers first:
 - a recovered event goes the way of a live one (the source's ``emit``), unless its serial was seen
   already (the stream delivered it meanwhile): each event is handed on once;
 - ``unrecovered``: serials of a searched range that neither the history nor the stream delivered;
+- the gate's ``GateWatermark`` (if any) is held at the start of each queued range until it is searched, so
+  a restart resumes the search there;
 - a device that refuses the search (``HistoryUnavailable``: no such API, not allowed) is logged
   once and never asked again; its gaps count as unrecovered. A failed request (network, malformed
   answer) loses that range (counted) and is not retried: a backfill never loops.
@@ -32,6 +34,7 @@ import httpx
 from gridwatch.core.interfaces import GateEvent, SourceStatus
 from gridwatch.core.metrics import GATE_BACKFILLED, GATE_UNRECOVERED
 from ingest.gates.common import PayloadRejected
+from ingest.gates.watermarks import GateWatermark
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,10 @@ class Backfill:
         history: EventHistory | None,
         emit: Callable[[GateEvent], Awaitable[None]],
         seen: Callable[[int], bool],
+        watermark: GateWatermark | None = None,
     ) -> None:
         self._status = status
+        self._watermark = watermark
         self._history = history
         self._emit = emit
         self._seen = seen
@@ -105,6 +110,8 @@ class Backfill:
                 await task
 
     def _submit(self, work: _Range) -> None:
+        if self._watermark is not None:
+            self._watermark.hold(work.first)  # until searched: a restart before then searches it again
         self._queue.append(work)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._work(), name=f"gate-{self._status.source_id}-backfill")
@@ -117,6 +124,9 @@ class Backfill:
             except Exception as error:
                 # The worker must survive whatever the device answers; the type only (no device bytes).
                 log.error("gate %s: backfill failed: unexpected %s", self._status.source_id, type(error).__name__)
+            # Searched, or lost and counted (never retried). Not when cancelled at stop: then it stays held.
+            if self._watermark is not None:
+                self._watermark.settle(work.first)
 
     async def _run(self, work: _Range) -> None:
         gate = self._status.source_id

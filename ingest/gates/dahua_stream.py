@@ -13,7 +13,7 @@ import logging
 from typing import ClassVar
 
 from gridwatch.core.config.gates import DahuaStreamGateConfig
-from gridwatch.core.interfaces import GateEventHandler
+from gridwatch.core.interfaces import GateEventHandler, SerialWatermarks
 from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua import (
     ACCESS_CODE,
@@ -37,8 +37,10 @@ EVENT_ACTIONS = frozenset({"Pulse", "Start"})
 class DahuaStreamSource(HttpStreamSource):
     kind: ClassVar[str] = "dahua_stream"
 
-    def __init__(self, config: DahuaStreamGateConfig, on_event: GateEventHandler) -> None:
-        super().__init__(config, on_event)
+    def __init__(
+        self, config: DahuaStreamGateConfig, on_event: GateEventHandler, *, watermarks: SerialWatermarks | None = None
+    ) -> None:
+        super().__init__(config, on_event, watermarks=watermarks)
         self._heartbeat_s = config.heartbeat_s
 
     @property

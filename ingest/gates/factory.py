@@ -10,7 +10,7 @@ import importlib
 from typing import cast
 
 from gridwatch.core.config.gates import GateConfig
-from gridwatch.core.interfaces import GateEventHandler, GateSource
+from gridwatch.core.interfaces import GateEventHandler, GateSource, SerialWatermarks
 
 # kind → (module, class); the modules are imported on first use.
 SOURCES: dict[str, tuple[str, str]] = {
@@ -21,12 +21,21 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+# Kinds that read an event stream: they resume their event-history search from a saved serial watermark.
+STREAM_KINDS = frozenset({"isapi_stream", "dahua_stream"})
+
+
 class GateSourceUnavailable(RuntimeError):
     """The source of a gate kind cannot be loaded (usually: an optional dependency is missing)."""
 
 
-def gate_source_for(config: GateConfig, on_event: GateEventHandler) -> GateSource:
-    """A new, not yet started source for ``config`` that awaits ``on_event`` for every face event."""
+def gate_source_for(
+    config: GateConfig, on_event: GateEventHandler, *, watermarks: SerialWatermarks | None = None
+) -> GateSource:
+    """A new, not yet started source for ``config`` that awaits ``on_event`` for every face event.
+
+    ``watermarks`` keep stream gates' serials across restarts (push kinds have the device resend instead).
+    """
     try:
         module_name, class_name = SOURCES[config.kind]
     except KeyError:
@@ -39,4 +48,6 @@ def gate_source_for(config: GateConfig, on_event: GateEventHandler) -> GateSourc
             f"gate {config.id}: kind {config.kind!r} needs {missing!r}, which cannot be imported ({exc})"
         ) from exc
     source_class = getattr(module, class_name)
+    if config.kind in STREAM_KINDS:
+        return cast(GateSource, source_class(config, on_event, watermarks=watermarks))
     return cast(GateSource, source_class(config, on_event))

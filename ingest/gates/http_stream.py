@@ -24,7 +24,14 @@ from typing import ClassVar
 import httpx
 
 from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
-from gridwatch.core.interfaces import GateBusy, GateEvent, GateEventHandler, SourceState, SourceStatus
+from gridwatch.core.interfaces import (
+    GateBusy,
+    GateEvent,
+    GateEventHandler,
+    SerialWatermarks,
+    SourceState,
+    SourceStatus,
+)
 from gridwatch.core.redact import mask_url, redact_text
 from ingest.backoff import Backoff
 from ingest.gates.backfill import Backfill, EventHistory
@@ -38,6 +45,7 @@ from ingest.gates.multipart import (
     boundary_from_content_type,
 )
 from ingest.gates.serials import SerialTracker
+from ingest.gates.watermarks import GateWatermark
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +61,18 @@ class HttpStreamSource(abc.ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, config: StreamGateConfig, on_event: GateEventHandler) -> None:
+    def __init__(
+        self, config: StreamGateConfig, on_event: GateEventHandler, *, watermarks: SerialWatermarks | None = None
+    ) -> None:
         self._config = config
         self._on_event = on_event
         self._health = GateHealth(config.id, self.kind)
         self._serials = SerialTracker(self._health.status)
         self._health.status.extra.update({"handler_errors": 0, "dropped": 0})
-        self._backfill = Backfill(self._health.status, self._event_history(), self._emit, self._serials.is_duplicate)
+        self._watermark = GateWatermark(config.id, watermarks)
+        self._backfill = Backfill(
+            self._health.status, self._event_history(), self._emit, self._serials.is_duplicate, self._watermark
+        )
         # Handler calls in flight; held so they are not garbage-collected (the handler's queue bounds them).
         self._handing_over: set[asyncio.Task[None]] = set()
         self._backoff = Backoff.from_config(config.backoff)
@@ -115,6 +128,7 @@ class HttpStreamSource(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._backfill.stop()
+        await self._watermark.stop()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -122,6 +136,11 @@ class HttpStreamSource(abc.ABC):
             self._health.stopped()
 
     async def _run(self) -> None:
+        resumed = await self._watermark.load()
+        if resumed is not None:
+            # The restart forgot the serials: the reconnect search starts after the last one handed over.
+            self._serials.resume(resumed)
+            log.info("gate %s: resuming after serial %d", self._config.id, resumed)
         while True:
             try:
                 await self._session()
@@ -189,7 +208,11 @@ class HttpStreamSource(abc.ABC):
                 self._backfill.gap(event.serial - missed, event.serial - 1)
         self._health.event(event.received_at)
         if not event.reaches_recognition:
+            if event.serial is not None:
+                self._watermark.end(event.serial)  # nothing to hand over: settled now
             return
+        if event.serial is not None:
+            self._watermark.begin(event.serial)
         task = asyncio.create_task(self._hand_over(event), name=f"gate-{self._config.id}-event")
         self._handing_over.add(task)
         task.add_done_callback(self._handing_over.discard)
@@ -225,3 +248,6 @@ class HttpStreamSource(abc.ABC):
             # Our downstream failing must not stop the stream.
             extra["handler_errors"] = int(extra["handler_errors"]) + 1  # type: ignore[call-overload]
             log.error("gate %s: event handler failed: %s", self._config.id, type(exc).__name__)
+        # Handed over, or refused and counted; a hand-over cancelled at stop stays unsettled (searched again).
+        if event.serial is not None:
+            self._watermark.end(event.serial)

@@ -26,7 +26,7 @@ from typing import ClassVar
 from pydantic import ValidationError
 
 from gridwatch.core.config.gates import IsapiStreamGateConfig
-from gridwatch.core.interfaces import GateEvent, GateEventHandler
+from gridwatch.core.interfaces import GateEvent, GateEventHandler, SerialWatermarks
 from ingest.gates.backfill import EventHistory, HistoryUnavailable
 from ingest.gates.common import PayloadRejected
 from ingest.gates.http_stream import HttpStreamSource
@@ -68,8 +68,10 @@ def _is_picture(part: Part) -> bool:
 class IsapiStreamSource(HttpStreamSource):
     kind: ClassVar[str] = "isapi_stream"
 
-    def __init__(self, config: IsapiStreamGateConfig, on_event: GateEventHandler) -> None:
-        super().__init__(config, on_event)
+    def __init__(
+        self, config: IsapiStreamGateConfig, on_event: GateEventHandler, *, watermarks: SerialWatermarks | None = None
+    ) -> None:
+        super().__init__(config, on_event, watermarks=watermarks)
         self._pending: _PendingEvent | None = None
 
     @property

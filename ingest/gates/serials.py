@@ -39,6 +39,12 @@ class SerialTracker:
         """The highest serial accepted so far (``None`` before the first)."""
         return self._highest
 
+    def resume(self, serial: int) -> None:
+        """After a restart: the highest serial handed over before it (a watermark), for the reconnect search."""
+        if self._highest is None:
+            self._highest = serial
+            self._status.extra["last_serial"] = serial
+
     def is_duplicate(self, serial: int) -> bool:
         return serial in self._seen
 

@@ -357,3 +357,14 @@ sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
+
+# The highest serial of a stream gate's events that were handed over completely (nothing below it still in
+# flight): after a restart, the device's event history is searched from here, so events that arrived while
+# gridwatch was down are recovered (in-memory serials alone forget them).
+gate_watermarks = Table(
+    "gate_watermarks",
+    metadata,
+    Column("gate_id", String(ID_LENGTH), primary_key=True),
+    Column("serial", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

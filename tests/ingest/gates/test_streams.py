@@ -10,13 +10,16 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gridwatch.core.config.gates import DahuaStreamGateConfig, IsapiStreamGateConfig
+from gridwatch.core.db import Database
 from gridwatch.core.interfaces import GateEvent, SourceState
 from ingest.gates.common import PayloadRejected
 from ingest.gates.dahua_stream import DahuaStreamSource
 from ingest.gates.http_stream import HttpStreamSource
 from ingest.gates.isapi_history import picture_url
 from ingest.gates.isapi_stream import IsapiStreamSource
+from ingest.gates.watermarks import DatabaseWatermarks
 from tests.ingest.polling import eventually
+from tests.support.db import Databases
 from tests.support.gate_device import Dialect, GateDevice
 from tests.support.gate_payloads import face_jpeg
 from tests.support.rtsp import free_port
@@ -41,7 +44,9 @@ class Collected:
         return [event.serial for event in self.events]
 
 
-def make_source(dialect: Dialect, url: str, handler: Collected, **overrides: Any) -> HttpStreamSource:
+def make_source(
+    dialect: Dialect, url: str, handler: Collected, *, watermarks: Database | None = None, **overrides: Any
+) -> HttpStreamSource:
     source_type, config_type = SOURCES[dialect]
     values: dict[str, Any] = {
         "id": f"{dialect}-gate",
@@ -55,7 +60,8 @@ def make_source(dialect: Dialect, url: str, handler: Collected, **overrides: Any
         "backoff": {"initial_s": 0.05, "max_s": 0.3},
     }
     values.update(overrides)
-    return source_type(config_type.model_validate(values), handler)
+    kept = None if watermarks is None else DatabaseWatermarks(watermarks)
+    return source_type(config_type.model_validate(values), handler, watermarks=kept)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -212,6 +218,31 @@ async def test_events_missed_while_disconnected_are_backfilled_from_the_event_lo
     assert recovered[11].door == "1"
     assert any(path.startswith("/LOCALS/pic/acsLinkCap/11.jpeg") for path in device.requests)
     assert REGISTRY.get_sample_value("gridwatch_gate_backfilled_total", {"gate": "isapi-backfilled"}) == 5
+
+
+async def test_after_a_restart_of_gridwatch_the_search_resumes_from_the_saved_watermark(
+    devices: list[GateDevice], sources: list[HttpStreamSource], databases: Databases
+) -> None:
+    """The serials in memory die with the process; the watermark in the database does not."""
+    device = GateDevice("isapi", port=free_port(), password=DEVICE_PASSWORD, serials="1-10", history="1-10")
+    devices.append(device)
+    device.start()
+    before = Collected()
+    source = make_source("isapi", device.url, before, id="isapi-restarted", watermarks=databases())
+    await source.start()
+    await eventually(lambda: before.serials == list(range(1, 11)), 15, "events 1-10")
+    await source.stop()  # gridwatch stops (or dies: the watermark is saved as events are handed over)
+    device.kill()
+
+    # While gridwatch was down the terminal logged 11-15; when it is back its stream goes on at 16.
+    device.start(serials="16-17", history="1-15")
+    after = Collected()
+    restarted = make_source("isapi", device.url, after, id="isapi-restarted", watermarks=databases())
+    sources.append(restarted)
+    await restarted.start()
+    await eventually(lambda: in_order(after) == list(range(11, 18)), 15, "events 11-17 after the restart")
+    assert extra(restarted, "backfilled") == 5
+    assert extra(restarted, "unrecovered") == 0
 
 
 async def test_a_terminal_without_an_event_log_counts_the_gap_unrecovered_and_is_not_asked_again(
