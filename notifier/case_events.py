@@ -25,7 +25,7 @@ from gridwatch.core.events import CaseEvent
 from gridwatch.core.interfaces import RecordRejectedError
 from gridwatch.core.metrics import CASE_EVENTS_PUBLISHED, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
-from notifier.notifier import retry_delay
+from notifier.delivery_loop import retry_delay, wait_for_work
 from notifier.sinks.kafka import KafkaSink
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,4 @@ class CaseEventPublisher:
         self._db.transaction(mark, what="alert events published")
 
     async def _sleep(self, timeout_s: float | None) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await wait_for_work(self._wake, self._stopping, timeout_s, "notifier.alert_events")

@@ -24,7 +24,6 @@ acknowledgement link never) and counted (``gridwatch_notifications_*``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -35,12 +34,11 @@ from gridwatch.core.events import Notification
 from gridwatch.core.interfaces import NotificationChannel, RecordRejectedError
 from gridwatch.core.metrics import LOOP_ERRORS, NOTIFICATION_FAILURES, NOTIFICATIONS_DELIVERED, NOTIFICATIONS_PARKED
 from gridwatch.core.redact import redact_text
+from notifier.delivery_loop import audit_step, retry_delay, sleep_unless_stopping, wait_for_work
 from notifier.notification_outbox import NotificationOutbox, PendingNotification
-from notifier.notifier import retry_delay
 
 logger = logging.getLogger(__name__)
 
-AUDIT_ACTOR = "notifier"
 
 DeliveryReport = Callable[[Notification], Awaitable[None]]
 
@@ -177,12 +175,12 @@ class NotificationDispatcher:
                 if final:
                     return
                 loop_failures += 1
-                await self._sleep_unless_stopping(
-                    retry_delay(loop_failures, self._config.retry_initial_s, self._config.retry_max_s)
+                await sleep_unless_stopping(
+                    self._stopping, retry_delay(loop_failures, self._config.retry_initial_s, self._config.retry_max_s)
                 )
                 continue
             within_s = None if next_due is None else max(next_due - time.time(), 0.0)
-            await self._wait_for_work(wake, within_s)
+            await wait_for_work(wake, self._stopping, within_s, "notifier.notify")
 
     async def _deliver_one(self, channel: NotificationChannel, row: PendingNotification) -> None:
         try:
@@ -290,30 +288,7 @@ class NotificationDispatcher:
         await self._audit_raw(action, notification.alert_id, details)
 
     async def _audit_raw(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:
-        if self._audit is None:
-            return
-        try:
-            await asyncio.to_thread(self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details)
-        except Exception:
-            # Delivery must not stop because the audit disk failed; the failure is loud instead.
-            LOOP_ERRORS.labels(loop="notifications.audit").inc()
-            logger.exception("audit log append failed for %s %s", action, alert_id)
-
-    async def _sleep_unless_stopping(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-
-    async def _wait_for_work(self, wake: asyncio.Event, within_s: float | None) -> None:
-        waiters = [
-            asyncio.create_task(wake.wait(), name="notifier.notify.wake"),
-            asyncio.create_task(self._stopping.wait(), name="notifier.notify.stopping"),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await audit_step(self._audit, action, alert_id, details, loop="notifications.audit")
 
 
 def _error_text(exc: Exception, notification: Notification | None) -> str:

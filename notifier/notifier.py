@@ -22,7 +22,6 @@ sink), ``alert.delivery_failed`` and ``alert.delivery_parked``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
@@ -37,18 +36,11 @@ from gridwatch.core.events import Alert
 from gridwatch.core.interfaces import DeliveryChannel, RecordRejectedError
 from gridwatch.core.metrics import DELIVERIES_PARKED, DELIVERY_ATTEMPTS, DELIVERY_FAILURES, LOOP_ERRORS
 from gridwatch.core.redact import redact_text
+from notifier.delivery_loop import audit_step, retry_delay, sleep_unless_stopping, wait_for_work
 from notifier.outbox import Outbox, PendingDelivery
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
 
 logger = logging.getLogger(__name__)
-
-AUDIT_ACTOR = "notifier"
-
-
-def retry_delay(failures: int, initial_s: float, max_s: float) -> float:
-    """Capped exponential backoff: initial, 2x, 4x, ... never more than ``max_s``."""
-    exponent = min(max(failures - 1, 0), 32)
-    return float(min(initial_s * (2**exponent), max_s))
 
 
 class Outcome(enum.Enum):
@@ -213,7 +205,7 @@ class Notifier:
                     return
                 delay = retry_delay(failures, self._config.outbox.retry_initial_s, self._config.outbox.retry_max_s)
                 # Back off the whole sink: new alerts wake nobody until the delay is over.
-                await self._sleep_unless_stopping(delay)
+                await sleep_unless_stopping(self._stopping, delay)
                 continue
             if len(rows) == self._batch_size:
                 continue  # more may be waiting
@@ -221,7 +213,7 @@ class Notifier:
                 return
             next_due = await asyncio.to_thread(self._outbox.next_due, sink.name)
             within_s = None if next_due is None else max(next_due - time.time(), 0.0)
-            await self._wait_for_work(wake, within_s)
+            await wait_for_work(wake, self._stopping, within_s, "notifier")
 
     async def _retry_suspects(self, sink: DeliveryChannel, suspects: dict[str, PendingDelivery]) -> None:
         """The sink just took an alert: a suspect that fails now is parked."""
@@ -297,30 +289,7 @@ class Notifier:
         return Outcome.PARKED
 
     async def _audit_step(self, action: str, alert_id: str, details: Mapping[str, object]) -> None:
-        if self._audit is None:
-            return
-        try:
-            await asyncio.to_thread(self._audit.append, action, actor=AUDIT_ACTOR, target=alert_id, details=details)
-        except Exception:
-            # The alert path must not stop because the audit disk failed; the failure is loud instead.
-            LOOP_ERRORS.labels(loop="notifier.audit").inc()
-            logger.exception("audit log append failed for %s %s", action, alert_id)
-
-    async def _sleep_unless_stopping(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-
-    async def _wait_for_work(self, wake: asyncio.Event, within_s: float | None) -> None:
-        waiters = [
-            asyncio.create_task(wake.wait(), name="notifier.wake"),
-            asyncio.create_task(self._stopping.wait(), name="notifier.stopping"),
-        ]
-        try:
-            await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await audit_step(self._audit, action, alert_id, details, loop="notifier.audit")
 
 
 def build_sinks(config: NotifierConfig, data_dir: Path, service_name: str) -> list[DeliveryChannel]:

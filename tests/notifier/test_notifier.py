@@ -9,7 +9,8 @@ import pytest
 from gridwatch.core.audit import AuditLog, verify
 from gridwatch.core.config.notifier import NotifierConfig, OutboxConfig
 from gridwatch.core.events import Alert
-from notifier.notifier import Notifier, NotifierStoppedError, build_sinks, retry_delay
+from notifier.delivery_loop import retry_delay
+from notifier.notifier import Notifier, NotifierStoppedError, build_sinks
 from notifier.sinks import ConsoleSink, JsonlSink, KafkaSink
 from tests.notifier.conftest import AlertFactory
 from tests.notifier.helpers import wait_until
