@@ -318,11 +318,7 @@ class Desk:
         into: Steps | None = None,
         scope_checked: bool = False,
     ) -> CaseView:
-        steps = Steps()
-
-        def ack(conn: Connection) -> CaseView:
-            steps.clear()
-            now = self._clock()
+        def ack(conn: Connection, now: dt.datetime, steps: Steps) -> CaseView:
             case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state is CaseState.ACKNOWLEDGED:
                 return self._view(conn, case, changed=False)
@@ -335,20 +331,12 @@ class Desk:
             self._event(conn, case, "acknowledged", by, now, steps, channel=channel, comment=comment)
             return self._view(conn, case)
 
-        view = self._db.transaction(ack, what="case acknowledgement")
-        self.record(steps)
-        if into is not None:
-            into.extend(steps)
-        return view
+        return self._handle("case acknowledgement", ack, into)
 
     def confirm(
         self, alert_id: str, by: str, *, channel: str, into: Steps | None = None, scope_checked: bool = False
     ) -> CaseView:
-        steps = Steps()
-
-        def confirm(conn: Connection) -> CaseView:
-            steps.clear()
-            now = self._clock()
+        def confirm(conn: Connection, now: dt.datetime, steps: Steps) -> CaseView:
             case = self._case_for(conn, alert_id, by, any_staff=True, scope_checked=scope_checked)
             if case.state is not CaseState.PENDING_CONFIRMATION:
                 raise CaseConflictError(f"alert {alert_id} does not await confirmation (state {case.state})")
@@ -365,11 +353,7 @@ class Desk:
                     case = self._route(conn, case, alert, now, steps)
             return self._view(conn, case)
 
-        view = self._db.transaction(confirm, what="case confirmation")
-        self.record(steps)
-        if into is not None:
-            into.extend(steps)
-        return view
+        return self._handle("case confirmation", confirm, into)
 
     def resolve(
         self,
@@ -382,11 +366,7 @@ class Desk:
         into: Steps | None = None,
         scope_checked: bool = False,
     ) -> CaseView:
-        steps = Steps()
-
-        def resolve(conn: Connection) -> CaseView:
-            steps.clear()
-            now = self._clock()
+        def resolve(conn: Connection, now: dt.datetime, steps: Steps) -> CaseView:
             case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state is CaseState.RESOLVED:
                 raise CaseConflictError(f"alert {alert_id} is resolved already")
@@ -402,21 +382,14 @@ class Desk:
             self._event(conn, case, "resolved", by, now, steps, channel=channel, comment=comment, outcome=outcome)
             return self._view(conn, case)
 
-        view = self._db.transaction(resolve, what="case resolution")
-        self.record(steps)
-        if into is not None:
-            into.extend(steps)
-        return view
+        return self._handle("case resolution", resolve, into)
 
     def escalate(
         self, alert_id: str, by: str, *, channel: str, into: Steps | None = None, scope_checked: bool = False
     ) -> CaseView:
         """Run the next escalation step now (an operator who cannot wait); 409 when the ladder has none left."""
-        steps = Steps()
 
-        def escalate(conn: Connection) -> CaseView:
-            steps.clear()
-            now = self._clock()
+        def escalate(conn: Connection, now: dt.datetime, steps: Steps) -> CaseView:
             case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             if case.state not in (CaseState.OPEN, CaseState.NOTIFIED, CaseState.ESCALATED):
                 raise CaseConflictError(f"alert {alert_id} cannot be escalated (state {case.state})")
@@ -431,11 +404,7 @@ class Desk:
             self._event(conn, case, "commented", by, now, steps, channel=channel, comment="escalated by hand")
             return self._view(conn, case)
 
-        view = self._db.transaction(escalate, what="case escalation")
-        self.record(steps)
-        if into is not None:
-            into.extend(steps)
-        return view
+        return self._handle("case escalation", escalate, into)
 
     def comment(
         self,
@@ -447,16 +416,25 @@ class Desk:
         into: Steps | None = None,
         scope_checked: bool = False,
     ) -> CaseView:
-        steps = Steps()
-
-        def comment(conn: Connection) -> CaseView:
-            steps.clear()
-            now = self._clock()
+        def comment(conn: Connection, now: dt.datetime, steps: Steps) -> CaseView:
             case = self._case_for(conn, alert_id, by, scope_checked=scope_checked)
             self._event(conn, case, "commented", by, now, steps, channel=channel, comment=text)
             return self._view(conn, case, changed=False)
 
-        view = self._db.transaction(comment, what="case comment")
+        return self._handle("case comment", comment, into)
+
+    def _handle(
+        self, what: str, step: Callable[[Connection, dt.datetime, Steps], CaseView], into: Steps | None
+    ) -> CaseView:
+        """One handling step in one transaction; its audit entries and notifications are recorded after the
+        commit (and added to ``into`` for a caller that needs them too)."""
+        steps = Steps()
+
+        def run(conn: Connection) -> CaseView:
+            steps.clear()  # a retried transaction starts over
+            return step(conn, self._clock(), steps)
+
+        view = self._db.transaction(run, what=what)
         self.record(steps)
         if into is not None:
             into.extend(steps)
