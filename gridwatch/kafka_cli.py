@@ -121,7 +121,7 @@ def plan_topics(config: GridwatchConfig) -> list[ClusterPlan]:
 
 
 async def _init_all(plans: list[ClusterPlan], *, check: bool) -> int:
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from gridwatch.core.redact import redact_text
 
@@ -131,7 +131,8 @@ async def _init_all(plans: list[ClusterPlan], *, check: bool) -> int:
         try:
             reports = await init_cluster(plan, check=check)
         except (KafkaError, OSError) as exc:
-            print(f"kafka {servers}: unreachable: {redact_text(str(exc) or type(exc).__name__)}", file=sys.stderr)
+            what = "unreachable" if isinstance(exc, KafkaConnectionError | OSError) else "failed"
+            print(f"kafka {servers}: {what}: {redact_text(str(exc) or type(exc).__name__)}", file=sys.stderr)
             status = max(status, EXIT_UNREACHABLE)
             continue
         print(f"kafka {servers}:")
@@ -212,16 +213,19 @@ async def _compare(admin: Any, topics: list[PlannedTopic], reports: dict[str, To
     for topic in topics:
         reports[topic.name].drift += _shape_drift(topic, described.get(topic.name, []))
 
-    current, overrides = await _topic_configs(admin, [t.name for t in topics])
+    current, overrides, refused = await _topic_configs(admin, [t.name for t in topics])
+    for name, reason in refused.items():
+        reports[name].drift.append(f"configs not readable: {reason}")
     to_alter: dict[str, dict[str, str]] = {}
-    wanted = {t.name: t for t in topics}
     for topic in topics:
         report = reports[topic.name]
+        if topic.name in refused:
+            continue
         values = current.get(topic.name, {})
         changes = [
-            f"{key} {values.get(key)} -> {wanted}"
-            for key, wanted in topic.declared.configs.items()
-            if values.get(key) != wanted
+            f"{key} {values.get(key)} -> {value}"
+            for key, value in topic.declared.configs.items()
+            if values.get(key) != value
         ]
         if not changes:
             continue
@@ -233,9 +237,8 @@ async def _compare(admin: Any, topics: list[PlannedTopic], reports: dict[str, To
             report.altered += changes
     if to_alter:
         await _alter(admin, to_alter, reports)
-        await _until_visible(
-            admin, {name: topic.declared.configs for name, topic in wanted.items() if name in to_alter}
-        )
+        altered = {t.name: t.declared.configs for t in topics if t.name in to_alter and reports[t.name].altered}
+        await _until_visible(admin, altered)
 
 
 async def _partitions(admin: Any, names: list[str], timeout_s: float = 30.0) -> dict[str, list[dict[str, Any]]]:
@@ -251,15 +254,22 @@ async def _partitions(admin: Any, names: list[str], timeout_s: float = 30.0) -> 
 
 async def _topic_configs(
     admin: Any, names: list[str]
-) -> tuple[dict[str, dict[str, str | None]], dict[str, dict[str, str]]]:
-    """Per topic: every config value (defaults included), and the overrides set on the topic itself."""
+) -> tuple[dict[str, dict[str, str | None]], dict[str, dict[str, str]], dict[str, str]]:
+    """Per topic: every config value (defaults included), the overrides set on the topic itself, and why
+    the cluster would not describe a topic (an ACL, say)."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
     current: dict[str, dict[str, str | None]] = {}
     overrides: dict[str, dict[str, str]] = {}
+    refused: dict[str, str] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                refused[resource["resource_name"]] = (
+                    resource["error_message"] or f"Kafka error {resource['error_code']}"
+                )
+                continue
             entries = resource["config_entries"]
             current[resource["resource_name"]] = {e["config_names"]: e["config_value"] for e in entries}
             overrides[resource["resource_name"]] = {
@@ -267,15 +277,15 @@ async def _topic_configs(
                 for e in entries
                 if _set_on_topic(e) and e["config_value"] is not None and not e.get("is_sensitive")
             }
-    return current, overrides
+    return current, overrides, refused
 
 
 async def _until_visible(admin: Any, wanted: dict[str, dict[str, str]], timeout_s: float = 30.0) -> None:
     """Waits until the cluster describes the altered configs (a change reaches the brokers' metadata a moment
     later), so that a `--check` right after `init` sees them; gives up quietly after ``timeout_s``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        current, _ = await _topic_configs(admin, list(wanted))
+    while wanted:
+        current, _, _ = await _topic_configs(admin, list(wanted))
         late = [
             name
             for name, configs in wanted.items()
