@@ -68,7 +68,7 @@ def run_retention(
     report = build_report(registries, database, now, purged_registries=[p.registry for p in purged])
     report["evidence"] = _evidence_report(database, now, evidence_erased, reference=False)
     report["reference_photo"] = _evidence_report(database, now, evidence_erased, reference=True)
-    details: dict[str, Any] = {"at": now, "classes": {name: asdict(report[name]) for name in DATA_CLASSES}}
+    details: dict[str, Any] = {"at": now, "classes": {name: _record(report[name]) for name in DATA_CLASSES}}
     registries.audit.append(RETENTION_REPORT, actor=RETENTION_ACTOR, target="retention", details=details)
     return report
 
@@ -127,6 +127,14 @@ def build_report(
             reason="erased by the Kafka broker after retention.ms (set by gridwatch kafka init); not counted here",
         ),
     }
+
+
+def _record(report: ClassReport) -> dict[str, Any]:
+    """A class as the audit record holds it (``by_registry`` only where there is one)."""
+    record = asdict(report)
+    if not report.by_registry:
+        del record["by_registry"]
+    return record
 
 
 def _evidence_report(
