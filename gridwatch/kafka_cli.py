@@ -20,10 +20,11 @@ import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gridwatch.core.config.kafka import KafkaConnectionConfig, TopicDeclaration, TopicRole
-from gridwatch.core.config.root import GridwatchConfig
+if TYPE_CHECKING:  # nothing heavy is imported until the command runs
+    from gridwatch.core.config.kafka import KafkaConnectionConfig, TopicDeclaration, TopicRole
+    from gridwatch.core.config.root import GridwatchConfig
 
 EXIT_DRIFT = 1
 EXIT_UNREACHABLE = 4
