@@ -12,14 +12,19 @@ import numpy as np
 import pytest
 
 from gridwatch.core.audit import AuditLog, verify
+from gridwatch.core.config.model import QualityConfig
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db.schema import alerts
-from recognition.analyzer import normalize
+from recognition.analyzer import InsightFaceAnalyzer, normalize
 from recognition.evidence import EvidenceStore
+from recognition.quality import QualityGate
+from recognition.recognizer import Recognizer
 from recognition.registries import Registries
 from recognition.retention import DATA_CLASSES, RETENTION_ACTOR, RETENTION_REPORT, run_retention
+from recognition.stage import RecognitionStage
 from recognition.store import RegistryStore
+from recognition.strangers import StrangerClusters
 from tests.support.db import Databases
 
 WATCH = RegistryConfig(name="watch", purpose="test registry", legal_basis="test fixture", retention_days=30)
@@ -144,3 +149,23 @@ def test_the_report_holds_counts_only(parts: tuple[Registries, EvidenceStore], a
     text = json.dumps(report)
     assert person not in text
     assert "Named Person" not in text
+
+
+class _Sightings:
+    async def put(self, sighting: object) -> None:
+        raise AssertionError("no frame was given: no sighting can come out")
+
+
+async def test_the_recognition_stage_runs_the_job_and_reports_when_it_starts(
+    parts: tuple[Registries, EvidenceStore], audit: AuditLog, analyzer: InsightFaceAnalyzer
+) -> None:
+    registries, evidence = parts
+    _enrol(registries, "watch", "Expired", days_ago=31, seed=8)
+    recognizer = Recognizer(analyzer, QualityGate(QualityConfig()), registries, StrangerClusters({}))
+    stage = RecognitionStage(recognizer, analyzer, registries, _Sightings(), evidence=evidence)
+    await stage.start()
+    await stage.stop()
+
+    [report] = _reports(audit)
+    assert report["details"]["classes"]["template"]["erased"] == 1
+    assert report["details"]["classes"]["template"]["retained"] == 0
