@@ -197,6 +197,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridwatch.console.cli import add_commands as add_console_commands
 
     add_console_commands(commands, config_arg)  # `users add|list|disable|passwd`, `tokens create`
+
+    from gridwatch.kafka_cli import add_commands as add_kafka_commands
+
+    add_kafka_commands(commands, config_arg)  # `kafka init [--check]`
     return parser
 
 

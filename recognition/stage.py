@@ -33,6 +33,7 @@ from recognition.evidence import EvidenceStore
 from recognition.memory import LARGE_DECODE_PIXELS, release_free_memory
 from recognition.recognizer import Recognition, Recognizer, SourceInfo, gate_event_key
 from recognition.registries import Registries
+from recognition.retention import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +166,7 @@ class RecognitionStage:
         )
 
     async def _purge_once(self) -> None:
-        purged = await asyncio.to_thread(self._registries.purge_expired)
-        if purged:
-            log.info("retention: erased %d expired registry entries", len(purged))
-        if self._evidence is not None:
-            objects = await asyncio.to_thread(self._evidence.purge_expired)
-            if objects:
-                log.info("retention: erased %d expired evidence objects", objects)
+        await asyncio.to_thread(run_retention, self._registries, self._evidence)  # erases, then audits a report
 
     async def _forget_loop(self) -> None:
         while True:

@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
+from gridwatch.core.config.kafka import DEFAULT_TOPIC_NAMES
 from gridwatch.core.config.transport import KafkaTransportConfig
 from gridwatch.core.kafka_records import close_producer, cloudevent_headers
 from gridwatch.core.redact import redact_text
@@ -44,6 +45,20 @@ STOP_GRACE_S = 5.0
 def _backoff(attempt: int) -> float:
     delay: float = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2**attempt) * random.uniform(0.8, 1.2)
     return delay
+
+
+def _new_topic(cfg: KafkaTransportConfig, name: str) -> NewTopic:
+    """A topic as declared in ``cfg.topics`` (partitions, replication, retention), as `kafka init` makes it."""
+    role = DEFAULT_TOPIC_NAMES.get(name)
+    if role is None:
+        return NewTopic(name, num_partitions=cfg.partitions, replication_factor=cfg.replication_factor)
+    declared = cfg.declaration(role)
+    return NewTopic(
+        name,
+        num_partitions=declared.partitions,
+        replication_factor=declared.replication_factor,
+        topic_configs=declared.configs,
+    )
 
 
 @dataclass(slots=True)
@@ -210,12 +225,7 @@ class KafkaTransport:
             existing = set(await admin.list_topics())
             missing = sorted(self._topics - existing)
             if missing:
-                await admin.create_topics(
-                    [
-                        NewTopic(t, num_partitions=cfg.partitions, replication_factor=cfg.replication_factor)
-                        for t in missing
-                    ]
-                )
+                await admin.create_topics([_new_topic(cfg, t) for t in missing])
                 log.info("transport: created topic(s) %s", ", ".join(missing))
         except (KafkaError, OSError) as exc:
             # Not fatal: an operator may have created them, or the broker is still coming up.

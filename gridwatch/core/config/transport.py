@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from gridwatch.core.config.base import StrictModel
-from gridwatch.core.config.kafka import KafkaConnectionConfig
+from gridwatch.core.config.kafka import KafkaConnectionConfig, KafkaTopicsConfig, TopicDeclaration, TopicRole
 
 
 class KafkaTransportConfig(KafkaConnectionConfig):
@@ -21,8 +21,21 @@ class KafkaTransportConfig(KafkaConnectionConfig):
     create_topics: bool = Field(
         default=True, description="Create missing topics at start (off where an operator creates them)."
     )
-    partitions: int = Field(default=6, ge=1, le=1000, description="Partitions of topics created at start.")
-    replication_factor: int = Field(default=1, ge=1, le=10, description="Replication of topics created at start.")
+    partitions: int = Field(
+        default=6, ge=1, le=1000, description="Partitions of a topic whose declaration (`topics`) sets none."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replication of a topic whose declaration (`topics`) sets none."
+    )
+    topics: KafkaTopicsConfig = Field(
+        default_factory=KafkaTopicsConfig,
+        description="Declarations of every gridwatch topic (the notifier's too): partitions, replication, "
+        "retention; applied when topics are created at start and by `gridwatch kafka init`.",
+    )
+
+    def declaration(self, role: TopicRole) -> TopicDeclaration:
+        """The declared shape of the topic of ``role``, counts defaulting to ``partitions``/``replication_factor``."""
+        return self.topics.declared(role, partitions=self.partitions, replication_factor=self.replication_factor)
 
 
 class TransportConfig(StrictModel):
