@@ -229,6 +229,13 @@ class UsedLinks:
 
         return self._db.transaction(use, what="ack link use")
 
+    def was_used(self, claims: LinkClaims) -> bool:
+        """Whether the link was used already (a read: the page that offers the button asks it)."""
+        stmt = select(used_ack_links.c.link_id).where(used_ack_links.c.link_id == claims.link_id)
+        return self._db.transaction(
+            lambda conn: conn.execute(stmt).first() is not None, what="ack link read", read_only=True
+        )
+
     def release(self, claims: LinkClaims, used_at: float) -> bool:
         """Undo this very ``use`` (same ``used_at``) after the acknowledgement it guarded failed."""
         stmt = used_ack_links.delete().where(

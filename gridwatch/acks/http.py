@@ -1,4 +1,8 @@
-"""HTTP acknowledgement: one-click links (``/a/<token>``) and the staff API (``/api/alerts/{id}/...``).
+"""HTTP acknowledgement: links (``/a/<token>``) and the staff API (``/api/alerts/{id}/...``).
+
+Opening a link (GET) shows what it acknowledges and a button; only the POST acknowledges, because chat
+apps, mail scanners and link previewers fetch every URL they are shown, and an acknowledgement made by a
+robot would stop the escalation of an alert that no human has seen.
 
 The case logic is the ``CaseDesk``'s; this module checks who is asking and maps the answers to HTTP.
 A link token is a capability: it is never logged nor audited, only a short hash of it
@@ -65,12 +69,21 @@ def case_json(view: CaseView) -> dict[str, Any]:
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, reason: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        claims: LinkClaims | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
         self.detail = detail
         self.headers = headers
+        self.claims = claims  # of a link refused: whom and what the audit entry names
 
 
 def _case_reason(exc: CaseError) -> str:
@@ -111,17 +124,43 @@ def ack_router(
             # The answer stands (it was decided, and an acknowledgement made is not undone); the gap is loud.
             log.exception("acks: could not audit %s of link %s", action, record["link_digest"])
 
+    def checked(token: str, now: float) -> LinkClaims:
+        """The link's claims when it is genuine, unexpired and its staff member still configured."""
+        try:
+            claims = links.verify(token, now)
+        except LinkError as exc:
+            # Genuine but expired: audited under its staff member and alert.
+            raise _Refusal(exc.status, exc.reason, str(exc), claims=exc.claims) from None
+        if claims.staff_id not in staff_ids():
+            raise _Refusal(403, "unknown_staff", "this link's staff member is no longer configured", claims=claims)
+        return claims
+
+    async def refused(refusal: _Refusal, token: str) -> None:
+        ACKS_REJECTED.labels(channel="link", reason=refusal.reason).inc()
+        await audit_link("ack_link.refused", refusal.claims, token, reason=refusal.reason)
+
+    async def offer_link(token: str) -> LinkClaims:
+        """What the page a GET shows needs: a usable link. Nothing is changed (see ``link_page``)."""
+        try:
+            claims = checked(token, clock())
+            try:
+                spent = await asyncio.to_thread(used.was_used, claims)
+            except Exception as exc:
+                LOOP_ERRORS.labels(loop="acks.link_store").inc()
+                log.error("acks: cannot read the use of link %s: %s", token_digest(token), redact_text(str(exc)))
+                raise _Refusal(503, "unavailable", "try again in a moment", claims=claims) from None
+            if spent:
+                raise _Refusal(409, "reused", "this link was used already", claims=claims)
+        except _Refusal as refusal:
+            await refused(refusal, token)
+            raise
+        return claims
+
     async def use_link(token: str) -> CaseView:
         now = clock()
         claims: LinkClaims | None = None
         try:
-            try:
-                claims = links.verify(token, now)
-            except LinkError as exc:
-                claims = exc.claims  # genuine but expired: audited under its staff member and alert
-                raise _Refusal(exc.status, exc.reason, str(exc)) from None
-            if claims.staff_id not in staff_ids():
-                raise _Refusal(403, "unknown_staff", "this link's staff member is no longer configured")
+            claims = checked(token, now)
             # Single use, against concurrent clicks (and several service instances): the link is claimed
             # in the database *before* the acknowledgement and the claim is released if the acknowledgement
             # does not happen. Of two concurrent uses exactly one wins the insert and reaches the desk, the
@@ -149,8 +188,9 @@ def ack_router(
                     raise _Refusal(503, "unavailable", "try again in a moment") from None
                 raise
         except _Refusal as refusal:
-            ACKS_REJECTED.labels(channel="link", reason=refusal.reason).inc()
-            await audit_link("ack_link.refused", claims, token, reason=refusal.reason)
+            if refusal.claims is None:
+                refusal.claims = claims
+            await refused(refusal, token)
             raise
         ACKS.labels(channel="link").inc()
         await audit_link("ack_link.used", claims, token, state=str(view.state), changed=view.changed)
@@ -169,19 +209,28 @@ def ack_router(
 
     @router.get("/a/{token}", response_class=HTMLResponse)
     async def link_page(token: str) -> Response:
+        # A GET acknowledges nothing: chat apps, mail scanners and link previewers fetch every link they see,
+        # and an alert acknowledged by a robot stops its escalation while no human has read it. The page
+        # offers the button; the POST it sends acknowledges.
         try:
-            view = await use_link(token)
+            claims = await offer_link(token)
         except _Refusal as refusal:
             return HTMLResponse(_page("Not acknowledged", refusal.detail), refusal.status, headers=_PRIVATE_HEADERS)
-        text = f"Alert {view.alert_id} is acknowledged" + ("." if view.changed else " (it was already).")
-        return HTMLResponse(_page("Acknowledged", text), headers=_PRIVATE_HEADERS)
+        return HTMLResponse(_offer_page(claims.alert_id), headers=_PRIVATE_HEADERS)
 
     @router.post("/a/{token}")
-    async def link_post(token: str) -> Response:
+    async def link_post(token: str, request: Request) -> Response:
+        # The page's form asks for a page back; machine clients (a mobile gateway) get JSON.
+        as_page = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
         try:
             view = await use_link(token)
         except _Refusal as refusal:
+            if as_page:
+                return HTMLResponse(_page("Not acknowledged", refusal.detail), refusal.status, headers=_PRIVATE_HEADERS)
             return JSONResponse({"detail": refusal.detail}, refusal.status, headers=_PRIVATE_HEADERS)
+        if as_page:
+            text = f"Alert {view.alert_id} is acknowledged" + ("." if view.changed else " (it was already).")
+            return HTMLResponse(_page("Acknowledged", text), headers=_PRIVATE_HEADERS)
         return JSONResponse(case_json(view), headers=_PRIVATE_HEADERS)
 
     # -- staff API ---------------------------------------------------------------------------------
@@ -250,6 +299,18 @@ async def _body(request: Request, model: type[B], *, optional: bool) -> B | None
         # Field names and reasons only: the values (a comment) are not echoed.
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
         raise _Refusal(422, "malformed", problems) from None
+
+
+def _offer_page(alert_id: str) -> str:
+    """The page of a usable link: what it is for, and the button whose POST acknowledges."""
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Acknowledge alert</title></head>"
+        f"<body><h1>Acknowledge alert</h1><p>Alert {html.escape(alert_id)}: acknowledge that you handle it?</p>"
+        '<form method="post"><button type="submit" name="acknowledge" value="1">确认 / Acknowledge</button></form>'
+        "</body></html>"
+    )
 
 
 def _page(title: str, text: str) -> str:

@@ -207,9 +207,13 @@ async def test_notified_escalated_then_acknowledged_by_the_one_click_link(
             # The officer acknowledges through the link in their push message.
             assert step1.ack_url is not None
             link = httpx.URL(step1.ack_url)
-            answer = await http.get(link.path)
+            # Opening it (as a link previewer would) acknowledges nothing; the page's button does.
+            page = await http.get(link.path)
+            assert (page.status_code, "<form" in page.text) == (200, True), page.text
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            answer = await http.post(link.path, content=b"acknowledge=1", headers=form)
             assert answer.status_code == 200, answer.text
-            assert (await http.get(link.path)).status_code == 409  # single use
+            assert (await http.post(link.path, headers=form)).status_code == 409  # single use
             forged = link.path[:-4] + ("AAAA" if not link.path.endswith("AAAA") else "BBBB")
             assert (await http.get(forged)).status_code == 400
 

@@ -83,13 +83,30 @@ def _count(name: str, **labels: str) -> float:
 # --- one-click links -----------------------------------------------------------------------------------
 
 
-async def test_link_get_acknowledges_and_audits(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_opening_a_link_acknowledges_nothing_and_offers_the_button(setup: Setup) -> None:
+    """Link previewers and mail scanners GET every URL: a robot must not stop an escalation."""
+    path = setup.link()
+    for _ in range(3):
+        page = await setup.client.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<form method="post">' in page.text
+        assert "alert-1" in page.text
+        assert page.headers["cache-control"] == "no-store"
+    assert setup.desk.steps == []
+    assert setup.audit() == []
+
+
+async def test_the_pages_button_acknowledges_and_audits(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     before = _count("gridwatch_acks_total", channel="link")
     path = setup.link()
     token = path.removeprefix("/a/")
 
-    response = await setup.client.get(path)
+    response = await setup.client.post(path, content=b"acknowledge=1", headers=FORM)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -105,6 +122,10 @@ async def test_link_get_acknowledges_and_audits(setup: Setup, caplog: pytest.Log
     assert token not in setup.audit_path.read_text()
     service_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]  # not the client's
     assert all(token not in r.getMessage() for r in service_records)
+    # Once used, the page says so instead of offering the button again.
+    spent = await setup.client.get(path)
+    assert spent.status_code == 409
+    assert "<form" not in spent.text
 
 
 async def test_link_post_answers_json(setup: Setup) -> None:
@@ -122,7 +143,7 @@ async def test_link_post_answers_json(setup: Setup) -> None:
 
 async def test_reused_link_is_409_and_changes_nothing(setup: Setup) -> None:
     path = setup.link()
-    assert (await setup.client.get(path)).status_code == 200
+    assert (await setup.client.post(path)).status_code == 200
     setup.desk.cases["alert-1"] = FakeCase()  # even had the case reopened, the link stays spent
     before = _count("gridwatch_acks_rejected_total", channel="link", reason="reused")
 
@@ -141,17 +162,20 @@ def _forged(path: str) -> str:
     return f"/a/{body}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
 
 
+REFUSED_LINKS: list[tuple[Callable[[Setup], str], int, str]] = [
+    (lambda s: _forged(s.link()), 400, "invalid"),
+    (lambda s: "/a/not-a-token", 400, "invalid"),
+    (lambda s: "/a/" + "x" * 2000, 400, "invalid"),
+    (lambda s: s.link("alert-404"), 404, "unknown_alert"),
+    (lambda s: s.link(staff_id="gone"), 403, "unknown_staff"),
+]
+
+
 @pytest.mark.parametrize(
-    ("make_path", "status", "reason"),
-    [
-        (lambda s: _forged(s.link()), 400, "invalid"),
-        (lambda s: "/a/not-a-token", 400, "invalid"),
-        (lambda s: "/a/" + "x" * 2000, 400, "invalid"),
-        (lambda s: s.link("alert-404"), 404, "unknown_alert"),
-        (lambda s: s.link(staff_id="gone"), 403, "unknown_staff"),
-    ],
+    ("method", "make_path", "status", "reason"),
+    # Opening a link (GET) reads no case: an unknown alert is refused when the button is pressed (POST).
+    [("POST", *case) for case in REFUSED_LINKS] + [("GET", *case) for case in REFUSED_LINKS if case[1] != 404],
 )
-@pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_refused_links_change_nothing(
     setup: Setup, make_path: Callable[[Setup], str], status: int, reason: str, method: str
 ) -> None:
@@ -186,13 +210,13 @@ async def test_expired_link_is_410(setup: Setup) -> None:
 
 async def test_a_refused_use_does_not_spend_the_link(setup: Setup) -> None:
     path = setup.link("alert-later")
-    assert (await setup.client.get(path)).status_code == 404  # the case does not exist yet
+    assert (await setup.client.post(path)).status_code == 404  # the case does not exist yet
     setup.desk.cases["alert-later"] = FakeCase()
     setup.desk.fail_next = 1  # then the desk's database is down for a moment
-    assert (await setup.client.get(path)).status_code == 503
+    assert (await setup.client.post(path)).status_code == 503
     assert setup.desk.steps == []
 
-    assert (await setup.client.get(path)).status_code == 200
+    assert (await setup.client.post(path)).status_code == 200
     assert setup.desk.steps == [Step("acknowledge", "alert-later", "wang", "link")]
 
 
@@ -208,7 +232,7 @@ async def test_concurrent_double_use_acknowledges_once(setup: Setup) -> None:
     path = setup.link()
     setup.desk.ack_delay_s = 0.05  # the first use is inside the desk while the others arrive
 
-    responses = await asyncio.gather(*(setup.client.get(path) for _ in range(5)))
+    responses = await asyncio.gather(*(setup.client.post(path, headers=FORM) for _ in range(5)))
 
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409, 409]
     assert setup.desk.calls == 1
@@ -333,7 +357,9 @@ async def test_link_and_api_through_uvicorn(setup: Setup) -> None:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
             path = setup.link()
-            first = await client.get(path)
+            offered = await client.get(path)
+            assert (offered.status_code, "<form" in offered.text) == (200, True)
+            first = await client.post(path, content=b"acknowledge=1", headers=FORM)
             assert first.status_code == 200
             assert "acknowledged" in first.text
             assert (await client.get(path)).status_code == 409
