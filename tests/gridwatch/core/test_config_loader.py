@@ -519,3 +519,21 @@ def test_cli_config_check_invalid(fixture: str, line: int, key_path: str) -> Non
     assert f"{FIXTURES / fixture}:{line}: {key_path}: " in result.stderr
     assert "Hunter2" not in result.stderr + result.stdout
 
+
+def test_secrets_substituted_into_secret_places_are_collected_for_the_redaction(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(
+        "service:\n  name: ${SITE_NAME}\n"
+        "cameras:\n"
+        "  - {id: a, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15,\n"
+        "     url: 'rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/live'}\n"
+        "  - {id: b, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15, url: '${CAM_URL}'}\n"
+        "notifier:\n  kafka:\n    sasl_password: ${KAFKA_PASSWORD}\n"
+    )
+    env = {
+        "SITE_NAME": "lakeside",
+        "CAM_PASSWORD": "Gw%40ta%255",
+        "CAM_URL": "rtsp://admin:p@ss:w0rd@10.0.0.8/live",  # raw "@": the password runs to the last one
+        "KAFKA_PASSWORD": "kafka-Secret-1",
+    }
+    secrets = load_config(tmp_path, env).secrets
+    assert set(secrets) == {("viewer", "Gw%40ta%255"), ("admin", "p@ss:w0rd"), "kafka-Secret-1"}
