@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import fcntl
 import os
 import select
 import sys
@@ -103,6 +104,10 @@ class FdRedactor:
         for redirect in self._redirects:
             if redirect.thread is not None:
                 redirect.thread.join(timeout=5.0)
+                if redirect.thread.is_alive():
+                    # Stuck writing to a reader that stopped reading: leave its descriptors open, or
+                    # their numbers could be reused by a file it would then write into.
+                    continue
             os.close(redirect.read_end)
             os.close(redirect.original)
         self._redirects.clear()
@@ -127,8 +132,6 @@ class FdRedactor:
         original = os.dup(fd)
         read_end, write_end = os.pipe()
         with contextlib.suppress(OSError):  # a smaller pipe still works, it just fills sooner
-            import fcntl
-
             fcntl.fcntl(write_end, _F_SETPIPE_SZ, PIPE_SIZE)
         os.set_blocking(read_end, False)
         os.set_inheritable(original, False)

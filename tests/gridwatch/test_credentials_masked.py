@@ -16,12 +16,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
+from gridwatch.core.config.loader import load_config
+from gridwatch.core.redact import redact_text
+from gridwatch.service import Service
+from tests.support.models import shared_analyzer
 from tests.support.paths import REPO_ROOT
 from tests.support.rtsp import free_port
 from tests.support.rtsp_auth import RtspAuthFailServer
@@ -132,3 +137,27 @@ def test_rtsp_password_never_reaches_stdout_stderr_or_files(
     for where, data in captured.items():
         for form, secret in leaked_forms().items():
             assert secret not in data, f"the {form} password is in {where}"
+
+
+async def test_a_reload_registers_the_new_secrets_before_the_camera_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
+    before = tmp_path / "before.yaml"
+    before.write_text(f"service:\n  data_dir: {tmp_path / 'data'}\n  http: {{enabled: false}}\n")
+    after = tmp_path / "after.yaml"
+    url = "rtsp://viewer:${RELOADED_PASSWORD}@127.0.0.1:" + str(free_port()) + "/live"
+    after.write_text(
+        before.read_text() + "cameras:\n"
+        f"  - {{id: new-cam, kind: rtsp, url: '{url}',\n"
+        "     location_class: lobby, signage_verified_at: 2026-01-15}\n"
+    )
+    reloaded = "Rl@9%d!x:" + uuid.uuid4().hex[:6]  # unique: the process-wide set only grows
+    service = Service(load_config(before))
+    await service.start()
+    try:
+        assert redact_text(f"401 ({reloaded})") == f"401 ({reloaded})"  # not configured yet
+        await service.apply_config(load_config(after, {"RELOADED_PASSWORD": quote(reloaded, safe="")}))
+        assert redact_text(f"401 ({reloaded}) {quote(reloaded, safe='')}") == "401 (***) ***"
+    finally:
+        await service.stop()
