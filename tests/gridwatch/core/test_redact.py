@@ -164,3 +164,9 @@ def test_the_set_grows_and_short_secrets_are_left_to_the_url_masking() -> None:
 def test_redact_text_masks_registered_secrets() -> None:
     register_secrets(["Zq9-registered-for-test"])
     assert redact_text("got Zq9-registered-for-test back") == "got *** back"
+
+
+def test_of_two_secrets_one_extending_the_other_the_longer_is_masked_whole() -> None:
+    secrets = SecretSet()
+    secrets.add(["shared-prefix", "shared-prefix-and-more", "shared-other"])
+    assert secrets.mask("a shared-prefix-and-more b shared-prefix-and c shared-other") == "a *** b ***-and c ***"
