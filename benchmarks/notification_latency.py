@@ -44,7 +44,16 @@ sys.path.insert(0, str(REPO))
 def config_dict(bootstrap: str, escalate_after_s: int) -> dict[str, Any]:
     always = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "from": "00:00", "to": "24:00"}]
     return {
-        "cameras": [{"id": "cam-1", "kind": "rtsp", "url": "rtsp://127.0.0.1:1/x", "grid": "g1"}],
+        "cameras": [
+            {
+                "id": "cam-1",
+                "kind": "rtsp",
+                "location_class": "lobby",
+                "signage_verified_at": "2026-01-15",
+                "url": "rtsp://127.0.0.1:1/x",
+                "grid": "g1",
+            }
+        ],
         "registries": [{"name": "welfare", "purpose": "benchmark", "legal_basis": "benchmark", "retention_days": 1}],
         "rules": [{"id": "seen-welfare", "kind": "seen", "registries": ["welfare"]}],
         "grids": [{"id": "community", "name": "Community"}, {"id": "g1", "name": "Grid 1", "parent": "community"}],

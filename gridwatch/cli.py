@@ -309,11 +309,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_service(loaded, for_s: float | None, watch: Path | None = None) -> int:  # type: ignore[no-untyped-def]
+    from gridwatch.core.fd_redact import redacted_stdio
     from gridwatch.core.logs import configure_logging
+    from gridwatch.core.redact import register_secrets
     from gridwatch.wiring import data_paths
 
-    configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
-    return asyncio.run(_serve(loaded, for_s, watch))
+    register_secrets(loaded.secrets)
+    # What native code (FFmpeg, GStreamer, libjpeg, onnxruntime) prints to fds 1 and 2 is redacted too,
+    # from before the first camera opens until after the service has stopped.
+    with redacted_stdio():
+        configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
+        return asyncio.run(_serve(loaded, for_s, watch))
 
 
 async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # type: ignore[no-untyped-def]

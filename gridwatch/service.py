@@ -45,12 +45,12 @@ from gridwatch.core.metrics import (
     register_outbox_probe,
     unregister_outbox_probe,
 )
-from gridwatch.core.redact import redact_text
+from gridwatch.core.redact import redact_text, register_secrets
 from gridwatch.core.transport import ALERTS, SIGHTINGS, STRANGER_ATTEMPTS, Tap, TappedPort, Transport
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
 from gridwatch.reload import ConfigState, ConfigWatcher, ReloadTrigger, audit_reload, diff_configs
-from gridwatch.status import camera_status_dict, gate_status_dict
+from gridwatch.status import camera_declarations, camera_status_dict, gate_status_dict
 from gridwatch.transport import transport_for
 from gridwatch.wiring import (
     RecognitionParts,
@@ -266,6 +266,7 @@ class Service:
 
     async def _start_components(self) -> None:
         config = self._loaded.config
+        register_secrets(self._loaded.secrets)  # before anything could print one
         # Before anything opens: a registry that keeps evidence must not start without its data key.
         self._keyring = require_keyring(config)
         self._paths.root.mkdir(parents=True, exist_ok=True)
@@ -498,6 +499,7 @@ class Service:
         assert self._sources is not None, "service not started"
         assert self._recognition is not None, "service not started"
         async with self._reload_lock:
+            register_secrets(loaded.secrets)  # a new camera's password is masked before it opens
             new = loaded.config
             if self._keyring is None:
                 require_keyring(new, {})  # a registry may not start keeping evidence without the data key
@@ -589,10 +591,11 @@ class Service:
         recognizer = self._recognizer()
         stats = None if recognizer is None else recognizer.stats
         engine = None if self._rules is None else self._rules.engine
+        declarations = camera_declarations(self._loaded.config.cameras)
         return {
             "service": self._loaded.config.service.name,
             "model": None if self._parts is None else self._parts.analyzer.model_id,
-            "cameras": [camera_status_dict(s) for s in self.camera_status()],
+            "cameras": [camera_status_dict(s, declarations.get(s.source_id)) for s in self.camera_status()],
             "gates": [gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
             "gate_queue": self._gate_queue_status(),
             "config": self._config_state.as_dict(),

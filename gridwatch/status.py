@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
+from gridwatch.core.config.cameras import CameraConfig
 from gridwatch.core.interfaces import SourceStatus
 
 
-def camera_status_dict(status: SourceStatus) -> dict[str, object]:
+def camera_declarations(cameras: Iterable[CameraConfig]) -> dict[str, dict[str, object]]:
+    """Each camera's lawful-use declarations by camera id, as an auditor reads them in ``/status``."""
+    return {
+        camera.id: {
+            "location_class": camera.location_class,
+            "signage_verified_at": camera.signage_verified_at.isoformat(),
+        }
+        for camera in cameras
+    }
+
+
+def camera_status_dict(status: SourceStatus, declaration: dict[str, object] | None = None) -> dict[str, object]:
+    """``declaration``: the camera's entry of ``camera_declarations`` (None: a camera no longer configured)."""
+
     def iso(value: dt.datetime | None) -> str | None:
         return None if value is None else value.isoformat()
 
@@ -23,6 +38,7 @@ def camera_status_dict(status: SourceStatus) -> dict[str, object]:
         "frames_dropped": status.frames_dropped,
         "fps_in": round(status.fps_in, 2),
         "fps_out": round(status.fps_out, 2),
+        "declaration": declaration,
         **status.extra,
     }
 

@@ -46,7 +46,8 @@ service:
   data_dir: {root / "data"}
   http: {{enabled: true, host: 127.0.0.1, port: 0}}
 cameras:
-  - {{id: stage-cam, kind: rtsp, url: "{rtsp_url}", fps: 5, grid: grid-7}}
+  - {{id: stage-cam, kind: rtsp, url: "{rtsp_url}", fps: 5, grid: grid-7,
+      location_class: lobby, signage_verified_at: 2026-01-15}}
 registries:
   - name: watch
     purpose: end-to-end test

@@ -39,7 +39,10 @@ notifier:
   console: {{enabled: false}}
 """
 
-CAMERA = '  - {{id: {id}, kind: file, path: "{clip}", loop: true, fps: 3}}\n'
+CAMERA = (
+    '  - {{id: {id}, kind: file, path: "{clip}", loop: true, fps: 3,'
+    " location_class: lobby, signage_verified_at: 2026-01-15}}\n"
+)
 
 
 def write_main(config: Path, data: Path, threshold: float) -> None:

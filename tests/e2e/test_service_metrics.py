@@ -31,7 +31,8 @@ service:
   data_dir: {root / "data"}
   http: {{enabled: true, host: 127.0.0.1, port: 0}}
 cameras:
-  - {{id: {camera}, kind: file, path: "{CLIP}", loop: true, fps: 4}}
+  - {{id: {camera}, kind: file, path: "{CLIP}", loop: true, fps: 4,
+      location_class: lobby, signage_verified_at: 2026-01-15}}
 registries:
   - {{name: watch, purpose: metrics test, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
 rules:

@@ -41,7 +41,8 @@ service:
   transport:
 {transport}
 cameras:
-  - {{id: stage-cam, kind: file, path: "{CLIP}", loop: false, fps: 4, grid: grid-7}}
+  - {{id: stage-cam, kind: file, path: "{CLIP}", loop: false, fps: 4, grid: grid-7,
+      location_class: lobby, signage_verified_at: 2026-01-15}}
 registries:
   - name: watch
     purpose: transport test

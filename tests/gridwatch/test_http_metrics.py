@@ -23,6 +23,7 @@ from ingest.sources import source_for
 from notifier.notifier import Notifier
 from notifier.sinks import ConsoleSink
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.db import sqlite_outbox
 from tests.support.metrics import scrape_async, value
 from tests.support.paths import CLIP
@@ -106,7 +107,9 @@ async def test_counters_move_between_two_scrapes_as_frames_and_alerts_flow(metri
     async def on_frame(frame: Frame) -> None:
         analysed.append(frame)
 
-    config = FileCameraConfig(id=camera, kind="file", path=CLIP, fps=10)
+    config = FileCameraConfig(
+        id=camera, kind="file", location_class=LOCATION_CLASS, signage_verified_at=SIGNAGE_CHECKED, path=CLIP, fps=10
+    )
     async with CameraWorker(config, source_for(config, Path.cwd()), on_frame):
         await eventually(lambda: len(analysed) >= 3, 20, "3 frames analysed")
 

@@ -51,6 +51,8 @@ CAMERAS_YAML = """\
 cameras:
   - id: cam1
     kind: file
+    location_class: lobby
+    signage_verified_at: 2026-01-15
     path: clip.mp4
 """
 
@@ -58,9 +60,13 @@ CAMERAS_TWO_YAML = """\
 cameras:
   - id: cam1
     kind: file
+    location_class: lobby
+    signage_verified_at: 2026-01-15
     path: clip.mp4
   - id: cam2
     kind: rtsp
+    location_class: lobby
+    signage_verified_at: 2026-01-15
     url: rtsp://viewer:${CAM_PASSWORD}@10.0.0.2/stream
 """
 
@@ -75,6 +81,8 @@ SCHEMA_ERROR_YAML = """\
 cameras:
   - id: cam1
     kind: rtsp
+    location_class: lobby
+    signage_verified_at: 2026-01-15
     url: rtsp://viewer:${CAM_PASSWORD}@10.0.0.2/stream
     frame_rate: 5
 """
@@ -168,7 +176,7 @@ async def test_broken_yaml_is_reported_with_file_and_line_and_never_applied_then
 
         write_like_an_editor(config_dir / "cameras.yaml", SCHEMA_ERROR_YAML)
         issues, _ = await recorder.next_error()
-        assert f"{config_dir / 'cameras.yaml'}:5: cameras[0].frame_rate: Extra inputs are not permitted" in issues
+        assert f"{config_dir / 'cameras.yaml'}:7: cameras[0].frame_rate: Extra inputs are not permitted" in issues
         assert CAM_PASSWORD not in issues
         assert recorder.changes == []
 
@@ -194,7 +202,7 @@ async def test_an_unset_variable_is_an_error_as_at_start(config_dir: Path) -> No
     async with watcher_for(config_dir, recorder):
         write_like_an_editor(config_dir / "cameras.yaml", CAMERAS_TWO_YAML.replace("CAM_PASSWORD", "NEW_PASSWORD"))
         issues, _ = await recorder.next_error()
-    assert f"{config_dir / 'cameras.yaml'}:7: cameras[1].url: environment variable NEW_PASSWORD is not set" in issues
+    assert f"{config_dir / 'cameras.yaml'}:11: cameras[1].url: environment variable NEW_PASSWORD is not set" in issues
     assert recorder.changes == []
 
 
@@ -350,8 +358,14 @@ def test_init_does_no_io() -> None:
 
 BASE: dict[str, Any] = {
     "cameras": [
-        {"id": "cam1", "kind": "file", "path": "a.mp4"},
-        {"id": "cam2", "kind": "rtsp", "url": "rtsp://viewer:old-Secret@10.0.0.2/s"},
+        {"id": "cam1", "kind": "file", "location_class": "lobby", "signage_verified_at": "2026-01-15", "path": "a.mp4"},
+        {
+            "id": "cam2",
+            "kind": "rtsp",
+            "location_class": "lobby",
+            "signage_verified_at": "2026-01-15",
+            "url": "rtsp://viewer:old-Secret@10.0.0.2/s",
+        },
     ],
     "gates": [{"id": "gate1", "kind": "isapi_push", "username": "dev", "password": "${GATE_PASSWORD}"}],
     "registries": [
@@ -375,7 +389,7 @@ def edited(section: str, index: int, **fields: Any) -> list[dict[str, Any]]:
     return items
 
 
-CAM3 = {"id": "cam3", "kind": "file", "path": "c.mp4"}
+CAM3 = {"id": "cam3", "kind": "file", "location_class": "lobby", "signage_verified_at": "2026-01-15", "path": "c.mp4"}
 GATE2 = {"id": "gate2", "kind": "mqtt", "topic": "faces/#"}
 NEW_REGISTRY = {"name": "new", "purpose": "test registry", "legal_basis": "test fixture", "retention_days": 7}
 

@@ -11,7 +11,7 @@ from recognition.strangers import StrangerWatch
 
 SITE = """\
 cameras:
-  - {{id: cam-1, kind: file, path: clip.mp4}}
+  - {{id: cam-1, kind: file, location_class: lobby, signage_verified_at: 2026-01-15, path: clip.mp4}}
 gates:
   - {{id: gate-a, kind: isapi_push, username: u, password: "${{GATE_PASSWORD}}"}}
   - {{id: gate-b, kind: isapi_push, username: u, password: "${{GATE_PASSWORD}}"}}

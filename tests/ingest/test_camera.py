@@ -17,6 +17,7 @@ from ingest.camera import CameraWorker, RateMeter
 from ingest.sources import source_for
 from tests.ingest.conftest import SHORT_CLIP_FRAMES
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.rtsp import RtspServer, free_port
 
 FAST_BACKOFF = BackoffConfig(initial_s=0.05, max_s=0.8, factor=2.0)
@@ -39,6 +40,8 @@ def rtsp_camera(url: str, fps: float = 5.0, camera_id: str = "cam1") -> RtspCame
     return RtspCameraConfig(
         id=camera_id,
         kind="rtsp",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
         url=url,
         fps=fps,
         open_timeout_s=3,
@@ -148,7 +151,14 @@ async def test_unreachable_camera_goes_offline_with_growing_backoff() -> None:
 
 
 async def test_missing_file_goes_offline_with_growing_backoff(tmp_path: Path) -> None:
-    config = FileCameraConfig(id="demo", kind="file", path=tmp_path / "missing.mp4", backoff=FAST_BACKOFF)
+    config = FileCameraConfig(
+        id="demo",
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=tmp_path / "missing.mp4",
+        backoff=FAST_BACKOFF,
+    )
     worker = worker_for(config, Collector())
     await worker.start()
     try:
@@ -172,7 +182,15 @@ async def test_missing_file_goes_offline_with_growing_backoff(tmp_path: Path) ->
 
 async def test_file_camera_loops_without_reconnecting(short_clip: Path) -> None:
     collector = Collector()
-    config = FileCameraConfig(id="demo", kind="file", path=short_clip, fps=30, loop=True)
+    config = FileCameraConfig(
+        id="demo",
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=short_clip,
+        fps=30,
+        loop=True,
+    )
     async with worker_for(config, collector) as worker:
         await eventually(
             lambda: worker.status.frames_in > SHORT_CLIP_FRAMES * 2, 20, "frames past two ends of the clip"
@@ -185,7 +203,15 @@ async def test_file_camera_loops_without_reconnecting(short_clip: Path) -> None:
 
 async def test_file_camera_without_loop_stops_at_the_end(short_clip: Path) -> None:
     collector = Collector()
-    config = FileCameraConfig(id="demo", kind="file", path=short_clip, fps=30, loop=False)
+    config = FileCameraConfig(
+        id="demo",
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=short_clip,
+        fps=30,
+        loop=False,
+    )
     async with worker_for(config, collector) as worker:
         await eventually(lambda: worker.status.extra.get("ended") is True, 20, "the end of the file")
         status = worker.status
@@ -202,7 +228,14 @@ async def test_handler_errors_do_not_stop_the_camera(short_clip: Path, caplog: p
         calls += 1
         raise RuntimeError("analyser broke")
 
-    config = FileCameraConfig(id="demo", kind="file", path=short_clip, fps=30)
+    config = FileCameraConfig(
+        id="demo",
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=short_clip,
+        fps=30,
+    )
     async with CameraWorker(config, source_for(config, Path.cwd()), failing) as worker:
         await eventually(lambda: calls >= 3, 20, "three failed deliveries")
         assert worker.status.state is SourceState.ONLINE
@@ -210,7 +243,14 @@ async def test_handler_errors_do_not_stop_the_camera(short_clip: Path, caplog: p
 
 
 async def test_start_and_stop_are_idempotent(short_clip: Path) -> None:
-    config = FileCameraConfig(id="demo", kind="file", path=short_clip, fps=30)
+    config = FileCameraConfig(
+        id="demo",
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=short_clip,
+        fps=30,
+    )
     worker = worker_for(config, Collector())
     await worker.stop()  # never started: nothing to do
     await worker.start()

@@ -12,6 +12,7 @@ from ingest.camera import CameraWorker
 from ingest.sources import source_for
 from tests.ingest.conftest import SHORT_CLIP_FRAMES
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.metrics import sample
 
 
@@ -23,7 +24,15 @@ async def test_frames_in_analysed_and_dropped_move_with_the_status(short_clip: P
     async def slow_analyser(frame: Frame) -> None:
         await asyncio.sleep(0.15)  # behind the camera's 30 fps: sampled frames are overwritten (dropped)
 
-    config = FileCameraConfig(id=camera, kind="file", path=short_clip, fps=30, loop=True)
+    config = FileCameraConfig(
+        id=camera,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=short_clip,
+        fps=30,
+        loop=True,
+    )
     worker = CameraWorker(config, source_for(config, Path.cwd()), slow_analyser)
     async with worker:
         await eventually(

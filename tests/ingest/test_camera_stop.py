@@ -17,12 +17,22 @@ from gridwatch.core.interfaces import Frame, FrameReader, SourceState
 from ingest.camera import CameraWorker, ReaderStillRunningError
 from ingest.sources import source_for
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 
 FAST_BACKOFF = BackoffConfig(initial_s=0.05, max_s=0.2, factor=2.0)
 
 
 def camera(camera_id: str = "cam-stop", path: Path = Path("unused.mp4")) -> FileCameraConfig:
-    return FileCameraConfig(id=camera_id, kind="file", path=path, fps=20, loop=True, backoff=FAST_BACKOFF)
+    return FileCameraConfig(
+        id=camera_id,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=path,
+        fps=20,
+        loop=True,
+        backoff=FAST_BACKOFF,
+    )
 
 
 def reader_threads(camera_id: str) -> list[threading.Thread]:

@@ -20,6 +20,7 @@ from ingest.sources import (
     source_for,
 )
 from tests.ingest.conftest import SHORT_CLIP_FPS, SHORT_CLIP_FRAMES
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.rtsp import RtspServer, free_port
 
 
@@ -36,7 +37,14 @@ def test_ffmpeg_options_set_by_the_operator_are_kept(monkeypatch: pytest.MonkeyP
 
 
 def test_source_for_chooses_by_kind(tmp_path: Path) -> None:
-    rtsp = RtspCameraConfig(id="gate1", kind="rtsp", url="rtsp://admin:secret@10.0.0.7/live", open_timeout_s=2)
+    rtsp = RtspCameraConfig(
+        id="gate1",
+        kind="rtsp",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        url="rtsp://admin:secret@10.0.0.7/live",
+        open_timeout_s=2,
+    )
     source = source_for(rtsp, tmp_path)
     assert isinstance(source, RtspSource)
     assert source.display_url == "rtsp://***@10.0.0.7/live"
@@ -44,12 +52,31 @@ def test_source_for_chooses_by_kind(tmp_path: Path) -> None:
     assert source.open_timeout_s == 2
     assert not is_finite(source)
 
-    relative = source_for(FileCameraConfig(id="demo", kind="file", path=Path("v/demo.mp4")), tmp_path)
+    relative = source_for(
+        FileCameraConfig(
+            id="demo",
+            kind="file",
+            location_class=LOCATION_CLASS,
+            signage_verified_at=SIGNAGE_CHECKED,
+            path=Path("v/demo.mp4"),
+        ),
+        tmp_path,
+    )
     assert isinstance(relative, FileSource)
     assert relative.path == tmp_path / "v" / "demo.mp4"
     assert not is_finite(relative)
 
-    absolute = source_for(FileCameraConfig(id="demo", kind="file", path=Path("/x/y.mp4"), loop=False), tmp_path)
+    absolute = source_for(
+        FileCameraConfig(
+            id="demo",
+            kind="file",
+            location_class=LOCATION_CLASS,
+            signage_verified_at=SIGNAGE_CHECKED,
+            path=Path("/x/y.mp4"),
+            loop=False,
+        ),
+        tmp_path,
+    )
     assert isinstance(absolute, FileSource)
     assert absolute.path == Path("/x/y.mp4")
     assert is_finite(absolute)

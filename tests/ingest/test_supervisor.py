@@ -14,6 +14,7 @@ from gridwatch.core.config.gates import GateConfig
 from gridwatch.core.interfaces import Frame, GateEvent, SourceState
 from ingest.camera import FrameHandler
 from ingest.supervisor import IngestSupervisor
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 
 
 class Frames:
@@ -42,7 +43,14 @@ async def no_events(event: GateEvent) -> None: ...
 
 
 def camera(camera_id: str, clip: Path, fps: float = 5.0) -> FileCameraConfig:
-    return FileCameraConfig(id=camera_id, kind="file", path=clip, fps=fps)
+    return FileCameraConfig(
+        id=camera_id,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=clip,
+        fps=fps,
+    )
 
 
 def push_gate(gate_id: str) -> GateConfig:

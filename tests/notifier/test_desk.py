@@ -63,7 +63,16 @@ class Links:
 def config(routes: list[dict[str, Any]], *, confirmations: int = 1) -> GridwatchConfig:
     return GridwatchConfig.model_validate(
         {
-            "cameras": [{"id": "gate-1", "kind": "rtsp", "url": "rtsp://127.0.0.1:8554/x", "grid": "g1"}],
+            "cameras": [
+                {
+                    "id": "gate-1",
+                    "kind": "rtsp",
+                    "location_class": "lobby",
+                    "signage_verified_at": "2026-01-15",
+                    "url": "rtsp://127.0.0.1:8554/x",
+                    "grid": "g1",
+                }
+            ],
             "grids": [
                 {"id": "street", "name": "Street office"},
                 {"id": "community", "name": "Community", "parent": "street"},

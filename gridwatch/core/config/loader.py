@@ -55,6 +55,8 @@ class LoadedConfig:
     root: Path  # absolute
     files: tuple[Path, ...]  # absolute, in the order they were read
     positions: Mapping[KeyPath, Position] = field(default_factory=dict, repr=False, compare=False)
+    # What the placeholders put into secret places; the service registers them with the redaction.
+    secrets: tuple[str | tuple[str, str], ...] = field(default=(), repr=False, compare=False)
 
     def resolve(self, p: Path) -> Path:
         """``p`` if absolute (after ``~`` expansion), else ``root / p``."""
@@ -119,6 +121,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfi
         root=root,
         files=tuple(f.resolve() for f in files),
         positions=positions,
+        secrets=tuple(substituted.secrets),
     )
 
 

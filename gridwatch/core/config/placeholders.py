@@ -29,6 +29,9 @@ _TOKEN = re.compile(r"\$\$\{|\$\{(?P<name>" + _NAME + r")(?::-(?P<default>[^}]*)
 _ENV_ONLY = re.compile(r"\$\{" + _NAME + r"(?::-)?\}")
 _SECRET_KEY = re.compile(r"(?:^|_)(?:password|passwd|secret|token|api_?key)$", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"^\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/@\s]*)@")
+# The same on a substituted value: the userinfo runs to the *last* "@" of the authority, so a password
+# with a raw "@" in it (from the environment) is taken whole.
+_SUBSTITUTED_USERINFO = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://(?P<userinfo>[^\s/?#]*)@")
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Substituted:
     issues: list[ConfigIssue] = field(default_factory=list)
     # Key paths whose value could not be built (a missing variable): validation errors there are noise.
     unusable: set[KeyPath] = field(default_factory=set)
+    # Values substituted into secret places (a password-like key, a secret path, a URL's password, as
+    # ``(user, password)``): what the redaction must mask wherever it turns up.
+    secrets: list[str | tuple[str, str]] = field(default_factory=list)
 
 
 def substitute_placeholders(
@@ -85,7 +91,18 @@ class _Walker:
         if not isinstance(value, str):
             return value
         self._check_url(value, path)
-        return self._substitute(value, path)
+        substituted = self._substitute(value, path)
+        self._collect_secrets(substituted, secret=key is not None and (is_secret_key(key) or is_secret_path(path)))
+        return substituted
+
+    def _collect_secrets(self, value: str, *, secret: bool) -> None:
+        if secret and value:
+            self._out.secrets.append(value)
+        match = _SUBSTITUTED_USERINFO.match(value)
+        if match is not None:
+            user, colon, password = match["userinfo"].partition(":")
+            if colon and password:
+                self._out.secrets.append((user, password))
 
     def _check_url(self, text: str, path: KeyPath) -> None:
         match = _URL_USERINFO.match(text)

@@ -51,7 +51,7 @@ CASES = [
     pytest.param(
         "invalid/unknown_key.yaml",
         pytest.raises(ConfigError),
-        [("invalid/unknown_key.yaml", 5, "cameras[0].frame_rate")],
+        [("invalid/unknown_key.yaml", 7, "cameras[0].frame_rate")],
         "Extra inputs are not permitted",
         id="unknown-key",
     ),
@@ -72,7 +72,7 @@ CASES = [
     pytest.param(
         "invalid/missing_url.yaml",
         pytest.raises(ConfigError),
-        [("invalid/missing_url.yaml", 5, "cameras[1].url")],  # the line of the camera that lacks it
+        [("invalid/missing_url.yaml", 7, "cameras[1].url")],  # the line of the camera that lacks it
         "Field required",
         id="missing-camera-url",
     ),
@@ -86,8 +86,8 @@ CASES = [
     pytest.param(
         "invalid/duplicate_key.yaml",
         pytest.raises(ConfigError),
-        [("invalid/duplicate_key.yaml", 6, "cameras[0].fps")],
-        "duplicate key (first defined at line 4)",
+        [("invalid/duplicate_key.yaml", 8, "cameras[0].fps")],
+        "duplicate key (first defined at line 6)",
         id="duplicate-key",
     ),
     pytest.param(
@@ -100,7 +100,7 @@ CASES = [
     pytest.param(
         "invalid/literal_url_password.yaml",
         pytest.raises(ConfigError),
-        [("invalid/literal_url_password.yaml", 4, "cameras[0].url")],
+        [("invalid/literal_url_password.yaml", 6, "cameras[0].url")],
         "${ENV_VAR}",
         id="literal-rtsp-password",
     ),
@@ -114,7 +114,7 @@ CASES = [
     pytest.param(
         "invalid/yaml_syntax.yaml",
         pytest.raises(ConfigError),
-        [("invalid/yaml_syntax.yaml", 5, "")],
+        [("invalid/yaml_syntax.yaml", 7, "")],
         "YAML syntax error",
         id="yaml-syntax-error",
     ),
@@ -232,8 +232,10 @@ def test_every_issue_is_listed_in_reading_order(tmp_path: Path) -> None:
         "cameras:\n"
         "  - id: gate-a\n"
         "    kind: rtsp\n"
-        "    url: rtsp://u:${NOT_SET}@10.0.0.1/x\n"  # line 4: missing variable
-        "    fps: 0\n"  # line 5: out of range
+        "    location_class: lobby\n"
+        "    signage_verified_at: 2026-01-15\n"
+        "    url: rtsp://u:${NOT_SET}@10.0.0.1/x\n"  # line 6: missing variable
+        "    fps: 0\n"  # line 7: out of range
     )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, {})
@@ -241,14 +243,17 @@ def test_every_issue_is_listed_in_reading_order(tmp_path: Path) -> None:
     assert [line.split(": ")[:2] for line in lines] == [
         [f"{tmp_path / 'a.yaml'}:3", "service.http.port"],
         [f"{tmp_path / 'a.yaml'}:5", "model.threads"],
-        [f"{tmp_path / 'b.yaml'}:4", "cameras[0].url"],
-        [f"{tmp_path / 'b.yaml'}:5", "cameras[0].fps"],
+        [f"{tmp_path / 'b.yaml'}:6", "cameras[0].url"],
+        [f"{tmp_path / 'b.yaml'}:7", "cameras[0].fps"],
     ]
 
 
 def test_value_from_missing_variable_reports_only_the_variable(tmp_path: Path) -> None:
     # Validation of the url (empty after the failed substitution) would only repeat the same problem.
-    (tmp_path / "cameras.yaml").write_text("cameras:\n  - id: gate-a\n    kind: rtsp\n    url: ${CAM_URL}\n")
+    (tmp_path / "cameras.yaml").write_text(
+        "cameras:\n  - id: gate-a\n    kind: rtsp\n    url: ${CAM_URL}\n"
+        "    location_class: lobby\n    signage_verified_at: 2026-01-15\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, {})
     assert [(i.line, i.key_path, i.reason) for i in caught.value.issues] == [
@@ -256,7 +261,7 @@ def test_value_from_missing_variable_reports_only_the_variable(tmp_path: Path) -
     ]
 
 
-CAMERA_URL = "cameras:\n  - {id: a, kind: rtsp, url: '%s'}\n"
+CAMERA_URL = "cameras:\n  - {id: a, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15, url: '%s'}\n"
 SASL_PASSWORD = "notifier:\n  kafka:\n    sasl_password: %s\n"
 
 
@@ -296,7 +301,10 @@ def test_secrets_come_only_from_the_environment(
 @pytest.mark.parametrize(
     ("field_yaml", "env_value"),
     [
-        ("cameras:\n  - {id: a, kind: rtsp, url: 'rtsp://u:${P}@h/x'}\n", "Pw-" + "x" * 3000),  # too long
+        (
+            "cameras:\n  - {id: a, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15, url: 'rtsp://u:${P}@h/x'}\n",
+            "Pw-" + "x" * 3000,
+        ),  # too long
         ("notifier:\n  kafka:\n    sasl_password: ${P}\n", "Pw-" + "y" * 300),  # too long
     ],
 )
@@ -346,11 +354,13 @@ def test_unsupported_tag(tmp_path: Path) -> None:
 def test_duplicate_ids_point_at_the_second(tmp_path: Path) -> None:
     (tmp_path / "cameras.yaml").write_text(
         "cameras:\n"
-        "  - {id: gate-a, kind: file, path: a.mp4}\n"
-        "  - {id: gate-b, kind: file, path: b.mp4}\n"
+        "  - {id: gate-a, kind: file, location_class: lobby, signage_verified_at: 2026-01-15, path: a.mp4}\n"
+        "  - {id: gate-b, kind: file, location_class: lobby, signage_verified_at: 2026-01-15, path: b.mp4}\n"
         "  - id: gate-a\n"  # line 4
         "    kind: file\n"
         "    path: c.mp4\n"
+        "    location_class: lobby\n"
+        "    signage_verified_at: 2026-01-15\n"
     )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, {})
@@ -362,7 +372,7 @@ def test_duplicate_ids_point_at_the_second(tmp_path: Path) -> None:
 def test_loaded_config_issue_points_at_a_value() -> None:
     loaded = load_config(FIXTURES / "valid" / "site.yaml", ENV)
     issue = loaded.issue(("cameras", 1, "path"), "file not found")
-    assert str(issue) == f"{FIXTURES / 'valid' / 'site.yaml'}:24: cameras[1].path: file not found"
+    assert str(issue) == f"{FIXTURES / 'valid' / 'site.yaml'}:28: cameras[1].path: file not found"
 
 
 @pytest.mark.parametrize(
@@ -499,8 +509,8 @@ def test_cli_config_check_valid() -> None:
 @pytest.mark.parametrize(
     ("fixture", "line", "key_path"),
     [
-        ("invalid/unknown_key.yaml", 5, "cameras[0].frame_rate"),
-        ("invalid/literal_url_password.yaml", 4, "cameras[0].url"),
+        ("invalid/unknown_key.yaml", 7, "cameras[0].frame_rate"),
+        ("invalid/literal_url_password.yaml", 6, "cameras[0].url"),
     ],
 )
 def test_cli_config_check_invalid(fixture: str, line: int, key_path: str) -> None:
@@ -508,3 +518,22 @@ def test_cli_config_check_invalid(fixture: str, line: int, key_path: str) -> Non
     assert result.returncode != 0
     assert f"{FIXTURES / fixture}:{line}: {key_path}: " in result.stderr
     assert "Hunter2" not in result.stderr + result.stdout
+
+
+def test_secrets_substituted_into_secret_places_are_collected_for_the_redaction(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(
+        "service:\n  name: ${SITE_NAME}\n"
+        "cameras:\n"
+        "  - {id: a, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15,\n"
+        "     url: 'rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/live'}\n"
+        "  - {id: b, kind: rtsp, location_class: lobby, signage_verified_at: 2026-01-15, url: '${CAM_URL}'}\n"
+        "notifier:\n  kafka:\n    sasl_password: ${KAFKA_PASSWORD}\n"
+    )
+    env = {
+        "SITE_NAME": "lakeside",
+        "CAM_PASSWORD": "Gw%40ta%255",
+        "CAM_URL": "rtsp://admin:p@ss:w0rd@10.0.0.8/live",  # raw "@": the password runs to the last one
+        "KAFKA_PASSWORD": "kafka-Secret-1",
+    }
+    secrets = load_config(tmp_path, env).secrets
+    assert set(secrets) == {("viewer", "Gw%40ta%255"), ("admin", "p@ss:w0rd"), "kafka-Secret-1"}

@@ -12,8 +12,8 @@ from gridwatch.core.config.schedules import IntervalConfig, ScheduleConfig, cloc
 
 SOURCES = """\
 cameras:
-  - {id: gate-north, kind: file, path: a.mp4}
-  - {id: lobby-b3, kind: file, path: b.mp4}
+  - {id: gate-north, kind: file, location_class: compound_entrance, signage_verified_at: 2026-01-15, path: a.mp4}
+  - {id: lobby-b3, kind: file, location_class: lobby, signage_verified_at: 2026-01-15, path: b.mp4}
 gates:
   - {id: gate-north-face, kind: mqtt, topic: t/+/capture}
 """

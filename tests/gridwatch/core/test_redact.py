@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
+import re
 import sys
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
-from gridwatch.core.redact import RedactingFilter, install_redaction, mask_url, redact_text
+from gridwatch.core.redact import (
+    RedactingFilter,
+    SecretSet,
+    install_redaction,
+    mask_url,
+    redact_text,
+    register_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +122,51 @@ def test_install_redaction_masks_what_handlers_write(
     output = stream.getvalue()
     assert "hunter2" not in output
     assert output.count("rtsp://***@10.0.0.7/live") == 2
+
+
+# --- configured secrets -------------------------------------------------------------------------
+
+PASSWORD = "Gw@ta%5!x:q7"
+
+
+def test_a_secret_is_masked_raw_percent_encoded_and_base64() -> None:
+    secrets = SecretSet()
+    secrets.add([("viewer", PASSWORD)])
+    basic = base64.b64encode(f"viewer:{PASSWORD}".encode()).decode()
+    for form in (
+        PASSWORD,
+        quote(PASSWORD, safe=""),
+        re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(PASSWORD, safe="")),
+        quote(PASSWORD, safe="!$&'()*+,;=:"),
+        base64.b64encode(PASSWORD.encode()).decode(),
+        basic,
+    ):
+        masked = secrets.mask(f"[rtsp @ 0x55] 401 ({form}) Authorization: Basic {basic}")
+        assert masked == "[rtsp @ 0x55] 401 (***) Authorization: Basic ***", form
+
+
+def test_a_percent_encoded_secret_is_masked_decoded_too() -> None:
+    secrets = SecretSet()
+    secrets.add([quote(PASSWORD, safe="")])
+    assert secrets.mask(f"login {PASSWORD} failed") == "login *** failed"
+
+
+def test_the_set_grows_and_short_secrets_are_left_to_the_url_masking() -> None:
+    secrets = SecretSet()
+    assert secrets.add(["abc"]) == 0  # too short to mask in free text
+    assert secrets.mask("abc") == "abc"
+    assert secrets.add(["first-secret"]) > 0
+    assert secrets.add(["first-secret"]) == 0
+    secrets.add(["second-secret"])
+    assert secrets.mask("first-secret second-secret") == "*** ***"
+
+
+def test_redact_text_masks_registered_secrets() -> None:
+    register_secrets(["Zq9-registered-for-test"])
+    assert redact_text("got Zq9-registered-for-test back") == "got *** back"
+
+
+def test_of_two_secrets_one_extending_the_other_the_longer_is_masked_whole() -> None:
+    secrets = SecretSet()
+    secrets.add(["shared-prefix", "shared-prefix-and-more", "shared-other"])
+    assert secrets.mask("a shared-prefix-and-more b shared-prefix-and c shared-other") == "a *** b ***-and c ***"
