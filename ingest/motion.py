@@ -1,9 +1,10 @@
 """Motion gating: while nothing in a camera's picture moves, its frames are not analysed.
 
-Each frame due for analysis is shrunk to a small grey thumbnail and compared with the previous one;
+Each frame due for analysis is shrunk to a small grey thumbnail and compared with the last analysed
+frame's (not the previous frame's: a slow walk changes little from one frame to the next, but adds up);
 it counts as moving when enough pixels changed. A frame is analysed when it moves, and at least every
 ``max_skip_s`` whatever happens (a person standing still is still looked at). The thumbnail of the
-previous frame is all that is kept, in memory, and only until the next frame.
+last analysed frame is all that is kept, in memory, and only until the next analysed frame.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class MotionGate:
     def due(self, image: npt.NDArray[np.uint8], now: float) -> bool:
         """Whether the frame ``image`` (BGR), taken at ``now`` (seconds, any monotonic origin), is analysed."""
         thumbnail = _thumbnail(image)
-        previous, self._previous = self._previous, thumbnail
+        previous = self._previous
         if (
             previous is None
             or previous.shape != thumbnail.shape
@@ -36,7 +37,7 @@ class MotionGate:
             or now - self._last_analysed >= self._config.max_skip_s
             or self.changed_share(previous, thumbnail) >= self._config.threshold
         ):
-            self._last_analysed = now
+            self._previous, self._last_analysed = thumbnail, now
             return True
         return False
 
