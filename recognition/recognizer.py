@@ -167,13 +167,7 @@ class Recognizer:
         chosen = [
             i
             for i in range(len(faces))
-            if verdict.accepted[i]
-            and (
-                camera is None
-                or camera.tracks is None
-                or (t := tracks[i]) is None
-                or camera.tracks.wants_embedding(t, float(scores[i]))
-            )
+            if verdict.accepted[i] and _worth_embedding(camera, tracks[i], float(scores[i]))
         ]
         if not chosen:
             return Recognition()
@@ -299,6 +293,14 @@ def gate_event_key(gate_id: str, serial: int | None, device_time: dt.datetime) -
     if serial is None:
         return None
     return event_id_for("gate-event", gate_id, str(serial), device_time.isoformat())
+
+
+def _worth_embedding(camera: CameraAnalysis | None, track: FaceTrack | None, score: float) -> bool:
+    """Without tracks (a gate, a camera whose tracker failed) every accepted face is; with them, a face
+    only as its track's best view so far (``CameraTracks.wants_embedding``)."""
+    if camera is None or camera.tracks is None or track is None:
+        return True
+    return camera.tracks.wants_embedding(track, score)
 
 
 def _known(decisions: list[Decision], registries: frozenset[str]) -> bool:

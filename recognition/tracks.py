@@ -92,7 +92,9 @@ class CameraTracks:
             tracks.append(track)
         alive = tracker.alive_ids()
         for tracker_id in [i for i in self._tracks if i not in alive]:
-            self._end(self._tracks.pop(tracker_id))
+            ended = self._tracks.pop(tracker_id, None)  # None: end_all() came between
+            if ended is not None:
+                self._end(ended)
         return tracks
 
     def wants_embedding(self, track: FaceTrack, score: float) -> bool:
