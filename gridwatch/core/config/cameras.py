@@ -47,8 +47,11 @@ class TrackingConfig(StrictModel):
     max_embeddings_per_track: int = Field(
         default=4, ge=1, le=100, description="Embeddings one unmatched track may cost at most."
     )
+    # Small on purpose: the quality score tells a usable face from a poor one, not which of two usable
+    # faces will match; on the shared clip the performer's first accepted face (just after a cut) missed
+    # the threshold and, at 0.15, no later face of the pass was better enough to be tried.
     min_gain: float = Field(
-        default=0.15,
+        default=0.05,
         ge=0.0,
         le=10.0,
         description="Relative quality gain over the track's last embedded face needed to embed another one.",
