@@ -56,9 +56,7 @@ class TrackingConfig(StrictModel):
         le=10.0,
         description="Relative quality gain over the track's last embedded face needed to embed another one.",
     )
-    lost_after_s: float = Field(
-        default=1.0, gt=0.0, le=30.0, description="A track not seen for this long has ended."
-    )
+    lost_after_s: float = Field(default=1.0, gt=0.0, le=30.0, description="A track not seen for this long has ended.")
 
 
 class _CameraBase(StrictModel):
