@@ -1,9 +1,11 @@
 """Frame or snapshot → matched sightings, and the look-alike label of an unknown face at a watched gate.
 
-Order of work per image: detect → quality gate → embed (only accepted faces, and only when a
-registry covers the source or a stranger rule watches it) → search. An embedding that matched
-nothing is dropped with the image; nothing about that face is logged, stored or sent. A match in a
-registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
+Order of work per image: detect (at the camera's ``detector_size``) → drop faces outside the camera's
+``roi`` → quality gate → track (cameras: ``recognition.tracks``) → embed (only accepted faces, only when a
+registry covers the source or a stranger rule watches it, and on a camera only a track's best view so
+far, never a matched track's) → search. A track makes one sighting per registry, with its ``track_id``.
+An embedding that matched nothing is dropped with the image; nothing about that face is logged, stored
+or sent. A match in a registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
 
 At a gate watched by a `stranger_at_gate` rule, the known registries of its rules are searched too,
 even where their ``sources`` do not cover the gate: the answer only tells a known face from a stranger

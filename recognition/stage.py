@@ -7,6 +7,10 @@ here, in memory: at a gate a `stranger_at_gate` rule watches, an unknown face is
 (``recognition.strangers``, forgotten after the rules' window, checked every ``forget_interval_s``)
 and only its random label leaves, on a ``StrangerAttempt``.
 
+Images are recognised one at a time, gate snapshots before waiting camera frames
+(``recognition.priority``): someone stands at a gate reader. Each camera has its own face tracks, ended
+when the stage stops or the camera's handler is replaced (a reload).
+
 One gate event makes at most one attempt: an unknown face (verdict ``unmatched``), or the gate's own
 refusal (``denied``, with the face's label when there was an unknown face, without one when there was
 no usable face). A face one of the known registries knows makes none, whatever the gate decided.
