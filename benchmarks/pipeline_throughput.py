@@ -53,7 +53,7 @@ from recognition.registries import Registries
 from recognition.store import RegistryStore
 
 CLIP = DEMO_CONFIG / "assets" / "short_hamilton_clip.mp4"
-PERFORMER_PHOTO = "lin1.png"
+PERFORMER_PHOTO = DEMO_CONFIG / "assets" / "lin1.png"  # the demo enrols it too
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -95,14 +95,6 @@ def timed(frames: list[np.ndarray], analyse: Callable[[int, np.ndarray], int], s
     return run
 
 
-def performer_photo() -> Path:
-    for root in (Path("/work/shared/testdata"), DEMO_CONFIG):
-        found = sorted(root.rglob(PERFORMER_PHOTO))
-        if found:
-            return found[0]
-    raise SystemExit(f"{PERFORMER_PHOTO} not found (the demo enrols it)")
-
-
 def throughput(
     frames: list[np.ndarray], clip_fps: float, repeat: int, detector_size: int, tmp: Path
 ) -> dict[str, object]:
@@ -121,7 +113,7 @@ def throughput(
     registry = RegistryConfig(name="watch", purpose="benchmark", legal_basis="benchmark", retention_days=1)
     registries = Registries([registry], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
     registries.load()
-    sample = enrollment_sample(analyzer, gate, read_photo(performer_photo()), what=PERFORMER_PHOTO)
+    sample = enrollment_sample(analyzer, gate, read_photo(PERFORMER_PHOTO), what=PERFORMER_PHOTO.name)
     registries.enroll("watch", "Performer", [(sample.photo_sha256, sample.embedding)], actor="benchmark")
     recognizer = Recognizer(analyzer, gate, registries)
 
