@@ -15,7 +15,7 @@ COPY rules ./rules
 COPY notifier ./notifier
 # insightface 2.1 hard-depends on the GUI OpenCV build; install it without dependencies
 # (pyproject.toml lists what it needs, with opencv-python-headless).
-RUN pip install --no-cache-dir --no-deps "insightface==2.1" \
+RUN pip install --no-cache-dir --no-deps "insightface==2.1" "trackers==2.6.1" "supervision==0.31.2" \
  && pip install --no-cache-dir . \
  && useradd --system --home /var/lib/gridwatch gridwatch \
  && mkdir -p /var/lib/gridwatch && chown gridwatch /var/lib/gridwatch

@@ -25,14 +25,16 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # insightface 2.1 hard-depends on the GUI build of OpenCV, which clobbers the headless one:
-# install it without dependencies; pyproject.toml lists what it needs.
+# install it without dependencies; pyproject.toml lists what it needs. So do roboflow's trackers
+# (ByteTrack) and supervision (which also declares PyAV).
+NODEPS := "insightface==2.1" "trackers==2.6.1" "supervision==0.31.2"
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-deps "insightface==2.1"
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --no-deps "insightface==2.1"
+	$(BIN)/pip install --quiet --no-deps $(NODEPS)
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 

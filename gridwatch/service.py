@@ -552,7 +552,7 @@ class Service:
 
     def _frame_handler(self, camera: CameraConfig) -> FrameHandler:
         assert self._recognition is not None
-        return self._recognition.frame_handler(SourceInfo(camera.id, SourceKind.CAMERA, camera.grid))
+        return self._recognition.frame_handler(SourceInfo(camera.id, SourceKind.CAMERA, camera.grid), camera)
 
     async def _on_gate_event(self, event: GateEvent) -> None:
         """Returns once the event's sightings are durable: both transports' ``put`` return only then

@@ -6,7 +6,9 @@ Two halves:
   stream delivers it — an RTSP stream must be drained or the server's buffer fills and the picture
   lags — but converts to BGR only the frames due at the camera's analysis rate (``fps``), and keeps
   only the latest such frame in a one-slot mailbox (latest wins; an overwritten frame counts as
-  dropped). It reconnects with capped exponential backoff whenever the stream fails or ends.
+  dropped). With motion gating (``motion.enabled``), a due frame in which nothing moved is not handed
+  on, unless the camera's last analysed frame is ``motion.max_skip_s`` old (``ingest.motion``).
+  It reconnects with capped exponential backoff whenever the stream fails or ends.
 - an asyncio task that takes the latest frame and awaits ``on_frame`` with it. A slow ``on_frame``
   makes frames drop, never queue.
 """
@@ -29,9 +31,10 @@ import numpy.typing as npt
 
 from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from gridwatch.core.interfaces import Frame, FrameReader, FrameSource, SourceState, SourceStatus
-from gridwatch.core.metrics import FRAMES_ANALYSED, FRAMES_DROPPED, FRAMES_IN
+from gridwatch.core.metrics import FRAMES_ANALYSED, FRAMES_DROPPED, FRAMES_IN, FRAMES_WITHOUT_MOTION
 from gridwatch.core.redact import redact_text
 from ingest.backoff import Backoff
+from ingest.motion import MotionGate
 from ingest.sources import GrabbingReader, is_finite
 
 log = logging.getLogger(__name__)
@@ -102,8 +105,13 @@ class CameraWorker:
         *,
         backoff: Backoff | None = None,
         stop_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: seconds on a monotonic scale; paces sampling and motion gating (tests inject one)."""
         self.config = config
+        self._clock = clock
+        self._motion = MotionGate(config.motion) if config.motion.enabled else None
+        self._frames_without_motion = FRAMES_WITHOUT_MOTION.labels(camera=config.id)
         self._source = source
         # How long stop() waits for the reader thread (default: the stream's open + read timeouts).
         self._stop_timeout_s = stop_timeout_s
@@ -316,7 +324,9 @@ class CameraWorker:
     def _pump(self, reader: FrameReader) -> bool:
         """Read until the stream fails or ends (True) or a stop is requested (raises)."""
         grabbing = isinstance(reader, GrabbingReader)
-        next_due = time.monotonic()
+        next_due = self._clock()
+        if self._motion is not None:
+            self._motion.reset()
         got_frame = False
         while True:
             if self._stop_requested.is_set():
@@ -330,7 +340,7 @@ class CameraWorker:
                 ok = image is not None
             if not ok:
                 return True
-            now = time.monotonic()
+            now = self._clock()
             self._fps_in.tick()
             self._frames_in.inc()
             with self._lock:
@@ -347,6 +357,13 @@ class CameraWorker:
                 assert isinstance(reader, GrabbingReader)
                 image = reader.retrieve()
             if image is None:
+                continue
+            if self._motion is not None and not self._motion.due(image, now):
+                # Nothing moved since the last frame and the last analysis is recent: not worth a detection.
+                self._frames_without_motion.inc()
+                with self._lock:
+                    skipped = self._status.extra.get("frames_without_motion", 0)
+                    self._status.extra["frames_without_motion"] = (skipped if isinstance(skipped, int) else 0) + 1
                 continue
             captured_at = dt.datetime.now(dt.UTC)
             frame = Frame(source_id=self.config.id, seq=seq, captured_at=captured_at, image=image)

@@ -59,9 +59,10 @@ class InsightFaceAnalyzer:
         recognizer = ArcFaceONNX(str(self._pack.recognizer), session=rec_session)
         self._detector, self._recognizer = detector, recognizer
 
-    def detect(self, image: npt.NDArray[np.uint8]) -> Faces:
+    def detect(self, image: npt.NDArray[np.uint8], *, input_size: int | None = None) -> Faces:
+        """``input_size``: the detector's input side for this image (a camera's ``detector_size``)."""
         self.load()
-        size = self._config.detector_input_size
+        size = input_size or self._config.detector_input_size
         with self._lock:
             boxes, keypoints = self._detector.detect(image, input_size=(size, size))
         return Faces.from_insightface(boxes, keypoints)
@@ -80,9 +81,17 @@ class InsightFaceAnalyzer:
                 for i in range(len(faces))
             ]
         with self._lock:
-            vectors = np.concatenate([self._recognizer.get_feat(crop) for crop in crops]).astype(np.float32)
+            if _batched(self._recognizer.input_shape):
+                vectors = np.asarray(self._recognizer.get_feat(crops), dtype=np.float32)
+            else:
+                vectors = np.concatenate([self._recognizer.get_feat(crop) for crop in crops]).astype(np.float32)
         del crops  # aligned crops are personal data: never kept beyond this call
         return faces.with_embeddings(normalize(vectors))
+
+
+def _batched(input_shape: list[object]) -> bool:
+    """Whether the recogniser takes several crops in one run (its batch dimension is not fixed)."""
+    return not isinstance(input_shape[0], int) or input_shape[0] != 1
 
 
 def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -133,11 +133,12 @@ class OpenCVZooAnalyzer:
             cv2.utils.logging.setLogLevel(level)
         self._detector, self._recognizer = detector, recognizer
 
-    def detect(self, image: npt.NDArray[np.uint8]) -> Faces:
+    def detect(self, image: npt.NDArray[np.uint8], *, input_size: int | None = None) -> Faces:
+        """``input_size``: the detector's input side for this image (a camera's ``detector_size``)."""
         self.load()
         height, width = image.shape[:2]
         # Large images are shrunk to the configured detector side (aspect kept), never enlarged.
-        scale = min(1.0, self._config.detector_input_size / max(height, width))
+        scale = min(1.0, (input_size or self._config.detector_input_size) / max(height, width))
         resized = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         with self._lock:
             self._detector.setInputSize((resized.shape[1], resized.shape[0]))

@@ -128,3 +128,18 @@ class QualityGate:
         if blur < c.min_blur:
             return Rejection.TOO_BLURRED, f"too blurred (sharpness {blur:.0f} < {c.min_blur:.0f})"
         return None, None
+
+
+# Where each term of ``quality_score`` stops growing: a face this large, this sharp is as good as any.
+_FULL_SIZE_PX = 112.0  # the recogniser's input side
+_FULL_SHARPNESS = 300.0
+
+
+def quality_score(measures: QualityMeasures) -> npt.NDArray[np.float32]:
+    """One number in 0..1 per face for choosing the best view of a track: larger, surer, sharper and
+    more frontal is better. Each term saturates, so no single one (a huge but blurred face) dominates."""
+    size = np.clip(measures.face_px / _FULL_SIZE_PX, 0.0, 1.0)
+    sharpness = np.clip(measures.blur / _FULL_SHARPNESS, 0.0, 1.0)
+    frontal = np.cos(np.radians(np.clip(np.abs(measures.yaw), 0.0, 90.0)))
+    score = size * np.clip(measures.det_score, 0.0, 1.0) * np.sqrt(sharpness) * frontal
+    return np.asarray(score, dtype=np.float32)

@@ -1,9 +1,11 @@
 """Frame or snapshot → matched sightings, and the look-alike label of an unknown face at a watched gate.
 
-Order of work per image: detect → quality gate → embed (only accepted faces, and only when a
-registry covers the source or a stranger rule watches it) → search. An embedding that matched
-nothing is dropped with the image; nothing about that face is logged, stored or sent. A match in a
-registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
+Order of work per image: detect (at the camera's ``detector_size``) → drop faces outside the camera's
+``roi`` → quality gate → track (cameras: ``recognition.tracks``) → embed (only accepted faces, only when a
+registry covers the source or a stranger rule watches it, and on a camera only a track's best view so
+far, never a matched track's) → search. A track makes one sighting per registry, with its ``track_id``.
+An embedding that matched nothing is dropped with the image; nothing about that face is logged, stored
+or sent. A match in a registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
 
 At a gate watched by a `stranger_at_gate` rule, the known registries of its rules are searched too,
 even where their ``sources`` do not cover the gate: the answer only tells a known face from a stranger
@@ -14,20 +16,37 @@ look-alike cluster in memory (``recognition.strangers``) and the result carries 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import functools
+import logging
 import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from gridwatch.core.events import Quality, Sighting, SourceKind, event_id_for
+from gridwatch.core.faces import Faces
 from gridwatch.core.interfaces import FaceAnalyzer
-from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED, FACES_GATED, INFERENCE_SECONDS, SIGHTINGS
+from gridwatch.core.metrics import (
+    FACES_DETECTED,
+    FACES_EMBEDDED,
+    FACES_GATED,
+    FACES_OUTSIDE_ROI,
+    INFERENCE_SECONDS,
+    SIGHTINGS,
+    TRACKER_FAILURES,
+)
 from recognition.evidence import EvidenceCapture
-from recognition.quality import QualityGate
+from recognition.quality import QualityGate, QualityMeasures, quality_score
 from recognition.registries import Decision, Registries
+from recognition.roi import inside_roi
 from recognition.strangers import StrangerClusters
+from recognition.tracks import CameraTracks, FaceTrack
+
+log = logging.getLogger(__name__)
 
 _DETECT_SECONDS = INFERENCE_SECONDS.labels(step="detect")
 _EMBED_SECONDS = INFERENCE_SECONDS.labels(step="embed")
@@ -69,6 +88,20 @@ class SourceInfo:
     grid: str | None = None
 
 
+@dataclass(slots=True)
+class CameraAnalysis:
+    """What a camera's config changes in recognising its frames: its region of interest (points in 0..1),
+    its detector input side, and its face tracks (None: every accepted face is embedded)."""
+
+    roi: list[tuple[float, float]] | None = None
+    detector_size: int | None = None
+    tracks: CameraTracks | None = None
+
+    @classmethod
+    def of(cls, camera: RtspCameraConfig | FileCameraConfig) -> CameraAnalysis:
+        return cls(roi=camera.roi, detector_size=camera.detector_size, tracks=CameraTracks(camera.id, camera.tracking))
+
+
 class Recognizer:
     def __init__(
         self,
@@ -99,34 +132,58 @@ class Recognizer:
         captured_at: dt.datetime,
         direction: str | None = None,
         event_key: str | None = None,
+        camera: CameraAnalysis | None = None,
     ) -> Recognition:
         """Blocking: run it in a worker thread (``recognize_async``).
 
         ``event_key``: the device's own identity of the event (a gate event's, see ``gate_event_key``);
         its sightings then get ids derived from it, so that the device resending the event makes the
         same sightings (and no second alert). Without it (camera frames) the ids are random.
+
+        ``camera``: a camera's region of interest, detector size and face tracks. With tracks, a face is
+        embedded only when it is the best view of its track so far, and a track makes one sighting per
+        registry (with its ``track_id``).
         """
         self.stats.images += 1
         with _DETECT_SECONDS.time():
-            faces = self._analyzer.detect(image)
+            if camera is not None and camera.detector_size is not None:
+                faces = self._analyzer.detect(image, input_size=camera.detector_size)
+            else:
+                faces = self._analyzer.detect(image)
         self.stats.faces += len(faces)
         FACES_DETECTED.labels(source=source.source_id).inc(len(faces))
         # Stranger rules count attempts at gates only: a camera frame is never a stranger's attempt.
         watch = self.strangers.watching(source.source_id) if source.kind is SourceKind.GATE else None
-        if len(faces) == 0 or (watch is None and not self._registries.covers(source.source_id)):
+        if watch is None and not self._registries.covers(source.source_id):
             return Recognition()
+        if camera is not None and camera.roi is not None and len(faces):
+            inside = inside_roi(camera.roi, faces.boxes, image.shape[1], image.shape[0])
+            FACES_OUTSIDE_ROI.labels(camera=source.source_id).inc(int(np.count_nonzero(~inside)))
+            faces = faces.select(inside)
         verdict = self._gate.check(faces, image)
-        accepted = faces.select(verdict.accepted)
-        face_px = verdict.face_px[verdict.accepted]
-        blur = verdict.blur[verdict.accepted]
-        yaw = verdict.yaw[verdict.accepted]
-        self.stats.faces_rejected += len(faces) - len(accepted)
-        FACES_GATED.labels(source=source.source_id).inc(len(faces) - len(accepted))
-        if len(accepted) == 0:
+        tracks = self._tracks_of(camera, faces, verdict.measures, captured_at)
+        scores = quality_score(verdict.measures)
+        rejected = len(faces) - int(np.count_nonzero(verdict.accepted))
+        self.stats.faces_rejected += rejected
+        FACES_GATED.labels(source=source.source_id).inc(rejected)
+        chosen = [
+            i
+            for i in range(len(faces))
+            if verdict.accepted[i] and _worth_embedding(camera, tracks[i], float(scores[i]))
+        ]
+        if not chosen:
             return Recognition()
+        index = np.asarray(chosen, dtype=np.intp)
         with _EMBED_SECONDS.time():
-            embedded = self._analyzer.embed(image, accepted)
+            embedded = self._analyzer.embed(image, faces.select(index))
         assert embedded.embeddings is not None
+        chosen_tracks = [tracks[i] for i in chosen]
+        for i, track in zip(chosen, chosen_tracks, strict=True):
+            if track is not None:
+                CameraTracks.embedded(track, float(scores[i]))
+        face_px = verdict.face_px[index]
+        blur = verdict.blur[index]
+        yaw = verdict.yaw[index]
         self.stats.faces_searched += len(embedded)
         FACES_EMBEDDED.labels(source=source.source_id).inc(len(embedded))
         known_registries = watch.known_registries if watch is not None else frozenset[str]()
@@ -135,7 +192,12 @@ class Recognizer:
         received_at = dt.datetime.now(dt.UTC)
         sightings = []
         for i, row in enumerate(decisions):
+            track = chosen_tracks[i]
             for match in (d.match for d in row if d.covers_source and d.match is not None):
+                if track is not None:
+                    if match.registry in track.matched:
+                        continue  # one sighting per track and registry
+                    track.matched.add(match.registry)
                 registry = self._registries.configs[match.registry]
                 sighting_id = (
                     uuid.uuid4().hex if event_key is None else event_id_for(event_key, match.registry, match.person_id)
@@ -169,6 +231,7 @@ class Recognizer:
                             blur=round(float(blur[i]), 1),
                             yaw=round(float(yaw[i]), 1),
                         ),
+                        track_id=None if track is None else track.track_id,
                         direction=direction,  # type: ignore[arg-type]
                         evidence_ref=evidence_ref,
                         grid=source.grid,
@@ -186,6 +249,23 @@ class Recognizer:
         self.stats.unknown_at_gates += 1
         return Recognition(sightings, stranger=self.strangers.observe(source.source_id, embedded.embeddings[largest]))
 
+    @staticmethod
+    def _tracks_of(
+        camera: CameraAnalysis | None, faces: Faces, measures: QualityMeasures, captured_at: dt.datetime
+    ) -> list[FaceTrack | None]:
+        """The track of each face; all None without tracks, or when the tracker failed (its faces are then
+        recognised one by one, as without tracks, and the camera's tracks start afresh)."""
+        if camera is None or camera.tracks is None:
+            return [None] * len(faces)
+        try:
+            return camera.tracks.update(faces.boxes, measures.det_score, captured_at.timestamp())
+        except Exception:
+            TRACKER_FAILURES.labels(camera=camera.tracks.source_id).inc()
+            log.exception("camera %s: tracker failed; its tracks start afresh", camera.tracks.source_id)
+            with contextlib.suppress(Exception):
+                camera.tracks.end_all()
+            return [None] * len(faces)
+
     async def recognize_async(
         self,
         image: npt.NDArray[np.uint8],
@@ -194,9 +274,18 @@ class Recognizer:
         captured_at: dt.datetime,
         direction: str | None = None,
         event_key: str | None = None,
+        camera: CameraAnalysis | None = None,
     ) -> Recognition:
         return await asyncio.to_thread(
-            self.recognize, image, source, captured_at=captured_at, direction=direction, event_key=event_key
+            functools.partial(
+                self.recognize,
+                image,
+                source,
+                captured_at=captured_at,
+                direction=direction,
+                event_key=event_key,
+                camera=camera,
+            )
         )
 
 
@@ -206,6 +295,14 @@ def gate_event_key(gate_id: str, serial: int | None, device_time: dt.datetime) -
     if serial is None:
         return None
     return event_id_for("gate-event", gate_id, str(serial), device_time.isoformat())
+
+
+def _worth_embedding(camera: CameraAnalysis | None, track: FaceTrack | None, score: float) -> bool:
+    """Without tracks (a gate, a camera whose tracker failed) every accepted face is; with them, a face
+    only as its track's best view so far (``CameraTracks.wants_embedding``)."""
+    if camera is None or camera.tracks is None or track is None:
+        return True
+    return camera.tracks.wants_embedding(track, score)
 
 
 def _known(decisions: list[Decision], registries: frozenset[str]) -> bool:

@@ -7,6 +7,10 @@ here, in memory: at a gate a `stranger_at_gate` rule watches, an unknown face is
 (``recognition.strangers``, forgotten after the rules' window, checked every ``forget_interval_s``)
 and only its random label leaves, on a ``StrangerAttempt``.
 
+Images are recognised one at a time, gate snapshots before waiting camera frames
+(``recognition.priority``): someone stands at a gate reader. Each camera has its own face tracks, ended
+when the stage stops or the camera's handler is replaced (a reload).
+
 One gate event makes at most one attempt: an unknown face (verdict ``unmatched``), or the gate's own
 refusal (``denied``, with the face's label when there was an unknown face, without one when there was
 no usable face). A face one of the known registries knows makes none, whatever the gate decided.
@@ -25,13 +29,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from gridwatch.core.events import StrangerAttempt, event_id_for
 from gridwatch.core.interfaces import Frame, GateEvent, SightingSink, StrangerAttemptSink
 from gridwatch.core.metrics import STRANGER_ATTEMPTS
 from recognition.backends import Analyzer
 from recognition.evidence import EvidenceStore
 from recognition.memory import LARGE_DECODE_PIXELS, release_free_memory
-from recognition.recognizer import Recognition, Recognizer, SourceInfo, gate_event_key
+from recognition.priority import Priority, PriorityTurns
+from recognition.recognizer import CameraAnalysis, Recognition, Recognizer, SourceInfo, gate_event_key
 from recognition.registries import Registries
 from recognition.retention import run_retention
 
@@ -81,6 +87,8 @@ class RecognitionStage:
         self._forget_interval_s = forget_interval_s
         self._purge_task: asyncio.Task[None] | None = None
         self._forget_task: asyncio.Task[None] | None = None
+        self._turns = PriorityTurns()
+        self._cameras: dict[str, CameraAnalysis] = {}
 
     @property
     def recognizer(self) -> Recognizer:
@@ -106,12 +114,32 @@ class RecognitionStage:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        cameras, self._cameras = list(self._cameras.values()), {}
+        for analysis in cameras:
+            if analysis.tracks is not None:
+                analysis.tracks.end_all()
 
-    def frame_handler(self, source: SourceInfo) -> FrameHandler:
-        """The handler a camera worker calls with each frame it samples."""
+    def frame_handler(
+        self, source: SourceInfo, camera: RtspCameraConfig | FileCameraConfig | None = None
+    ) -> FrameHandler:
+        """The handler a camera worker calls with each frame it samples.
+
+        ``camera``: its config, for its region of interest, detector size and face tracks (a new handler of
+        the same camera, after a reload, starts new tracks and ends the old ones).
+        """
+        analysis = None
+        if camera is not None:
+            analysis = CameraAnalysis.of(camera)
+            previous = self._cameras.pop(source.source_id, None)
+            if previous is not None and previous.tracks is not None:
+                previous.tracks.end_all()
+            self._cameras[source.source_id] = analysis
 
         async def on_frame(frame: Frame) -> None:
-            recognition = await self._recognizer.recognize_async(frame.image, source, captured_at=frame.captured_at)
+            async with self._turns.turn(Priority.CAMERA):
+                recognition = await self._recognizer.recognize_async(
+                    frame.image, source, captured_at=frame.captured_at, camera=analysis
+                )
             for sighting in recognition.sightings:
                 await self._out.put(sighting)
 
@@ -125,13 +153,14 @@ class RecognitionStage:
             if image is None:
                 log.warning("gate %s: snapshot of event %s is not a decodable image", event.gate_id, event.serial)
             else:
-                recognition = await self._recognizer.recognize_async(
-                    image,
-                    source,
-                    captured_at=event.device_time.astimezone(dt.UTC),
-                    direction=event.direction,
-                    event_key=_event_key(event),
-                )
+                async with self._turns.turn(Priority.GATE):
+                    recognition = await self._recognizer.recognize_async(
+                        image,
+                        source,
+                        captured_at=event.device_time.astimezone(dt.UTC),
+                        direction=event.direction,
+                        event_key=_event_key(event),
+                    )
                 large = image.shape[0] * image.shape[1] > LARGE_DECODE_PIXELS
                 del image
                 if large:

@@ -107,8 +107,9 @@ class FaceAnalyzer(Protocol):
     @property
     def embedding_dim(self) -> int: ...
 
-    def detect(self, image: npt.NDArray[np.uint8]) -> Faces:
-        """Boxes, scores and landmarks of the faces in a BGR image; no embeddings."""
+    def detect(self, image: npt.NDArray[np.uint8], *, input_size: int | None = None) -> Faces:
+        """Boxes, scores and landmarks of the faces in a BGR image; no embeddings. ``input_size``: the
+        detector's input side for this image (default: the model config's)."""
         ...
 
     def embed(self, image: npt.NDArray[np.uint8], faces: Faces) -> Faces:

@@ -276,3 +276,26 @@ EVIDENCE_FAILURES = Counter(
     "Matches whose evidence could not be stored (the sighting went on without it), by registry.",
     ["registry"],
 )
+
+# --- face tracks, regions of interest and motion gating (recognition.tracks, ingest.motion) --------
+TRACKS = Counter(
+    "gridwatch_tracks_total",
+    "Face tracks that ended, by source and outcome (matched, unmatched: embedded but known to no registry, "
+    "unembedded: never good enough to embed).",
+    ["source", "outcome"],
+)
+FACES_OUTSIDE_ROI = Counter(
+    "gridwatch_faces_outside_roi_total",
+    "Faces dropped before embedding because their box centre lies outside the camera's region of interest.",
+    ["camera"],
+)
+TRACKER_FAILURES = Counter(
+    "gridwatch_tracker_failures_total",
+    "Tracker updates that failed on a camera (its tracks were reset; the other cameras went on).",
+    ["camera"],
+)
+FRAMES_WITHOUT_MOTION = Counter(
+    "gridwatch_frames_without_motion_total",
+    "Frames due for analysis that were not analysed because nothing moved (motion gating).",
+    ["camera"],
+)

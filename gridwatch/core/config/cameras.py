@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridwatch.core.config.base import Identifier, StrictModel
 
@@ -41,6 +41,48 @@ LOCATION_CLASSES: tuple[str, ...] = get_args(LocationClass)
 REFUSED_LOCATION_CLASSES: tuple[str, ...] = ("toilet", "changing_room", "hotel_room", "bath")
 # The oldest signage check accepted (a typo guard; re-check signs long before this matters).
 EARLIEST_SIGNAGE_CHECK = dt.date(2000, 1, 1)
+
+# A point of a region of interest: (x, y) as fractions of the frame's width and height.
+NormalisedPoint = tuple[
+    Annotated[float, Field(ge=0.0, le=1.0)],
+    Annotated[float, Field(ge=0.0, le=1.0)],
+]
+
+
+class MotionConfig(StrictModel):
+    """Motion gating: while nothing in the picture moves, the face detector is not run."""
+
+    enabled: bool = Field(default=False, description="Skip detection on frames without motion.")
+    max_skip_s: float = Field(
+        default=2.0, gt=0.0, le=60.0, description="Detect at least this often (seconds), motion or not."
+    )
+    threshold: float = Field(
+        default=0.005,
+        gt=0.0,
+        le=1.0,
+        description="Share of pixels (of a small grey copy of the frame) that must change to count as motion.",
+    )
+    pixel_delta: int = Field(
+        default=12, ge=1, le=255, description="Change of a grey level (0..255) that counts a pixel as changed."
+    )
+
+
+class TrackingConfig(StrictModel):
+    """Face tracks: a face is embedded when it is the best view of its track so far, not on every frame."""
+
+    max_embeddings_per_track: int = Field(
+        default=4, ge=1, le=100, description="Embeddings one unmatched track may cost at most."
+    )
+    # Small on purpose: the quality score tells a usable face from a poor one, not which of two usable
+    # faces will match; on the shared clip the performer's first accepted face (just after a cut) missed
+    # the threshold and, at 0.15, no later face of the pass was better enough to be tried.
+    min_gain: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=10.0,
+        description="Relative quality gain over the track's last embedded face needed to embed another one.",
+    )
+    lost_after_s: float = Field(default=1.0, gt=0.0, le=30.0, description="A track not seen for this long has ended.")
 
 
 class _CameraBase(StrictModel):
@@ -80,6 +122,38 @@ class _CameraBase(StrictModel):
         if value > dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1):
             raise ValueError("in the future: give the date the signage was actually checked")
         return value
+
+    # --- analysis: what of the picture is analysed, and how often (issues 11 and 14) -------------
+    roi: list[NormalisedPoint] | None = Field(
+        default=None,
+        min_length=3,
+        max_length=64,
+        description="Region of interest: a polygon of (x, y) points in 0..1 of the frame; faces whose box "
+        "centre lies outside it are dropped before embedding.",
+    )
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gating of the detector.")
+    detector_size: int | None = Field(
+        default=None,
+        ge=128,
+        le=1280,
+        multiple_of=32,
+        description="Detector input side for this camera, pixels (default: model.detector_input_size).",
+    )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Face tracks and best-shot embedding.")
+
+    @model_validator(mode="after")
+    def _roi_has_area(self) -> _CameraBase:
+        if self.roi is not None and _polygon_area(self.roi) < 1e-6:
+            raise ValueError("roi: the polygon has no area (its points are on one line)")
+        return self
+
+
+def _polygon_area(points: list[tuple[float, float]]) -> float:
+    """Shoelace formula."""
+    total = 0.0
+    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True):
+        total += x1 * y2 - x2 * y1
+    return abs(total) / 2.0
 
 
 class RtspCameraConfig(_CameraBase):

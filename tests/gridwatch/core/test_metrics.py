@@ -143,6 +143,11 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         # evidence (recognition.evidence)
         "EVIDENCE_STORED",
         "EVIDENCE_FAILURES",
+        # face tracks, regions of interest and motion gating (recognition.tracks, ingest.motion)
+        "TRACKS",
+        "FACES_OUTSIDE_ROI",
+        "TRACKER_FAILURES",
+        "FRAMES_WITHOUT_MOTION",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
