@@ -128,7 +128,13 @@ def throughput(
 
     def pipeline(source: str, size: int | None) -> Callable[[int, np.ndarray], int]:
         camera = FileCameraConfig(
-            id=source, kind="file", path=CLIP, detector_size=size, motion=MotionConfig(enabled=True)
+            id=source,
+            kind="file",
+            location_class="lobby",
+            signage_verified_at=dt.date(2026, 1, 15),
+            path=CLIP,
+            detector_size=size,
+            motion=MotionConfig(enabled=True),
         )
         analysis = CameraAnalysis.of(camera)  # tracks start afresh on every run
         motion = MotionGate(camera.motion)

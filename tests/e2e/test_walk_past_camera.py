@@ -38,6 +38,8 @@ service:
 cameras:
   - id: {camera}
     kind: file
+    location_class: lobby
+    signage_verified_at: 2026-01-15
     path: "{CLIP}"
     loop: false
     fps: 3  # recognition keeps up with it on a loaded 2-core machine; more dropped frames split tracks

@@ -14,6 +14,7 @@ from gridwatch.core.interfaces import Frame
 from ingest.camera import CameraWorker
 from ingest.sources import GrabbingReader
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.metrics import sample
 
 
@@ -58,7 +59,14 @@ async def test_only_frames_due_at_the_camera_fps_are_converted() -> None:
     stream = CountingStream(count=128)  # 4 s of a 32 fps stream
     assert isinstance(stream, GrabbingReader)
     camera_id = f"decode-{uuid.uuid4().hex[:8]}"
-    config = FileCameraConfig(id=camera_id, kind="file", path=Path("unused.mp4"), fps=4.0)
+    config = FileCameraConfig(
+        id=camera_id,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=Path("unused.mp4"),
+        fps=4.0,
+    )
     frames: list[Frame] = []
 
     async def on_frame(frame: Frame) -> None:

@@ -17,6 +17,7 @@ from gridwatch.core.interfaces import Frame
 from ingest.camera import CameraWorker
 from ingest.motion import MotionGate
 from tests.ingest.polling import eventually
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.metrics import sample
 
 STILL = np.full((90, 160, 3), 80, dtype=np.uint8)
@@ -85,7 +86,15 @@ class StaticStream:
 
 async def run_camera(camera_id: str, motion: MotionConfig, images: object) -> list[Frame]:
     clock = FrameClock()
-    config = FileCameraConfig(id=camera_id, kind="file", path=Path("unused.mp4"), fps=4.0, motion=motion)
+    config = FileCameraConfig(
+        id=camera_id,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=Path("unused.mp4"),
+        fps=4.0,
+        motion=motion,
+    )
     frames: list[Frame] = []
 
     async def on_frame(frame: Frame) -> None:

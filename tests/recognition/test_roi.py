@@ -20,6 +20,7 @@ from recognition.quality import QualityGate
 from recognition.recognizer import CameraAnalysis, Recognizer, SourceInfo
 from recognition.roi import inside_roi
 from tests.recognition.test_tracks import PERFORMER, REGISTRIES, registries_knowing
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.metrics import sample
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -42,7 +43,14 @@ def test_box_centres_inside_outside_and_on_the_edge() -> None:
 )
 def test_a_region_of_interest_is_validated(roi: list[tuple[float, float]], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
-        FileCameraConfig(id="cam", kind="file", path=Path("a.mp4"), roi=roi)
+        FileCameraConfig(
+            id="cam",
+            kind="file",
+            location_class=LOCATION_CLASS,
+            signage_verified_at=SIGNAGE_CHECKED,
+            path=Path("a.mp4"),
+            roi=roi,
+        )
 
 
 @pytest.mark.parametrize("inside", [False, True])
@@ -59,7 +67,16 @@ def test_a_face_outside_the_region_is_dropped_before_embedding(
     right = min(1.0, centre_x + 0.05) if inside else centre_x - 0.05
     roi = [(0.0, 0.0), (right, 0.0), (right, 1.0), (0.0, 1.0)]
     camera_id = f"roi-{uuid.uuid4().hex[:8]}"
-    camera = CameraAnalysis.of(FileCameraConfig(id=camera_id, kind="file", path=Path("a.mp4"), roi=roi))
+    camera = CameraAnalysis.of(
+        FileCameraConfig(
+            id=camera_id,
+            kind="file",
+            location_class=LOCATION_CLASS,
+            signage_verified_at=SIGNAGE_CHECKED,
+            path=Path("a.mp4"),
+            roi=roi,
+        )
+    )
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         registries, store = registries_knowing(tmp_path, analyzer, PERFORMER, audit)
         try:

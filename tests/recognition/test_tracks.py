@@ -27,6 +27,7 @@ from recognition.recognizer import CameraAnalysis, Recognizer, SourceInfo
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from recognition.tracks import CameraTracks, FaceTrack
+from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.db import sqlite_url
 from tests.support.e2e import assert_no_trace_of_unmatched_faces
 from tests.support.metrics import sample
@@ -102,7 +103,14 @@ def test_one_walk_past_a_camera_is_one_sighting_per_registry_with_bounded_embedd
     analyzer: InsightFaceAnalyzer, data_dir: Path
 ) -> None:
     camera_id = f"walk-{uuid.uuid4().hex[:8]}"
-    config = FileCameraConfig(id=camera_id, kind="file", path=CLIP, fps=CAMERA_FPS)
+    config = FileCameraConfig(
+        id=camera_id,
+        kind="file",
+        location_class=LOCATION_CLASS,
+        signage_verified_at=SIGNAGE_CHECKED,
+        path=CLIP,
+        fps=CAMERA_FPS,
+    )
     camera = CameraAnalysis.of(config)
     assert camera.tracks is not None
     with AuditLog(data_dir / "audit.jsonl") as audit:
@@ -132,7 +140,16 @@ def test_one_walk_past_a_camera_is_one_sighting_per_registry_with_bounded_embedd
 
 def test_a_track_nobody_knows_leaves_no_trace(analyzer: InsightFaceAnalyzer, data_dir: Path) -> None:
     camera_id = f"unknown-{uuid.uuid4().hex[:8]}"
-    camera = CameraAnalysis.of(FileCameraConfig(id=camera_id, kind="file", path=CLIP, fps=CAMERA_FPS))
+    camera = CameraAnalysis.of(
+        FileCameraConfig(
+            id=camera_id,
+            kind="file",
+            location_class=LOCATION_CLASS,
+            signage_verified_at=SIGNAGE_CHECKED,
+            path=CLIP,
+            fps=CAMERA_FPS,
+        )
+    )
     assert camera.tracks is not None
     with AuditLog(data_dir / "audit.jsonl") as audit:
         registries, store = registries_knowing(data_dir, analyzer, STRANGER, audit)
