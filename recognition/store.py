@@ -24,6 +24,7 @@ The store is the ``PersonDirectory`` of rules: ``conditions()`` and ``persons()`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 import threading
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Row, func, literal, select
+from sqlalchemy import Connection, Row, bindparam, func, literal, select
 
 from gridwatch.core.crypto import DecryptError
 from gridwatch.core.db import Database, DatabaseUnavailableError
@@ -177,37 +178,44 @@ class RegistryStore:
         (``Database.reclaim``), so the plaintext leaves the disk, not only the table.
         """
         keys = self._require_keys("sealing the templates of an older version")
-        query = (
-            select(
-                embeddings_t.c.embedding_id,
-                embeddings_t.c.person_id,
-                embeddings_t.c.model_id,
-                embeddings_t.c.vector,
-                persons_t.c.registry,
-            )
-            .join(persons_t, persons_t.c.person_id == embeddings_t.c.person_id)
-            .where(embeddings_t.c.key_id.is_(None))
-            .order_by(embeddings_t.c.embedding_id)
-            .limit(SEAL_BATCH)
-        )
+        c = embeddings_t.c
         sealed: dict[str, int] = {}
 
-        def seal_batch(conn: Connection) -> int:
-            rows = conn.execute(query).all()
+        def seal_batch(conn: Connection, after: int) -> tuple[int | None, dict[str, int]]:
+            """Seals the next batch of plaintext rows past ``after``; (last id, counts), (None, {}) when done."""
+            rows = conn.execute(
+                select(c.embedding_id, c.person_id, c.model_id, c.vector, persons_t.c.registry)
+                .join(persons_t, persons_t.c.person_id == c.person_id)
+                .where(c.key_id.is_(None), c.embedding_id > after)
+                .order_by(c.embedding_id)
+                .limit(SEAL_BATCH)
+            ).all()
+            if not rows:
+                return None, {}
+            counts: dict[str, int] = {}
+            updates = []
             for row in rows:
                 ring = keys.keyring(row.registry, create=True)
                 blob = ring.seal(bytes(row.vector), template_aad(row.registry, row.person_id, row.model_id))
-                conn.execute(
-                    embeddings_t.update()
-                    .where(embeddings_t.c.embedding_id == row.embedding_id, embeddings_t.c.key_id.is_(None))
-                    .values(vector=blob, key_id=ring.key_id)
-                )
-                sealed[row.registry] = sealed.get(row.registry, 0) + 1
-            return len(rows)
+                updates.append({"row_id": row.embedding_id, "sealed": blob, "sealed_by": ring.key_id})
+                counts[row.registry] = counts.get(row.registry, 0) + 1
+            conn.execute(
+                embeddings_t.update()
+                .where(c.embedding_id == bindparam("row_id"), c.key_id.is_(None))
+                .values(vector=bindparam("sealed"), key_id=bindparam("sealed_by")),
+                updates,
+            )
+            return int(rows[-1].embedding_id), counts
 
+        after: int | None = 0
         with self._lock:
-            while self._db.transaction(seal_batch, what="sealing plaintext templates") == SEAL_BATCH:
-                pass
+            while after is not None:
+                # Counts are merged after the commit: a transaction retried after a dropped connection counts once.
+                after, counts = self._db.transaction(
+                    functools.partial(seal_batch, after=after), what="sealing plaintext templates"
+                )
+                for name, count in counts.items():
+                    sealed[name] = sealed.get(name, 0) + count
         if sealed:
             total = sum(sealed.values())
             log.info(
