@@ -78,7 +78,10 @@ def needles(templates: Templates) -> list[bytes]:
 def files_holding(paths: list[Path], runs: list[bytes]) -> list[str]:
     hits = []
     for path in paths:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # a server's temporary file gone since the listing (its content is elsewhere by now)
         if any(run in data for run in runs):
             hits.append(str(path))
     return hits

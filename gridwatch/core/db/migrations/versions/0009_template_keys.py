@@ -3,8 +3,8 @@
 Existing rows keep their plaintext vector and a NULL ``key_id``; the registry store seals them in
 place when it opens with the master key (``RegistryStore.seal_plaintext``).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
