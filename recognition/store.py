@@ -514,6 +514,8 @@ class RegistryStore:
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         if not rows:
+            # Re-reads a changed key file: a registry shredded by another process leaves this one's memory too.
+            keys.wrapped_keys()
             return StoredEmbeddings(np.empty(0, np.int64), [], np.empty((0, 0), np.float32))
         ring = keys.keyring(registry)
         vectors = []

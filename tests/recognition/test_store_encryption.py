@@ -319,3 +319,16 @@ def test_without_the_master_key_enrolment_says_how_to_set_one(databases: Databas
     assert "GRIDWATCH_DATA_KEY is not set" in str(refused.value)
     assert "head -c 32 /dev/urandom | base64" in str(refused.value)
     assert store.list_persons() == []  # nothing was written
+
+
+def test_a_shred_by_another_process_drops_the_key_from_the_running_one(
+    databases: Databases, store: RegistryStore, templates: Templates
+) -> None:
+    enrol_all(store, {"obama": templates["obama"]}, registry="gone")
+    assert len(store.embeddings("gone", "pack@1").ids) == len(templates["obama"])  # the key is unwrapped here
+    RegistryStore(databases(), keys=databases.keys()).shred_registry("gone")  # `gridwatch registry shred`
+    assert len(store.embeddings("gone", "pack@1").ids) == 0  # the reload after the shred
+    keys = store.keys
+    assert keys is not None
+    with pytest.raises(RegistryKeyMissingError):
+        keys.keyring("gone")
