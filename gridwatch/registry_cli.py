@@ -366,6 +366,11 @@ def cmd_shred(args: argparse.Namespace) -> int:
         f"shredded {args.name}: {key}; erased {len(shred.persons)} person(s), {shred.embeddings} template(s), "
         f"{images} evidence object(s)"
     )
+    if any(registry.name == args.name for registry in loaded.config.registries):
+        print(
+            f"note: {args.name} is still in the config: it is empty now, and a new enrolment gets a new data key",
+            file=sys.stderr,
+        )
     return 0
 
 

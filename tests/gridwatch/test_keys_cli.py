@@ -75,8 +75,9 @@ def test_shred_destroys_the_key_so_a_backup_made_before_opens_nothing(
         live.backup(copy)
 
     assert main(["registry", "shred", "-c", str(site), "watch", "--actor", "dpo-1"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "shredded watch: data key" in out
+    assert "still in the config" in err
     assert "erased 2 person(s), 2 template(s)" in out
     [record] = [r for r in audit_records(site) if r["action"] == "registry.shred"]
     assert (record["actor"], record["target"]) == ("dpo-1", "watch")
