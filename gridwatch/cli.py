@@ -95,7 +95,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from gridwatch.registry_cli import add_commands as add_registry_commands
 
-    add_registry_commands(commands, config_arg)  # `registry enroll|update|list|remove|purge`
+    add_registry_commands(commands, config_arg)  # `registry enroll|update|list|remove|import|purge|shred`
+
+    from gridwatch.keys_cli import add_commands as add_keys_commands
+
+    add_keys_commands(commands, config_arg)  # `keys rotate|list`
 
     rules = commands.add_parser("rules", help="check warning rules").add_subparsers(metavar="ACTION")
     simulate = rules.add_parser(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig, load_config
+from gridwatch.core.crypto import DATA_KEY_ENV, new_data_key
 from gridwatch.wiring import build_database, build_recognition, data_paths
 from recognition.enroll import enrollment_sample, read_photo
 
@@ -18,6 +21,9 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo"
 DEMO_MARKER = ".gridwatch-demo"
+# Templates are sealed at rest with GRIDWATCH_DATA_KEY; the demo, run without one, makes a throwaway key
+# kept in its own data directory (which it resets on every run, so nothing sealed outlives the key).
+DEMO_KEY_FILE = "demo-data-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,7 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
         shutil.rmtree(paths.root)
     paths.root.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by `gridwatch demo`; the demo resets this directory on every run\n")
+    _demo_data_key(paths.root / DEMO_KEY_FILE)
     audit = AuditLog(paths.audit_log)
     parts = build_recognition(loaded, audit)
     try:
@@ -70,6 +77,18 @@ def prepare_demo(config: Path | None, *, keep_state: bool) -> LoadedConfig:
     if loaded.config.service.console.enabled:
         _demo_operator(loaded)
     return loaded
+
+
+def _demo_data_key(path: Path) -> None:
+    """Without ``GRIDWATCH_DATA_KEY``, the demo's own throwaway key (kept with ``--keep-state``) in the environment."""
+    if os.environ.get(DATA_KEY_ENV, "").strip():
+        return
+    if not path.is_file():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b64encode(new_data_key()).decode("ascii") + "\n")
+        print(f"demo: {DATA_KEY_ENV} is not set: templates are sealed with a throwaway demo key ({path})", flush=True)
+    os.environ[DATA_KEY_ENV] = path.read_text().strip()
 
 
 def _demo_operator(loaded: LoadedConfig) -> None:

@@ -1,4 +1,5 @@
-"""The `registry` subcommands: enrol, update, list, remove, purge. Nothing heavy is imported until one runs.
+"""The `registry` subcommands: enrol, update, list, remove, import, purge, shred. Nothing heavy is imported
+until one runs.
 
 Per-person conditions (``--home``, ``--zone``, ``--hours``, ``--case-ref``) must name sources, zones and
 schedules of the loaded config: anything else is refused (exit 2) before the store is touched.
@@ -80,6 +81,18 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
     config_arg(purge)
     purge.set_defaults(handler=cmd_purge)
 
+    shred = actions.add_parser(
+        "shred",
+        help="crypto-shred a registry: destroy its data key, then erase its entries and evidence",
+        description="Destroy the registry's wrapped data key, then delete its persons, templates, evidence and "
+        "reference photos. Every copy of the database made before (backups included) can no longer open the "
+        "registry's templates or images, even with the master key. Irreversible; audited. Needs no data key.",
+    )
+    config_arg(shred)
+    shred.add_argument("name", metavar="NAME", help="the registry")
+    _actor_arg(shred)
+    shred.set_defaults(handler=cmd_shred)
+
 
 def _actor_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
@@ -116,7 +129,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if not _conditions_acceptable(loaded.config, args):
         return EXIT_CONFIG
-    keyring = require_keyring(loaded.config)  # a registry keeping reference photos needs the data key
+    require_keyring(loaded.config)  # templates (and reference photos) are sealed: the master key first
     parts = _recognition(loaded)
     try:
         parts.registries.load()
@@ -143,7 +156,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             allowed_hours=args.allowed_hours,
             case_ref=args.case_ref,
         )
-        ReferencePhotos(loaded.config, parts.store.database, keyring).keep(
+        ReferencePhotos(loaded.config, parts.store.database, parts.keys).keep(
             person.registry, person.person_id, read_photo(args.photos[0])
         )
     except UnknownRegistryError as exc:
@@ -173,14 +186,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportArchiveError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    keyring = require_keyring(loaded.config)
+    require_keyring(loaded.config)
     parts = _recognition(loaded)
     try:
         parts.registries.load()
         if args.registry not in parts.registries.configs:
             print(f"error: unknown registry {args.registry!r}", file=sys.stderr)
             return EXIT_CONFIG
-        references = ReferencePhotos(loaded.config, parts.store.database, keyring)
+        references = ReferencePhotos(loaded.config, parts.store.database, parts.keys)
         job = BulkImport(
             parts.registries,
             parts.analyzer,
@@ -307,6 +320,57 @@ def cmd_purge(args: argparse.Namespace) -> int:
     finally:
         parts.close()
     print(f"erased {len(purged)} expired entr{'y' if len(purged) == 1 else 'ies'}")
+    return 0
+
+
+def cmd_shred(args: argparse.Namespace) -> int:
+    from gridwatch.core.audit import AuditLog
+    from gridwatch.wiring import Erasures, build_database, data_paths, registry_keys
+    from recognition.evidence import EvidenceStore
+    from recognition.store import RegistryStore
+    from rules.state import RuleState
+
+    loaded = _load(args.config)
+    database = build_database(loaded)
+    evidence = EvidenceStore(database)  # deleting needs no key
+    store = RegistryStore(
+        database,
+        keys=registry_keys(loaded),
+        owns_database=True,
+        erasure=Erasures((RuleState(database), evidence)),
+    )
+    try:
+        store.open()
+        shred = store.shred_registry(args.name, reclaim=False)
+        images = evidence.forget_registry(args.name)  # also objects of persons erased earlier, if any was left
+        store.reclaim()
+    finally:
+        store.close()
+    if shred.key is None and not shred.persons and not images:
+        print(f"error: registry {args.name!r} has no data key, entries or evidence: nothing to shred", file=sys.stderr)
+        return EXIT_REFUSED
+    with AuditLog(data_paths(loaded).audit_log) as audit:
+        audit.append(
+            "registry.shred",
+            actor=args.actor,
+            target=args.name,
+            details={
+                "key_id": shred.key.key_id if shred.key is not None else None,
+                "persons": len(shred.persons),
+                "templates": shred.embeddings,
+                "evidence": images,
+            },
+        )
+    key = f"data key {shred.key.key_id} destroyed" if shred.key is not None else "no data key"
+    print(
+        f"shredded {args.name}: {key}; erased {len(shred.persons)} person(s), {shred.embeddings} template(s), "
+        f"{images} evidence object(s)"
+    )
+    if any(registry.name == args.name for registry in loaded.config.registries):
+        print(
+            f"note: {args.name} is still in the config: it is empty now, and a new enrolment gets a new data key",
+            file=sys.stderr,
+        )
     return 0
 
 

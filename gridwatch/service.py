@@ -267,7 +267,7 @@ class Service:
     async def _start_components(self) -> None:
         config = self._loaded.config
         register_secrets(self._loaded.secrets)  # before anything could print one
-        # Before anything opens: a registry that keeps evidence must not start without its data key.
+        # Before anything opens: registries (sealed templates, evidence) must not start without the data key.
         self._keyring = require_keyring(config)
         self._paths.root.mkdir(parents=True, exist_ok=True)
         self._audit = AuditLog(self._paths.audit_log)
@@ -276,8 +276,11 @@ class Service:
         await asyncio.to_thread(self._storage.open)
         self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
         strangers = StrangerClusters(stranger_watch(config))
-        evidence = self._evidence = EvidenceStore(self._storage.database, self._keyring)
+        evidence = self._evidence = EvidenceStore(self._storage.database, self._parts.keys)
         capture = EvidenceCapture(evidence) if self._keyring is not None else None
+        if self._keyring is not None:
+            # Templates of an older version are sealed when the store opens; its evidence here.
+            await asyncio.to_thread(evidence.reseal_under_registry_keys)
         recognizer = Recognizer(
             self._parts.analyzer, self._parts.gate, self._parts.registries, strangers, evidence=capture
         )
@@ -462,7 +465,7 @@ class Service:
             registries=RegistryAccess(
                 self._parts,
                 lambda: self._loaded.config,
-                ReferencePhotos(self._loaded.config, self._storage.database, self._keyring),
+                ReferencePhotos(self._loaded.config, self._storage.database, self._parts.keys),
             ),
         )
         self._alerts.tap(ALERTS, self._console.on_alert)
@@ -502,7 +505,7 @@ class Service:
             register_secrets(loaded.secrets)  # a new camera's password is masked before it opens
             new = loaded.config
             if self._keyring is None:
-                require_keyring(new, {})  # a registry may not start keeping evidence without the data key
+                require_keyring(new, {})  # no registry (templates are sealed) may be added without the data key
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
             # Gates no stranger rule watches any more forget their unknown faces at once.
             self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))

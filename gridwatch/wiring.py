@@ -13,11 +13,12 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.loader import LoadedConfig
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.config.rules import StrangerAtGateRuleConfig
-from gridwatch.core.crypto import DATA_KEY_ENV, DataKeyError, Keyring
+from gridwatch.core.crypto import Keyring
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from gridwatch.core.interfaces import PersonErasure
 from gridwatch.core.paths import DataPaths
+from gridwatch.core.registry_keys import RegistryKeys, master_key_missing
 from gridwatch.core.schedules import Schedule
 from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
@@ -38,6 +39,7 @@ class RecognitionParts:
     gate: QualityGate
     store: RegistryStore
     registries: Registries
+    keys: RegistryKeys
 
     def close(self) -> None:
         """Close the registry store (and its database, if it built it) and the audit log. Idempotent."""
@@ -106,13 +108,24 @@ def data_paths(loaded: LoadedConfig) -> DataPaths:
     return DataPaths(loaded.resolve(loaded.config.service.data_dir))
 
 
+def registry_keys(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> RegistryKeys:
+    """The registries' data keys: the key file of the data directory, unwrapped by ``GRIDWATCH_DATA_KEY``
+    (+ ``GRIDWATCH_DATA_KEYS_OLD``). Without a master key they can still be shredded and listed.
+
+    Raises ``DataKeyError`` for a key that is set but unusable.
+    """
+    return RegistryKeys(Keyring.from_env(env), data_paths(loaded).registry_keys)
+
+
 def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database | None = None) -> RecognitionParts:
     """Resolves the model pack (raises ModelPackError with install advice); the store opens on first use.
 
     ``database``: the service's shared one (``Storage.database``); without it the parts build and own
-    their own (the CLI's commands).
+    their own (the CLI's commands). The store seals an older version's plaintext templates when it opens
+    with the master key (audited).
     """
     config = loaded.config
+    keys = registry_keys(loaded)
     analyzer = build_analyzer(config.model, config_dir=loaded.root)
     owns_database = database is None
     database = build_database(loaded) if database is None else database
@@ -120,12 +133,16 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
     # call; the composition joins the two stages, the store never imports rules. Evidence is deleted
     # without the data key, so an erasure never depends on it.
     store = RegistryStore(
-        database, owns_database=owns_database, erasure=Erasures((RuleState(database), EvidenceStore(database)))
+        database,
+        keys=keys,
+        owns_database=owns_database,
+        erasure=Erasures((RuleState(database), EvidenceStore(database))),
+        audit=audit,
     )
     registries = Registries(
         config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
     )
-    return RecognitionParts(analyzer, QualityGate(config.model.quality), store, registries)
+    return RecognitionParts(analyzer, QualityGate(config.model.quality), store, registries, keys)
 
 
 def rule_surroundings(config: GridwatchConfig) -> dict[str, Any]:
@@ -188,20 +205,19 @@ def ack_base_url(config: GridwatchConfig) -> str:
 
 
 def require_keyring(config: GridwatchConfig, env: Mapping[str, str] | None = None) -> Keyring | None:
-    """The data keyring of the environment, or None when no key is set and no registry needs one.
+    """The master keyring of the environment, or None when no key is set and there is no registry.
 
-    Raises ``DataKeyError`` (one line, with how to make a key) when a registry keeps evidence or
-    reference photos and ``GRIDWATCH_DATA_KEY`` is missing, and whenever a key that is set is unusable.
+    Every registry's templates (and evidence, reference photos) are encrypted at rest, so any registry
+    needs ``GRIDWATCH_DATA_KEY``: raises ``MasterKeyMissingError`` (a ``DataKeyError``: one line, with
+    how to make a key) without it, and ``DataKeyError`` whenever a key that is set is unusable.
     ``env``: the process environment by default.
     """
-    keeping = [r.name for r in config.registries if r.evidence.needs_key]
+    names = [r.name for r in config.registries]
     keyring = Keyring.from_env(env)
-    if keyring is None and keeping:
-        raise DataKeyError(
-            f"{'registry' if len(keeping) == 1 else 'registries'} {', '.join(keeping)} "
-            f"{'keeps' if len(keeping) == 1 else 'keep'} evidence "
-            f"(evidence.keep or evidence.reference_photo), which is stored encrypted, but {DATA_KEY_ENV} is not set; "
-            f"make one with: head -c 32 /dev/urandom | base64, and keep it safe (without it the evidence is lost)"
+    if keyring is None and names:
+        raise master_key_missing(
+            f"{'registry' if len(names) == 1 else 'registries'} {', '.join(names)} "
+            f"(templates, evidence and reference photos are encrypted at rest)"
         )
     return keyring
 
@@ -211,9 +227,9 @@ class ReferencePhotos:
     (the console shows it beside the captured face). It lives as long as the entry (the registry's
     ``retention_days``) and is erased with the person."""
 
-    def __init__(self, config: GridwatchConfig, database: Database, keyring: Keyring | None) -> None:
+    def __init__(self, config: GridwatchConfig, database: Database, keys: RegistryKeys) -> None:
         self._registries = {r.name: r for r in config.registries}
-        self._store = EvidenceStore(database, keyring)
+        self._store = EvidenceStore(database, keys)
 
     def keep(self, registry: str, person_id: str, photo: bytes) -> str | None:
         """The object id, or None when the registry keeps no reference photo."""

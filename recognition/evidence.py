@@ -2,9 +2,12 @@
 
 Only registries with ``evidence.keep`` (crops, frames) or ``evidence.reference_photo`` store anything,
 and only for matched faces: recognition never hands an unmatched face here. Every object is sealed
-by ``gridwatch.core.crypto`` with associated data binding it to its kind, registry, person and object
-id, so a blob copied onto another row, person or registry does not open, and a copy of the database
-without the data key holds no image. Rows expire (``purge_expired``, the retention job) and go with
+by ``gridwatch.core.crypto`` under its registry's data key (``gridwatch.core.registry_keys``), with
+associated data binding it to its kind, registry, person and object id, so a blob copied onto another
+row, person or registry does not open, a copy of the database holds no image, and shredding the
+registry (destroying its key) makes every copy unreadable. Objects an older version sealed under the
+master key itself are re-sealed under their registry's key when the service starts
+(``reseal_under_registry_keys``). Rows expire (``purge_expired``, the retention job) and go with
 their person (``forget_persons``, a ``PersonErasure``).
 
 Blocking (one short transaction per call); thread-safe. Async callers use ``asyncio.to_thread``.
@@ -29,6 +32,7 @@ from gridwatch.core.db import Database
 from gridwatch.core.db.schema import evidence
 from gridwatch.core.metrics import EVIDENCE_FAILURES, EVIDENCE_STORED
 from gridwatch.core.redact import redact_text
+from gridwatch.core.registry_keys import RegistryKeys
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +73,14 @@ def new_object_id() -> str:
 class EvidenceStore:
     """Sealed evidence in the one database. ``open()``/``close()`` like the other stores (no I/O in ``__init__``).
 
-    ``keyring``: None gives a store that can only delete (``purge_expired``, ``forget_persons``), so
-    retention and erasure go on even when the service runs without a data key.
+    ``keys``: the registries' data keys. None, or keys without the master key, give a store that can
+    only delete (``purge_expired``, ``forget_persons``, ``forget_registry``), so retention and erasure
+    go on without a data key.
     """
 
-    def __init__(self, database: Database, keyring: Keyring | None = None) -> None:
+    def __init__(self, database: Database, keys: RegistryKeys | None = None) -> None:
         self._db = database
-        self._keyring = keyring
+        self._keys = keys
 
     @property
     def database(self) -> Database:
@@ -104,13 +109,14 @@ class EvidenceStore:
 
         ``retry_s``: how long to retry a database that is away (default: the database's window).
         """
-        keyring = self._require_keyring()
+        keys = self._require_keys()
         if kind not in EVIDENCE_KINDS:
             raise ValueError(f"unknown evidence kind {kind!r}; expected one of {', '.join(EVIDENCE_KINDS)}")
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         created = now or dt.datetime.now(dt.UTC)
         object_id = new_object_id()
+        keyring = keys.keyring(registry, create=True)
         blob = keyring.seal(image, associated_data(kind, registry, person_id, object_id))
         row = {
             "object_id": object_id,
@@ -133,20 +139,67 @@ class EvidenceStore:
         """The image of ``object_id``, which must belong to ``person_id`` of ``registry``.
 
         Raises ``EvidenceNotFoundError`` (no such object, or expired) or ``DecryptError`` (another
-        person's or registry's object, a changed blob, a key that is not configured).
+        person's or registry's object, a changed blob, a key that is not configured, a shredded registry).
         """
-        keyring = self._require_keyring()
+        keys = self._require_keys()
         query = select(evidence.c.kind, evidence.c.blob, evidence.c.expires_at).where(evidence.c.object_id == object_id)
         row = self._db.transaction(lambda conn: conn.execute(query).first(), what="evidence read", read_only=True)
         if row is None or row.expires_at <= (now or dt.datetime.now(dt.UTC)):
             raise EvidenceNotFoundError(f"no evidence {object_id!r}")
         # The caller's registry and person, not the row's: a row relabelled in the database does not open.
+        keyring = keys.keyring(registry)
         return keyring.open(bytes(row.blob), associated_data(row.kind, registry, person_id, object_id))
 
-    def _require_keyring(self) -> Keyring:
-        if self._keyring is None:
+    def reseal_under_registry_keys(self) -> dict[str, int]:
+        """Re-seals objects an older version sealed under the master key itself (current or old) under
+        their registry's data key, in place; returns counts per registry. Idempotent."""
+        keys = self._require_keys()
+        master = keys.master
+        assert master is not None  # _require_keys
+        resealed: dict[str, int] = {}
+        for registry in self._registries():
+            count = self._reseal(registry, keys.keyring(registry, create=True), master)
+            if count:
+                resealed[registry] = count
+        if resealed:
+            log.info(
+                "re-sealed %d evidence object(s) under their registry's data key (%s)",
+                sum(resealed.values()),
+                ", ".join(f"{name}: {count}" for name, count in sorted(resealed.items())),
+            )
+        return resealed
+
+    def _reseal(self, registry: str, ring: Keyring, master: Keyring) -> int:
+        c = evidence.c
+        query = select(c.object_id, c.kind, c.person_id, c.blob).where(c.registry == registry, c.key_id != ring.key_id)
+
+        def reseal(conn: Connection) -> int:
+            count = 0
+            for row in conn.execute(query).all():
+                aad = associated_data(row.kind, registry, row.person_id, row.object_id)
+                try:
+                    image = master.open(bytes(row.blob), aad)
+                except DecryptError:
+                    continue  # not the master's: a shredded or foreign key; left for retention to purge
+                conn.execute(
+                    evidence.update()
+                    .where(c.object_id == row.object_id)
+                    .values(blob=ring.seal(image, aad), key_id=ring.key_id)
+                )
+                count += 1
+            return count
+
+        return self._db.transaction(reseal, what="evidence re-seal")
+
+    def _registries(self) -> list[str]:
+        query = select(evidence.c.registry).distinct().order_by(evidence.c.registry)
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="evidence read", read_only=True)
+        return [str(row[0]) for row in rows]
+
+    def _require_keys(self) -> RegistryKeys:
+        if self._keys is None or self._keys.master is None:
             raise RuntimeError("this evidence store has no data key: it can only purge and erase")
-        return self._keyring
+        return self._keys
 
     def objects(self, *, sighting_id: str | None = None, reference_of: str | None = None) -> list[EvidenceObject]:
         """The objects stored for one sighting (face and frame), or a person's reference photo
@@ -185,6 +238,14 @@ class EvidenceStore:
             return int(conn.execute(evidence.delete().where(evidence.c.expires_at <= cutoff)).rowcount)
 
         return self._db.transaction(purge, what="evidence purge")
+
+    def forget_registry(self, registry: str) -> int:
+        """Deletes every object of ``registry`` (a shred); returns how many."""
+
+        def forget(conn: Connection) -> int:
+            return int(conn.execute(evidence.delete().where(evidence.c.registry == registry)).rowcount)
+
+        return self._db.transaction(forget, what="evidence erasure")
 
     def forget_persons(self, person_ids: Sequence[str]) -> None:
         """An erased person leaves no evidence (``PersonErasure``)."""

@@ -3,7 +3,13 @@
 Persons carry pseudonymous ids; the display name is the only directly identifying field. Their
 conditions (``gridwatch.core.persons``) hold config ids and a case number only.
 Enrolment photos are not kept: only their SHA-256 (to spot a photo enrolled twice) and the
-embedding. Removing a person deletes their rows (erasure), not a soft flag, tells the ``PersonErasure``
+embedding, sealed at rest: AES-GCM under the registry's data key (``gridwatch.core.registry_keys``), a
+fresh nonce per template, associated data = person ‖ registry ‖ model id (a template moved to another
+person's row does not open), the key id on the row. Rows of older versions (plaintext, no key id) are
+sealed in place when the store opens with the master key (``seal_plaintext``), logged and audited with
+their counts. Shredding a registry (``shred_registry``) destroys its data key and deletes its rows.
+
+Removing a person deletes their rows (erasure), not a soft flag, tells the ``PersonErasure``
 given (the rule state drops the person's cooldowns and timers), then has the database rewrite its files
 (``Database.reclaim``: a WAL checkpoint on SQLite, ``VACUUM FULL`` on PostgreSQL), so the vector and
 the name are gone from disk when the call returns, not when the service next stops.
@@ -18,6 +24,7 @@ The store is the ``PersonDirectory`` of rules: ``conditions()`` and ``persons()`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 import threading
@@ -27,8 +34,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Row, func, literal, select
+from sqlalchemy import Connection, Row, bindparam, func, literal, select
 
+from gridwatch.core.crypto import DecryptError
 from gridwatch.core.db import Database, DatabaseUnavailableError
 from gridwatch.core.db.schema import embeddings as embeddings_t
 from gridwatch.core.db.schema import generations
@@ -40,8 +48,10 @@ from gridwatch.core.persons import (
     check_config_id,
     check_config_ids,
 )
+from gridwatch.core.registry_keys import RegistryKeys, WrappedKey, master_key_missing, template_aad
 
 if TYPE_CHECKING:
+    from gridwatch.core.audit import AuditLog
     from gridwatch.core.interfaces import PersonDirectory, PersonErasure
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,8 @@ _GENERATION = "registry"
 # How long an erasure waits for other connections (the running service's) to let the checkpoint finish.
 RECLAIM_WAIT_S = 10.0
 _ERASED_TABLES = (persons_t, embeddings_t)
+# Plaintext rows of an older version are sealed this many at a time (one transaction each).
+SEAL_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,16 @@ class ConditionsChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Shred:
+    """What ``RegistryStore.shred_registry`` destroyed."""
+
+    registry: str
+    key: WrappedKey | None  # the destroyed wrapped key (None: the registry had none)
+    persons: tuple[str, ...]
+    embeddings: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEmbeddings:
     ids: npt.NDArray[np.int64]
     person_ids: list[str]
@@ -105,15 +127,28 @@ class RegistryStore:
     """Thread-safe. No I/O in ``__init__``; ``open()`` opens (and migrates) the shared database."""
 
     def __init__(
-        self, database: Database, *, owns_database: bool = False, erasure: PersonErasure | None = None
+        self,
+        database: Database,
+        *,
+        keys: RegistryKeys | None = None,
+        owns_database: bool = False,
+        erasure: PersonErasure | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
-        """``owns_database``: ``close()`` closes the database too (a store built alone, e.g. by a CLI command).
+        """``keys``: the registries' data keys; None gives a store that lists, updates and erases but
+        neither enrols nor loads templates (``MasterKeyMissingError``).
+
+        ``owns_database``: ``close()`` closes the database too (a store built alone, e.g. by a CLI command).
 
         ``erasure``: told the ids of erased persons, so that rows kept about them elsewhere go too.
+
+        ``audit``: where sealing an older version's plaintext rows is recorded (with its counts).
         """
         self._db = database
+        self._keys = keys
         self._owns_database = owns_database
         self._erasure = erasure
+        self._audit = audit
         # Generation bumps of our own commits: data_version() reports only other processes' changes.
         self._own_bumps = 0
         self._last_version: int | None = None
@@ -125,9 +160,111 @@ class RegistryStore:
     def database(self) -> Database:
         return self._db
 
+    @property
+    def keys(self) -> RegistryKeys | None:
+        return self._keys
+
     def open(self) -> None:
+        """Opens the database; with the master key, seals the plaintext rows of an older version."""
         self._db.open()
         self._open = True
+        if self._keys is not None and self._keys.master is not None:
+            self.seal_plaintext()
+
+    def seal_plaintext(self) -> dict[str, int]:
+        """Seals every plaintext template (rows of an older version) in place; returns counts per registry.
+
+        Idempotent (a sealed row has a key id and is left alone). Rewrites the database files afterwards
+        (``Database.reclaim``), so the plaintext leaves the disk, not only the table.
+        """
+        keys = self._require_keys("sealing the templates of an older version")
+        c = embeddings_t.c
+        sealed: dict[str, int] = {}
+
+        def seal_batch(conn: Connection, after: int) -> tuple[int | None, dict[str, int]]:
+            """Seals the next batch of plaintext rows past ``after``; (last id, counts), (None, {}) when done."""
+            rows = conn.execute(
+                select(c.embedding_id, c.person_id, c.model_id, c.vector, persons_t.c.registry)
+                .join(persons_t, persons_t.c.person_id == c.person_id)
+                .where(c.key_id.is_(None), c.embedding_id > after)
+                .order_by(c.embedding_id)
+                .limit(SEAL_BATCH)
+            ).all()
+            if not rows:
+                return None, {}
+            counts: dict[str, int] = {}
+            updates = []
+            for row in rows:
+                ring = keys.keyring(row.registry, create=True)
+                blob = ring.seal(bytes(row.vector), template_aad(row.registry, row.person_id, row.model_id))
+                updates.append({"row_id": row.embedding_id, "sealed": blob, "sealed_by": ring.key_id})
+                counts[row.registry] = counts.get(row.registry, 0) + 1
+            conn.execute(
+                embeddings_t.update()
+                .where(c.embedding_id == bindparam("row_id"), c.key_id.is_(None))
+                .values(vector=bindparam("sealed"), key_id=bindparam("sealed_by")),
+                updates,
+            )
+            return int(rows[-1].embedding_id), counts
+
+        after: int | None = 0
+        with self._lock:
+            while after is not None:
+                # Counts are merged after the commit: a transaction retried after a dropped connection counts once.
+                after, counts = self._db.transaction(
+                    functools.partial(seal_batch, after=after), what="sealing plaintext templates"
+                )
+                for name, count in counts.items():
+                    sealed[name] = sealed.get(name, 0) + count
+        if sealed:
+            total = sum(sealed.values())
+            log.info(
+                "sealed %d plaintext template(s) of an older version at rest (%s)",
+                total,
+                ", ".join(f"{name}: {count}" for name, count in sorted(sealed.items())),
+            )
+            if self._audit is not None:
+                self._audit.append(
+                    "registry.seal_plaintext",
+                    actor="gridwatch",
+                    target="*",
+                    details={"templates": total, "registries": dict(sorted(sealed.items()))},
+                )
+            self._db.reclaim(_ERASED_TABLES, wait_s=RECLAIM_WAIT_S)
+        return sealed
+
+    def shred_registry(self, registry: str, *, reclaim: bool = True) -> Shred:
+        """Crypto-shreds ``registry``: destroys its data key first (every copy of its templates and
+        evidence, backups included, is unreadable from then on), then deletes its persons and their
+        embeddings and tells the erasure (evidence, rule state). Needs no master key."""
+        keys = self._keys
+        destroyed = keys.shred(registry) if keys is not None else None
+
+        def remove(conn: Connection) -> tuple[tuple[list[str], int], bool]:
+            ids = [
+                str(r[0])
+                for r in conn.execute(select(persons_t.c.person_id).where(persons_t.c.registry == registry)).all()
+            ]
+            if not ids:
+                return ([], 0), False
+            count = conn.execute(
+                select(func.count()).select_from(embeddings_t).where(embeddings_t.c.person_id.in_(ids))
+            ).scalar_one()
+            conn.execute(embeddings_t.delete().where(embeddings_t.c.person_id.in_(ids)))
+            conn.execute(persons_t.delete().where(persons_t.c.registry == registry))
+            return (ids, int(count)), True
+
+        person_ids, count = self._change(remove, "registry shred")
+        if person_ids and self._erasure is not None:
+            self._erasure.forget_persons(person_ids)
+        if reclaim:
+            self.reclaim()
+        return Shred(registry, destroyed, tuple(person_ids), count)
+
+    def _require_keys(self, what: str) -> RegistryKeys:
+        if self._keys is None or self._keys.master is None:
+            raise master_key_missing(what)
+        return self._keys
 
     def close(self) -> None:
         """Idempotent; closes the database only if the store owns it (otherwise its owner does)."""
@@ -165,6 +302,11 @@ class RegistryStore:
             case_ref=None if case_ref is None else check_case_ref(case_ref),
         )
 
+        ring = self._require_keys(f"enrolment in {registry!r} (templates are encrypted at rest)").keyring(
+            registry, create=True
+        )
+        aad = template_aad(registry, person_id, model_id)
+
         def add(conn: Connection) -> tuple[list[int], bool]:
             conn.execute(
                 persons_t.insert().values(
@@ -184,7 +326,8 @@ class RegistryStore:
                         person_id=person_id,
                         model_id=model_id,
                         photo_sha256=photo_sha,
-                        vector=np.asarray(vector, np.float32).tobytes(),
+                        vector=ring.seal(np.asarray(vector, "<f4").tobytes(), aad),
+                        key_id=ring.key_id,
                     )
                     .returning(embeddings_t.c.embedding_id)
                 )
@@ -356,9 +499,14 @@ class RegistryStore:
         return [_conditions(row) for row in rows]
 
     def embeddings(self, registry: str, model_id: str) -> StoredEmbeddings:
-        """All embeddings of a registry made with this model (others are not comparable)."""
+        """All embeddings of a registry made with this model (others are not comparable), opened.
+
+        Raises ``MasterKeyMissingError`` without the master key, ``RegistryKeyMissingError`` when the
+        registry's key was shredded, ``DecryptError`` for a row that does not open (moved, changed).
+        """
+        keys = self._require_keys(f"loading the registry {registry!r} (templates are encrypted at rest)")
         query = (
-            select(embeddings_t.c.embedding_id, embeddings_t.c.person_id, embeddings_t.c.vector)
+            select(embeddings_t.c.embedding_id, embeddings_t.c.person_id, embeddings_t.c.vector, embeddings_t.c.key_id)
             .join(persons_t, persons_t.c.person_id == embeddings_t.c.person_id)
             .where(persons_t.c.registry == registry, embeddings_t.c.model_id == model_id)
             .order_by(embeddings_t.c.embedding_id)
@@ -366,11 +514,21 @@ class RegistryStore:
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
         if not rows:
+            # Re-reads a changed key file: a registry shredded by another process leaves this one's memory too.
+            keys.wrapped_keys()
             return StoredEmbeddings(np.empty(0, np.int64), [], np.empty((0, 0), np.float32))
+        ring = keys.keyring(registry)
+        vectors = []
+        for _, person_id, blob, key in rows:
+            if key is None:
+                # Only an older version writing meanwhile leaves one: it is sealed when the store next opens.
+                raise DecryptError("a template of an older version is not sealed yet: restart to seal it")
+            plain = ring.open(bytes(blob), template_aad(registry, person_id, model_id))
+            vectors.append(np.frombuffer(plain, dtype="<f4"))
         return StoredEmbeddings(
             ids=np.array([r[0] for r in rows], dtype=np.int64),
             person_ids=[r[1] for r in rows],
-            vectors=np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows]),
+            vectors=np.stack(vectors).astype(np.float32, copy=False),
         )
 
     def _ensure_open(self) -> None:

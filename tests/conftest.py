@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from gridwatch.core.crypto import DATA_KEY_ENV
 from tests.support.db import Databases
 from tests.support.kafka import KafkaBroker, KafkaCluster
+from tests.support.keys import TEST_MASTER_KEY_B64
 from tests.support.paths import CLIP, TESTDATA
 from tests.support.postgres import PostgresCluster, PostgresUnavailableError
 from tests.support.rtsp import RtspServer
@@ -17,6 +19,13 @@ from tests.support.rtsp import RtspServer
 # The real-browser harness (Debian's Chromium through Playwright) for the console's page tests:
 # fixtures `chromium`, `browser_contexts`, `browser_context`, `page`, `page_errors`, `screenshots`.
 pytest_plugins = ["tests.support.browser"]
+
+
+@pytest.fixture(autouse=True)
+def data_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Templates are sealed at rest: every test (and the processes it starts) has the session's master
+    key, unless it removes it."""
+    monkeypatch.setenv(DATA_KEY_ENV, TEST_MASTER_KEY_B64)
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +116,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def databases(database_url: str) -> Iterator[Databases]:
-    """Open ``Database`` objects on ``database_url`` (one per simulated process); all closed after the test."""
-    opened = Databases(database_url)
+def databases(database_url: str, tmp_path: Path) -> Iterator[Databases]:
+    """Open ``Database`` objects on ``database_url`` (one per simulated process); all closed after the test.
+
+    ``databases.keys()``: the site's registry data keys (a key file in ``tmp_path``).
+    """
+    opened = Databases(database_url, keys_dir=tmp_path)
     try:
         yield opened
     finally:

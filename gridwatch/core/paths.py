@@ -22,3 +22,9 @@ class DataPaths:
     @property
     def log_file(self) -> Path:
         return self.root / "logs" / "gridwatch.log"
+
+    @property
+    def registry_keys(self) -> Path:
+        """The registries' data keys, wrapped by the master key; kept apart from the database so that
+        destroying one (a crypto-shred) reaches every copy of the database (``gridwatch.core.registry_keys``)."""
+        return self.root / "keys" / "registry-keys.json"

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, select
 
 from gridwatch.cli import main
 from gridwatch.core.config.loader import load_config
+from gridwatch.core.crypto import HEADER_BYTES, TAG_BYTES
 from gridwatch.core.db.schema import cooldowns, embeddings, rule_timers
 from gridwatch.service import Service
 from rules.state import RuleState
@@ -93,7 +94,7 @@ async def test_registry_remove_while_the_service_runs_leaves_no_vector_bytes_in_
         vector = database.transaction(
             lambda conn: conn.execute(select(embeddings.c.vector)).scalar_one(), what="test read", read_only=True
         )
-        assert len(vector) == 2048
+        assert len(vector) == 2048 + HEADER_BYTES + TAG_BYTES  # the sealed template is what the files hold
         # Rule state about the person: the absence timer the service armed, and a cooldown.
         RuleState(database).record_alert("seen-watch", person_id, dt.datetime.now(dt.UTC), 1, alert_id="a1")
         assert leftovers(database_files(site), vector, NAME), "the scan must see the enrolled vector before erasure"

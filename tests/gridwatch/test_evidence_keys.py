@@ -1,4 +1,5 @@
-"""A registry that keeps evidence needs the data key: the config, the start check, the service and the CLI."""
+"""Registries need the data key (their templates, evidence and reference photos are sealed at rest):
+the config, the start check, the service and the CLI."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gridwatch.core.config.registries import EvidenceConfig, RegistryConfig
 from gridwatch.core.crypto import DATA_KEY_ENV, OLD_DATA_KEYS_ENV, DataKeyError, Keyring, new_data_key
 from gridwatch.core.events import Sighting, SourceKind
 from gridwatch.core.interfaces import Frame
+from gridwatch.core.registry_keys import RegistryKeys
 from gridwatch.service import Service
 from gridwatch.wiring import require_keyring
 from recognition.evidence import EvidenceStore
@@ -32,7 +34,7 @@ BIDEN = TESTDATA / "faces" / "biden" / "biden.jpg"
 BIDEN_AGAIN = TESTDATA / "faces" / "biden" / "biden2.jpg"
 
 
-def write_config(root: Path, evidence: str) -> Path:
+def write_config(root: Path, evidence: str, *, registries: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     config = root / "gridwatch.yaml"
     config.write_text(
@@ -41,6 +43,12 @@ service:
   name: evidence-keys
   data_dir: {root / "data"}
   http: {{enabled: false}}
+notifier:
+  console: {{enabled: true}}
+  kafka: {{enabled: false}}
+"""
+        + (
+            f"""
 registries:
   - name: wanted
     purpose: evidence key test
@@ -51,10 +59,10 @@ registries:
     purpose: evidence key test
     legal_basis: test fixture
     retention_days: 1
-notifier:
-  console: {{enabled: true}}
-  kafka: {{enabled: false}}
 """
+            if registries
+            else ""
+        )
     )
     return config
 
@@ -80,8 +88,7 @@ def test_a_registry_keeping_evidence_without_a_key_is_refused(tmp_path: Path, ev
     with pytest.raises(DataKeyError) as raised:
         require_keyring(config, {})
     message = str(raised.value)
-    assert "wanted" in message
-    assert "plain" not in message
+    assert "wanted, plain" in message  # every registry: templates are sealed whatever the evidence settings
     assert DATA_KEY_ENV in message
     assert "head -c 32 /dev/urandom | base64" in message
 
@@ -93,8 +100,14 @@ def test_with_a_key_the_check_gives_the_keyring(tmp_path: Path) -> None:
     assert keyring.open(keyring.seal(b"x", b"aad"), b"aad") == b"x"
 
 
-def test_no_registry_keeping_evidence_needs_no_key(tmp_path: Path) -> None:
+def test_registries_keeping_no_evidence_still_need_the_key_for_their_templates(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, "{keep: false, retention_days: 7}")).config
+    with pytest.raises(DataKeyError, match=f"{DATA_KEY_ENV} is not set"):
+        require_keyring(config, {})
+
+
+def test_a_config_without_registries_needs_no_key(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{keep: false}", registries=False)).config
     assert require_keyring(config, {}) is None
 
 
@@ -164,7 +177,11 @@ async def test_the_running_service_seals_the_evidence_of_a_match(
         assert sighting.evidence_ref is not None
         keyring = Keyring.from_env({DATA_KEY_ENV: KEY})
         assert keyring is not None
-        store = EvidenceStore(service.registries.store.database, keyring)
+        # Sealed under the registry's data key, which the master key unwraps from the site's key file.
+        keys = RegistryKeys(keyring, tmp_path / "data" / "keys" / "registry-keys.json")
+        store = EvidenceStore(service.registries.store.database, keys)
+        [stored] = [o for o in store.objects(sighting_id=sighting.sighting_id) if o.kind == "face"]
+        assert stored.key_id == keys.keyring("wanted").key_id != keyring.key_id
         face = store.get(sighting.evidence_ref, registry="wanted", person_id=person_id)
         assert cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR) is not None
         assert sorted(o.kind for o in store.objects(sighting_id=sighting.sighting_id)) == ["face", "frame"]
@@ -172,17 +189,15 @@ async def test_the_running_service_seals_the_evidence_of_a_match(
         await service.stop()
 
 
-async def test_a_reload_may_not_start_keeping_evidence_without_the_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_reload_may_not_add_a_registry_without_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DATA_KEY_ENV, raising=False)
     monkeypatch.delenv(OLD_DATA_KEYS_ENV, raising=False)
     monkeypatch.setattr("gridwatch.wiring.build_analyzer", lambda *args, **kwargs: shared_analyzer())
-    service = Service(load_config(write_config(tmp_path / "before", "{keep: false}")))
+    service = Service(load_config(write_config(tmp_path / "before", "{keep: false}", registries=False)))
     await service.start()
     try:
         with pytest.raises(DataKeyError, match="wanted"):
-            await service.apply_config(load_config(write_config(tmp_path / "after", "{keep: true}")))
-        assert not service.config.config.registries[0].evidence.keep  # the running config stays
+            await service.apply_config(load_config(write_config(tmp_path / "after", "{keep: false}")))
+        assert service.config.config.registries == []  # the running config stays
     finally:
         await service.stop()

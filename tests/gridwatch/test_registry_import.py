@@ -14,6 +14,7 @@ import pytest
 from gridwatch.cli import main
 from recognition.bulk_import import MAX_RATIO, ArchiveReader, ImportArchiveError
 from tests.gridwatch.test_registry_cli import SITE, audit_records
+from tests.support.keys import site_keys
 from tests.support.models import shared_analyzer
 from tests.support.paths import TESTDATA
 
@@ -134,7 +135,7 @@ def test_a_registry_keeping_reference_photos_stores_them_sealed(
 
     from sqlalchemy import select
 
-    from gridwatch.core.crypto import Keyring, new_data_key
+    from gridwatch.core.crypto import new_data_key
     from gridwatch.core.db import Database
     from gridwatch.core.db.schema import evidence
     from recognition.evidence import EvidenceStore
@@ -158,6 +159,7 @@ def test_a_registry_keeping_reference_photos_stores_them_sealed(
         )
         [(object_id, person_id, blob)] = rows
         assert not blob.startswith(b"\xff\xd8")  # sealed, not a JPEG
-        image = EvidenceStore(database, Keyring(key)).get(object_id, registry="watch", person_id=person_id)
+        keys = site_keys(tmp_path / "data", master=key)
+        image = EvidenceStore(database, keys).get(object_id, registry="watch", person_id=person_id)
     assert image.startswith(b"\xff\xd8")  # a fresh JPEG, without the original file's metadata
     assert image != photo.read_bytes()

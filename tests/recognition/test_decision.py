@@ -17,6 +17,7 @@ from recognition.analyzer import normalize
 from recognition.registries import Outcome, Registries, UnknownReason, decide
 from recognition.store import RegistryStore
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 
 CONFIG = RegistryConfig(
     name="watch", purpose="test registry", legal_basis="test fixture", retention_days=1, threshold=0.5, margin=0.05
@@ -50,7 +51,9 @@ def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
 
 @pytest.fixture
 def registries(tmp_path: Path) -> Iterator[Registries]:
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([CONFIG], store, model_id="test@0", dim=512, audit=audit)
         regs.load()

@@ -39,7 +39,7 @@ def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer, databases: Databas
     config = RegistryConfig(
         name="watch", purpose="test registry", legal_basis="test fixture", retention_days=30, threshold=0.45
     )
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()

@@ -9,11 +9,13 @@ import cv2
 import pytest
 from sqlalchemy import select, update
 
-from gridwatch.core.crypto import DecryptError, Keyring, new_data_key
+from gridwatch.core.crypto import DecryptError, Keyring, associated_data, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.db.schema import evidence
-from recognition.evidence import EvidenceNotFoundError, EvidenceStore
+from gridwatch.core.registry_keys import RegistryKeyMissingError, RegistryKeys
+from recognition.evidence import EvidenceNotFoundError, EvidenceStore, new_object_id
 from tests.support.db import Databases
+from tests.support.keys import site_keys
 
 PHOTOS = Path("/work/shared/testdata/faces")
 
@@ -38,13 +40,13 @@ def database(databases: Databases) -> Database:
 
 
 @pytest.fixture
-def keyring() -> Keyring:
-    return Keyring(new_data_key())
+def keys(tmp_path: Path) -> RegistryKeys:
+    return site_keys(tmp_path)
 
 
 @pytest.fixture
-def store(database: Database, keyring: Keyring) -> EvidenceStore:
-    store = EvidenceStore(database, keyring)
+def store(database: Database, keys: RegistryKeys) -> EvidenceStore:
+    store = EvidenceStore(database, keys)
     store.open()
     return store
 
@@ -62,7 +64,7 @@ def pieces(image: bytes, size: int = 32) -> list[bytes]:
     return distinctive
 
 
-def test_round_trip(store: EvidenceStore, keyring: Keyring) -> None:
+def test_round_trip(store: EvidenceStore, keys: RegistryKeys) -> None:
     object_id = store.put("face", "wanted", "p_a", OBAMA, retention_days=30, sighting_id="s1", now=NOW)
     assert store.get(object_id, registry="wanted", person_id="p_a", now=NOW) == OBAMA
     [described] = store.objects(sighting_id="s1")
@@ -72,7 +74,7 @@ def test_round_trip(store: EvidenceStore, keyring: Keyring) -> None:
         "wanted",
         "p_a",
     )
-    assert described.key_id == keyring.key_id
+    assert described.key_id == keys.keyring("wanted").key_id  # the registry's data key, not the master key
     assert described.expires_at == NOW + dt.timedelta(days=30)
 
 
@@ -85,10 +87,10 @@ def test_stored_bytes_are_not_an_image_and_do_not_contain_it(store: EvidenceStor
     assert not any(piece in blob for piece in pieces(OBAMA))
 
 
-def test_the_sqlite_files_hold_no_piece_of_the_image(tmp_path: Path, keyring: Keyring) -> None:
+def test_the_sqlite_files_hold_no_piece_of_the_image(tmp_path: Path, keys: RegistryKeys) -> None:
     path = tmp_path / "evidence.sqlite3"
     with Database(f"sqlite:///{path}") as database:
-        store = EvidenceStore(database, keyring)
+        store = EvidenceStore(database, keys)
         object_id = store.put("face", "wanted", "p_a", OBAMA, retention_days=30)
         blob = stored_blob(database, object_id)
         on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith(path.name))
@@ -97,11 +99,55 @@ def test_the_sqlite_files_hold_no_piece_of_the_image(tmp_path: Path, keyring: Ke
     assert not any(piece in on_disk for piece in pieces(OBAMA))
 
 
-def test_a_wrong_key_fails_to_decrypt(store: EvidenceStore, database: Database) -> None:
+def test_a_wrong_key_fails_to_decrypt(
+    store: EvidenceStore, database: Database, keys: RegistryKeys, tmp_path: Path
+) -> None:
     object_id = store.put("face", "wanted", "p_a", OBAMA, retention_days=30)
-    other = EvidenceStore(database, Keyring(new_data_key()))
+    another_site = site_keys(tmp_path / "elsewhere")  # its own data key for "wanted"
+    another_site.keyring("wanted", create=True)
     with pytest.raises(DecryptError):
-        other.get(object_id, registry="wanted", person_id="p_a")
+        EvidenceStore(database, another_site).get(object_id, registry="wanted", person_id="p_a")
+    another_master = RegistryKeys(Keyring(new_data_key()), keys.path)  # the site's key file, a wrong master key
+    with pytest.raises(DecryptError):
+        EvidenceStore(database, another_master).get(object_id, registry="wanted", person_id="p_a")
+
+
+def test_a_shredded_registry_key_makes_its_evidence_unreadable(store: EvidenceStore, keys: RegistryKeys) -> None:
+    gone = store.put("face", "wanted", "p_a", OBAMA, retention_days=30)
+    kept = store.put("face", "kept", "p_b", BIDEN, retention_days=30)
+    assert keys.shred("wanted") is not None
+    with pytest.raises(RegistryKeyMissingError):
+        store.get(gone, registry="wanted", person_id="p_a")
+    assert store.get(kept, registry="kept", person_id="p_b") == BIDEN
+    assert store.forget_registry("wanted") == 1
+
+
+def test_evidence_an_older_version_sealed_under_the_master_key_is_resealed_under_the_registry_key(
+    store: EvidenceStore, database: Database, keys: RegistryKeys
+) -> None:
+    master = keys.master
+    assert master is not None
+    object_id = new_object_id()
+    older = {
+        "object_id": object_id,
+        "registry": "wanted",
+        "person_id": "p_a",
+        "kind": "face",
+        "key_id": master.key_id,
+        "blob": master.seal(OBAMA, associated_data("face", "wanted", "p_a", object_id)),
+        "created_at": NOW,
+        "expires_at": NOW + dt.timedelta(days=30),
+    }
+    database.transaction(lambda conn: conn.execute(evidence.insert().values(**older)), what="test older row")
+    assert store.reseal_under_registry_keys() == {"wanted": 1}
+    assert store.reseal_under_registry_keys() == {}  # idempotent
+    key_query = select(evidence.c.key_id).where(evidence.c.object_id == object_id)
+    assert (
+        database.transaction(lambda conn: conn.execute(key_query).scalar_one(), what="t")
+        == keys.keyring("wanted").key_id
+    )
+    assert store.get(object_id, registry="wanted", person_id="p_a", now=NOW) == OBAMA
+    assert stored_blob(database, object_id) != older["blob"]
 
 
 def test_ciphertexts_swapped_between_persons_fail(store: EvidenceStore, database: Database) -> None:

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.model import QualityConfig
 from gridwatch.core.config.registries import EvidenceConfig, RegistryConfig
-from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.db.schema import evidence
 from gridwatch.core.events import SourceKind
+from gridwatch.core.registry_keys import RegistryKeys
 from recognition.analyzer import InsightFaceAnalyzer
 from recognition.enroll import enrollment_sample
 from recognition.evidence import EvidenceCapture, EvidenceStore
@@ -28,6 +28,7 @@ from recognition.recognizer import Recognizer, SourceInfo
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"
@@ -49,18 +50,18 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
-def keyring() -> Keyring:
-    return Keyring(new_data_key())
+def keys(tmp_path: Path) -> RegistryKeys:
+    return site_keys(tmp_path)
 
 
 @pytest.fixture
-def store(database: Database, keyring: Keyring) -> EvidenceStore:
-    return EvidenceStore(database, keyring)
+def store(database: Database, keys: RegistryKeys) -> EvidenceStore:
+    return EvidenceStore(database, keys)
 
 
 @pytest.fixture
 def registries(
-    tmp_path: Path, analyzer: InsightFaceAnalyzer, database: Database, store: EvidenceStore
+    tmp_path: Path, analyzer: InsightFaceAnalyzer, database: Database, store: EvidenceStore, keys: RegistryKeys
 ) -> Iterator[Registries]:
     configs = [
         RegistryConfig(
@@ -72,7 +73,7 @@ def registries(
         ),
         RegistryConfig(name=PLAIN, purpose="evidence test", legal_basis="test fixture", retention_days=1),
     ]
-    registry_store = RegistryStore(database, erasure=store)
+    registry_store = RegistryStore(database, keys=keys, erasure=store)
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries(configs, registry_store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()
@@ -94,7 +95,7 @@ def stored_objects(database: Database) -> int:
 
 
 def test_a_match_leaves_its_face_and_frame_sealed(
-    recognizer: Recognizer, store: EvidenceStore, database: Database, keyring: Keyring
+    recognizer: Recognizer, store: EvidenceStore, database: Database, keys: RegistryKeys
 ) -> None:
     frame = read(FACES / "biden" / "biden2.jpg")
     [sighting] = recognizer.recognize(frame, CAMERA, captured_at=dt.datetime.now(dt.UTC)).sightings
@@ -104,8 +105,9 @@ def test_a_match_leaves_its_face_and_frame_sealed(
     objects = store.objects(sighting_id=sighting.sighting_id)
     assert sorted(o.kind for o in objects) == ["face", "frame"]
     assert stored_objects(database) == 2
+    key_id = keys.keyring(KEEPING).key_id  # the registry's data key, not the master key
     for stored in objects:
-        assert (stored.registry, stored.person_id, stored.key_id) == (KEEPING, sighting.person_id, keyring.key_id)
+        assert (stored.registry, stored.person_id, stored.key_id) == (KEEPING, sighting.person_id, key_id)
         assert stored.expires_at - stored.created_at == dt.timedelta(days=7)
     [face] = [o for o in objects if o.kind == "face"]
     assert face.object_id == sighting.evidence_ref
@@ -149,7 +151,7 @@ def test_erasing_the_person_erases_the_evidence(
 
 
 def test_a_failed_write_loses_the_evidence_not_the_sighting(
-    analyzer: InsightFaceAnalyzer, registries: Registries, database: Database, keyring: Keyring
+    analyzer: InsightFaceAnalyzer, registries: Registries, database: Database
 ) -> None:
     # A store without the data key cannot seal: the sighting still goes out, without evidence.
     recognizer = Recognizer(

@@ -23,6 +23,7 @@ from recognition.recognizer import Recognizer, SourceInfo
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"
@@ -103,7 +104,9 @@ def test_yaw_of_no_faces_is_empty() -> None:
 @pytest.fixture
 def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Registries]:
     config = RegistryConfig(name="watch", purpose="test registry", legal_basis="test fixture", retention_days=1)
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()

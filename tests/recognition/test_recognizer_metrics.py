@@ -23,6 +23,7 @@ from recognition.recognizer import Recognizer, SourceInfo
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 from tests.support.metrics import sample
 from tests.support.paths import TESTDATA
 
@@ -34,7 +35,9 @@ REGISTRY = f"metrics-{uuid.uuid4().hex[:8]}"
 @pytest.fixture
 def registries(tmp_path: Path, analyzer: InsightFaceAnalyzer) -> Iterator[Registries]:
     config = RegistryConfig(name=REGISTRY, purpose="metrics test", legal_basis="test fixture", retention_days=1)
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         regs = Registries([config], store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit)
         regs.load()

@@ -30,7 +30,7 @@ def unit(rng: np.random.Generator, n: int = 1) -> npt.NDArray[np.float32]:
 
 def open_registries(databases: Databases, audit: AuditLog) -> tuple[Registries, RegistryStore]:
     """One process's view of the shared store (the service, or a CLI command): a database object of its own."""
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())
     registries = Registries([CONFIG], store, model_id="test@0", dim=512, audit=audit)
     registries.load()
     return registries, store

@@ -28,7 +28,7 @@ def audit_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registries(databases: Databases, audit_path: Path) -> Iterator[Registries]:
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())
     with AuditLog(audit_path) as audit:
         regs = Registries([CONFIG], store, model_id="test@0", dim=512, audit=audit)
         regs.load()

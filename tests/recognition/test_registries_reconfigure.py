@@ -18,6 +18,7 @@ from recognition.analyzer import normalize
 from recognition.registries import Outcome, Registries, UnknownReason
 from recognition.store import RegistryStore
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 
 WATCH = RegistryConfig(
     name="watch", purpose="test registry", legal_basis="test fixture", retention_days=30, threshold=0.5, margin=0.05
@@ -47,7 +48,9 @@ def audit(tmp_path: Path) -> Iterator[AuditLog]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[RegistryStore]:
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     try:
         yield store
     finally:

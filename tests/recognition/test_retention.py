@@ -14,7 +14,6 @@ import pytest
 from gridwatch.core.audit import AuditLog, verify
 from gridwatch.core.config.model import QualityConfig
 from gridwatch.core.config.registries import RegistryConfig
-from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db.schema import alerts
 from recognition.analyzer import InsightFaceAnalyzer, normalize
 from recognition.evidence import EvidenceStore
@@ -41,10 +40,10 @@ def audit(tmp_path: Path) -> Iterator[AuditLog]:
 @pytest.fixture
 def parts(databases: Databases, audit: AuditLog) -> Iterator[tuple[Registries, EvidenceStore]]:
     database = databases()
-    store = RegistryStore(database)
+    store = RegistryStore(database, keys=databases.keys())
     registries = Registries([WATCH, VISITORS], store, model_id="test@0", dim=512, audit=audit)
     registries.load()
-    evidence = EvidenceStore(database, Keyring(new_data_key()))
+    evidence = EvidenceStore(database, databases.keys())
     evidence.open()
     try:
         yield registries, evidence

@@ -27,7 +27,7 @@ def vector(seed: int) -> npt.NDArray[np.float32]:
 
 @pytest.fixture
 def store(databases: Databases) -> Iterator[RegistryStore]:
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())
     yield store
     store.close()
 
@@ -87,7 +87,7 @@ def test_an_entry_without_conditions(store: RegistryStore) -> None:
 def test_conditions_of_the_wrong_form_are_refused(
     databases: Databases, store: RegistryStore, conditions: dict[str, Any], reason: str
 ) -> None:
-    other = RegistryStore(databases())
+    other = RegistryStore(databases(), keys=databases.keys())
     version = other.data_version()
     with pytest.raises(ValueError, match=reason) as refused:
         enrol(store, **conditions)
@@ -121,7 +121,7 @@ def test_update_sets_clears_and_keeps(databases: Databases, store: RegistryStore
 
 def test_a_change_moves_the_generation_and_a_no_op_does_not(databases: Databases, store: RegistryStore) -> None:
     person = enrol(store, allowed_zones=["estate-north"])
-    service = RegistryStore(databases())  # another process
+    service = RegistryStore(databases(), keys=databases.keys())  # another process
     version = service.data_version()
 
     change = store.update_conditions(person.person_id, allowed_zones=["estate-north"])
@@ -171,7 +171,7 @@ def test_persons_of_registries_in_enrolment_order(store: RegistryStore) -> None:
 def test_the_directory_reads_one_statement_and_no_embeddings(databases: Databases) -> None:
     database = databases()
     directory: PersonDirectory = RegistryStore(database)  # the port rules are given
-    person = enrol(RegistryStore(database), case_ref="C-1")
+    person = enrol(RegistryStore(database, keys=databases.keys()), case_ref="C-1")
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

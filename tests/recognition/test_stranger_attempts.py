@@ -30,6 +30,7 @@ from recognition.stage import RecognitionStage
 from recognition.store import RegistryStore
 from recognition.strangers import StrangerClusters, StrangerWatch
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 from tests.support.paths import TESTDATA
 
 FACES = TESTDATA / "faces"
@@ -47,7 +48,9 @@ def registry(name: str, sources: list[str]) -> RegistryConfig:
 
 
 def build_registries(tmp_path: Path, analyzer: InsightFaceAnalyzer, residents_sources: list[str]) -> Registries:
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     audit = AuditLog(tmp_path / "audit.jsonl")
     regs = Registries(
         [registry("residents", residents_sources), registry("watch", ["*"])],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import numpy as np
 from pydantic import TypeAdapter
@@ -19,6 +20,7 @@ from recognition.store import RegistryStore
 from rules.engine import RuleEngine
 from rules.state import RuleState
 from tests.rules.support import T0, Clock, sighting
+from tests.support.keys import site_keys
 
 RULES = TypeAdapter(list[RuleConfig]).validate_python(
     [
@@ -29,8 +31,8 @@ RULES = TypeAdapter(list[RuleConfig]).validate_python(
 )
 
 
-def test_conditions_are_read_inside_the_rule_transaction_without_waiting(database: Database) -> None:
-    store = RegistryStore(database)
+def test_conditions_are_read_inside_the_rule_transaction_without_waiting(database: Database, tmp_path: Path) -> None:
+    store = RegistryStore(database, keys=site_keys(tmp_path))
     vector = np.ones(512, dtype=np.float32) / np.sqrt(512)
     person, _ = store.add_person(
         registry="watch",

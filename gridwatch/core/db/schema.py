@@ -129,7 +129,11 @@ embeddings = Table(
     ),
     Column("model_id", String(255), nullable=False),
     Column("photo_sha256", String(64), nullable=False),  # the photo itself is never kept
-    Column("vector", LargeBinary, nullable=False),  # float32, little-endian
+    # The float32 (little-endian) template sealed by the registry's data key (AES-GCM envelope bound to
+    # person, registry and model: gridwatch.core.registry_keys.template_aad); `key_id` is that key's id.
+    # A NULL key_id is a plaintext row of an older version, sealed in place when the store opens.
+    Column("vector", LargeBinary, nullable=False),
+    Column("key_id", String(32), nullable=True),
 )
 
 # --- rule state (rules) ---------------------------------------------------------------------------
@@ -290,8 +294,9 @@ Index(
 )
 
 # --- evidence (recognition): sealed images, see gridwatch.core.crypto --------------------------------
-# `blob` is an AES-GCM envelope bound to (kind, registry, person_id, object_id); `key_id` says which
-# master (or, later, per-registry) key sealed it, so a rotation can find what still needs an old key.
+# `blob` is an AES-GCM envelope bound to (kind, registry, person_id, object_id); `key_id` says which key
+# sealed it: the registry's data key (gridwatch.core.registry_keys), or the master key for rows of 0.x
+# versions, re-sealed under the registry's key when the service starts.
 evidence = Table(
     "evidence",
     metadata,

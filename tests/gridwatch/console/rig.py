@@ -22,7 +22,6 @@ from gridwatch.console.feed import Feed, FeedEvent
 from gridwatch.console.registries import RegistryAccess
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
-from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.events import Alert, Severity, SourceKind, event_id_for
 from gridwatch.wiring import RecognitionParts
@@ -36,6 +35,7 @@ from recognition.registries import Registries
 from recognition.store import RegistryStore
 from tests.notifier.test_desk import DUTY, LADDER, PARENTS, FixedRoster, config
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 from tests.support.models import shared_analyzer
 
 PASSWORD = "console test password"
@@ -83,13 +83,13 @@ class ConsoleRig:
             audit=self.audit,
         )
         analyzer = shared_analyzer()
-        store = RegistryStore(self.database)
+        self.keys = site_keys(tmp_path)
+        store = RegistryStore(self.database, keys=self.keys)
         registries = Registries(
             self.config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=self.audit
         )
-        self.parts = RecognitionParts(analyzer, QualityGate(self.config.model.quality), store, registries)
-        self.keyring = Keyring(new_data_key())
-        self.evidence = EvidenceStore(self.database, self.keyring)
+        self.parts = RecognitionParts(analyzer, QualityGate(self.config.model.quality), store, registries, self.keys)
+        self.evidence = EvidenceStore(self.database, self.keys)
         self.feed = Feed()
         self.cases = CaseStage(self.desk, on_steps=self.on_steps)
         self.accounts = Accounts(self.database, hasher=FAST_HASHER)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from gridwatch.core.crypto import Keyring, new_data_key
+from gridwatch.core.registry_keys import RegistryKeys
 from recognition.evidence import EvidenceStore
 from tests.gridwatch.console.rig import EVIDENCE_JPEG, ConsoleRig
 
@@ -66,7 +67,8 @@ async def test_other_grids_and_roles_get_nothing_and_leave_no_view(rig: ConsoleR
 
 async def test_evidence_sealed_with_another_key_is_not_served(rig: ConsoleRig, client: httpx.AsyncClient) -> None:
     alert = rig.raise_alert("g1")
-    rig.deps.evidence = EvidenceStore(rig.database, Keyring(new_data_key()))  # the key was lost or swapped
+    # The master key was lost or swapped: the registry's data key no longer unwraps.
+    rig.deps.evidence = EvidenceStore(rig.database, RegistryKeys(Keyring(new_data_key()), rig.keys.path))
     answer = await client.get(f"/api/alerts/{alert.alert_id}/evidence", headers=rig.bearer("op_a"))
     assert answer.status_code == 404
     assert viewed(rig) == []

@@ -40,6 +40,7 @@ from rules.state import RuleState
 from tests.gridwatch.core.fixtures.legacy_db import build as legacy
 from tests.notifier.helpers import wait_until
 from tests.support.db import Databases, sqlite_url
+from tests.support.keys import site_keys
 from tests.support.postgres import PostgresCluster
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_db"
@@ -71,7 +72,7 @@ def test_the_legacy_files_are_imported_once(databases: Databases, tmp_path: Path
     for name in LEGACY_FILES:
         assert not (data_dir / name).exists()
         assert (data_dir / f"{name}.migrated").is_file()
-    store = RegistryStore(database)
+    store = RegistryStore(database, keys=databases.keys())  # seals the imported plaintext templates
     persons = store.list_persons()
     assert [(p.person_id, p.registry, p.display_name, p.embeddings) for p in persons] == [
         (pid, reg, name, count) for pid, reg, name, _, _, count in legacy.PERSONS
@@ -141,7 +142,7 @@ def test_entries_of_the_first_schema_keep_their_embeddings_and_get_no_conditions
         )
     old.close()
 
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())  # seals the first schema's plaintext template
     (person,) = store.list_persons()
     assert (person.person_id, person.display_name, person.embeddings) == ("p_0001", "Before", 1)
     assert store.conditions("p_0001") == PersonConditions("p_0001", "watch", enrolled)
@@ -323,7 +324,7 @@ def test_sqlite_settings_and_erasure_leaves_no_trace(tmp_path: Path) -> None:
             "secure_delete": 1,
             "busy_timeout": 10000,
         }
-        store = RegistryStore(database)
+        store = RegistryStore(database, keys=site_keys(tmp_path))
         now = dt.datetime.now(dt.UTC)
         person, _ = store.add_person(
             registry="watch",
