@@ -8,7 +8,12 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gridwatch.core.config.model import ModelConfig
+    from recognition.modelpack import ModelPack
+    from recognition.thresholds import PackCalibration
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: distractors: {exc}", file=sys.stderr)
         return EXIT_DATA
 
+    calibration, calibration_note = _calibration_of(model, analyzer.pack, config_dir)
     evaluation = evaluate(
         dataset,
         acquired,
@@ -153,6 +159,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         threshold=default_threshold(model),
         margin=margin,
         quality=model.quality,
+        calibration=calibration,
+        calibration_note=calibration_note,
     )
     print(format_table(evaluation.report))
     if args.out is not None:
@@ -257,6 +265,25 @@ def cmd_calibrate_pack(args: argparse.Namespace) -> int:
         f"{document['fmr']['measured_up_to']}, extrapolated above; written to {args.out}"
     )
     return 0
+
+
+def _calibration_of(
+    model: ModelConfig, pack: ModelPack, config_dir: Path | None
+) -> tuple[PackCalibration | None, str | None]:
+    """The pack's calibration (``model.calibration`` or the shipped one), or None and why."""
+    from recognition.thresholds import CalibrationFileError, calibration_for
+
+    path = None
+    if model.calibration is not None:
+        path = (
+            model.calibration
+            if model.calibration.is_absolute() or config_dir is None
+            else config_dir / model.calibration
+        )
+    try:
+        return calibration_for(model.backend, pack.sha256[pack.recognizer.name], path=path), None
+    except CalibrationFileError as exc:
+        return None, str(exc)
 
 
 def _config_model_id(config_path: Path) -> str:
