@@ -43,6 +43,8 @@ CALIBRATIONS_DIR = Path(__file__).with_name("calibrations")
 GRID_STEP = 0.01
 # Fewer exceedances than this and the empirical FMR is noise: the tail model takes over.
 TAIL_MIN_EXCEEDANCES = 10
+BOOTSTRAP_RESAMPLES = 500
+BOOTSTRAP_QUANTILE = 0.95
 THRESHOLD_DECIMALS = 4
 # The solved threshold never goes past this: above it FNMR is near 1 for every shipped pack.
 MAX_SOLVED_THRESHOLD = 0.95
@@ -67,17 +69,19 @@ class PackCalibration:
     counts: dict[str, int]
     grid: FloatArray  # thresholds, ascending, GRID_STEP apart
     fmr_measured: FloatArray  # share of impostor comparisons >= t (NaN above the measured range)
+    fmr_upper: FloatArray  # its 95th percentile over resampled identities (NaN above the measured range)
     fnmr_measured: FloatArray  # share of genuine comparisons < t
     tail_from: float  # t0: above it FMR is extrapolated
-    tail_fmr: float  # FMR(t0), measured
+    tail_fmr: float  # upper FMR at t0
     tail_scale: float  # s: mean excess of impostor scores over t0
     raw: dict[str, Any]
 
     def fmr(self, threshold: float) -> float:
-        """Predicted false-match rate of one comparison at ``threshold`` (extrapolated above ``tail_from``)."""
+        """Predicted false-match rate of one comparison at ``threshold``: the upper bound over identities,
+        extrapolated above ``tail_from``. The prediction errs towards more false matches."""
         if threshold > self.tail_from:
             return float(self.tail_fmr * math.exp(-(threshold - self.tail_from) / self.tail_scale))
-        return float(np.interp(threshold, self.grid, np.nan_to_num(self.fmr_measured, nan=0.0)))
+        return float(np.interp(threshold, self.grid, np.nan_to_num(self.fmr_upper, nan=0.0)))
 
     def fnmr(self, threshold: float) -> float:
         """Predicted false non-match rate of one genuine comparison at ``threshold`` (measured)."""
@@ -95,6 +99,7 @@ class PackCalibration:
 def build_calibration(
     genuine: FloatArray,
     impostor: FloatArray,
+    impostor_identities: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     *,
     backend: str,
     pack: str,
@@ -104,8 +109,12 @@ def build_calibration(
     counts: dict[str, int],
     quality_gate: dict[str, Any],
     created: dt.date | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> dict[str, Any]:
-    """The calibration document (JSON-ready) from genuine and impostor comparison scores."""
+    """The calibration document (JSON-ready) from genuine and impostor comparison scores.
+
+    ``impostor_identities``: the two identities (0..k-1) of each impostor comparison, for the bound
+    over identities (see ``identity_bootstrap_upper``)."""
     if len(genuine) == 0 or len(impostor) < TAIL_MIN_EXCEEDANCES:
         raise CalibrationFileError(
             f"a calibration needs genuine comparisons and at least {TAIL_MIN_EXCEEDANCES} impostor ones "
@@ -116,9 +125,11 @@ def build_calibration(
     gen = np.sort(genuine)
     exceed = len(imp) - np.searchsorted(imp, grid - 1e-12, side="left")
     fmr = exceed / len(imp)
+    upper = np.maximum(identity_bootstrap_upper(impostor, impostor_identities, grid, resamples=resamples), fmr)
     fnmr = np.searchsorted(gen, grid - 1e-12, side="left") / len(gen)
     measurable = exceed >= TAIL_MIN_EXCEEDANCES
-    t0 = float(grid[measurable].max())
+    at = int(np.flatnonzero(measurable).max())
+    t0 = float(grid[at])
     over = imp[imp >= t0 - 1e-12]
     scale = max(float((over - t0).mean()), 1e-3)
     return {
@@ -139,29 +150,69 @@ def build_calibration(
         },
         "fmr": {
             "note": (
-                f"measured on {len(imp)} impostor comparisons for thresholds up to {t0:.2f} "
-                f"(at least {TAIL_MIN_EXCEEDANCES} scores at or above it); above, FMR is an EXTRAPOLATION "
-                "by the exponential tail below, not a measurement"
+                f"fmr: measured on {len(imp)} impostor comparisons for thresholds up to {t0:.2f} (at least "
+                f"{TAIL_MIN_EXCEEDANCES} scores at or above it). fmr_upper: the 95th percentile of FMR over "
+                f"{resamples} resamples of the identities (impostor scores cluster by pair of people: a sample "
+                "with other look-alikes gives another FMR); predictions use it. Above measured_up_to, FMR is an "
+                "EXTRAPOLATION by the exponential tail, not a measurement"
             ),
             "measured_up_to": round(t0, 2),
+            "bootstrap": {"resamples": resamples, "quantile": BOOTSTRAP_QUANTILE, "over": "identities"},
             "tail": {
                 "model": "exponential",
                 "extrapolation": True,
                 "from": round(t0, 2),
-                "fmr_at_from": float(fmr[measurable][-1]),
+                "fmr_at_from": float(fmr[at]),
+                "fmr_upper_at_from": float(upper[at]),
                 "scale": round(scale, 6),
-                "formula": "FMR(t) = fmr_at_from * exp(-(t - from) / scale) for t > from",
+                "formula": "FMR(t) = fmr_upper_at_from * exp(-(t - from) / scale) for t > from",
             },
         },
         "grid": [
             {
                 "t": float(t),
                 "fmr": None if not m else round(float(f), 8),
+                "fmr_upper": None if not m else round(float(u), 8),
                 "fnmr": round(float(n), 6),
             }
-            for t, f, n, m in zip(grid, fmr, fnmr, measurable, strict=True)
+            for t, f, u, n, m in zip(grid, fmr, upper, fnmr, measurable, strict=True)
         ],
     }
+
+
+def identity_bootstrap_upper(
+    impostor: FloatArray,
+    identities: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    grid: FloatArray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    quantile: float = BOOTSTRAP_QUANTILE,
+    seed: int = 0,
+) -> FloatArray:
+    """FMR(t) at its ``quantile`` over resamples (with replacement) of the identities.
+
+    Each resample weighs every pair of identities by how often both were drawn; a comparison of a
+    person with themself is never an impostor one, so a pair drawn twice of one identity does not count.
+    """
+    a, b = identities
+    k = int(max(a.max(), b.max())) + 1
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pair = lo * k + hi
+    exceed = np.zeros((k * k, len(grid)))
+    total = np.bincount(pair, minlength=k * k).astype(np.float64)
+    order = np.argsort(impostor)
+    sorted_scores, sorted_pairs = impostor[order], pair[order]
+    for j, t in enumerate(grid):
+        start = int(np.searchsorted(sorted_scores, t - 1e-12, side="left"))
+        exceed[:, j] = np.bincount(sorted_pairs[start:], minlength=k * k)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((resamples, len(grid)))
+    for r in range(resamples):
+        w = np.bincount(rng.integers(0, k, k), minlength=k).astype(np.float64)
+        weights = np.triu(np.outer(w, w), k=1).reshape(-1)
+        denominator = float(weights @ total)
+        draws[r] = (weights @ exceed) / denominator if denominator > 0 else 0.0
+    return np.asarray(np.quantile(draws, quantile, axis=0), dtype=np.float64)
 
 
 def parse_calibration(document: dict[str, Any], *, where: str = "calibration") -> PackCalibration:
@@ -180,9 +231,10 @@ def parse_calibration(document: dict[str, Any], *, where: str = "calibration") -
             counts={k: int(v) for k, v in document["counts"].items()},
             grid=np.array([r["t"] for r in rows], dtype=np.float64),
             fmr_measured=np.array([np.nan if r["fmr"] is None else r["fmr"] for r in rows], dtype=np.float64),
+            fmr_upper=np.array([np.nan if r["fmr_upper"] is None else r["fmr_upper"] for r in rows], dtype=np.float64),
             fnmr_measured=np.array([r["fnmr"] for r in rows], dtype=np.float64),
             tail_from=float(tail["from"]),
-            tail_fmr=float(tail["fmr_at_from"]),
+            tail_fmr=float(tail["fmr_upper_at_from"]),
             tail_scale=float(tail["scale"]),
             raw=document,
         )

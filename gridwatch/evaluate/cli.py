@@ -238,12 +238,13 @@ def cmd_calibrate_pack(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
-    genuine, impostor = comparison_scores(embedded.vectors, embedded.identities)
+    compared = comparison_scores(embedded.vectors, embedded.identities)
     pack = analyzer.pack
     try:
         document = build_calibration(
-            genuine,
-            impostor,
+            compared.genuine,
+            compared.impostor,
+            compared.impostor_identities,
             backend=model.backend,
             pack=pack.name,
             recognizer=pack.recognizer.name,

@@ -85,16 +85,26 @@ def embed_identity_sets(
     return LabelledEmbeddings(matrix, identities, source, counts)
 
 
-def comparison_scores(vectors: npt.NDArray[np.float32], identities: Sequence[str]) -> tuple[FloatArray, FloatArray]:
+@dataclass
+class Comparisons:
+    genuine: FloatArray
+    impostor: FloatArray
+    # The identities (0..k-1) of the two photos of each impostor comparison.
+    impostor_identities: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
+def comparison_scores(vectors: npt.NDArray[np.float32], identities: Sequence[str]) -> Comparisons:
     """Genuine and impostor scores of every pair of rows (each pair once)."""
-    if len(identities) < 2:
-        return np.empty(0), np.empty(0)
+    names = sorted(set(identities))
+    labels = np.array([names.index(who) for who in identities], dtype=np.int64)
+    if len(labels) < 2:
+        empty = np.empty(0, np.int64)
+        return Comparisons(np.empty(0), np.empty(0), (empty, empty))
     scores = vectors.astype(np.float64) @ vectors.astype(np.float64).T
-    labels = np.asarray(identities)
-    upper = np.triu_indices(len(labels), k=1)
-    same = labels[upper[0]] == labels[upper[1]]
-    values = scores[upper]
-    return values[same], values[~same]
+    first, second = np.triu_indices(len(labels), k=1)
+    same = labels[first] == labels[second]
+    values = scores[first, second]
+    return Comparisons(values[same], values[~same], (labels[first][~same], labels[second][~same]))
 
 
 def subset(embeddings: LabelledEmbeddings, keep: set[str]) -> tuple[npt.NDArray[np.float32], list[str]]:
