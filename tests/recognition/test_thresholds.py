@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,9 +68,9 @@ def test_fmr_is_measured_up_to_the_tail_and_marked_as_extrapolated_above() -> No
         if r["fmr"] is not None:
             assert r["fmr_upper"] >= r["fmr"]
     values = [CAL.fmr(t) for t in np.arange(0.0, 1.0, 0.005)]
-    assert all(x >= y for x, y in zip(values, values[1:], strict=False))  # non-increasing
+    assert all(x >= y for x, y in itertools.pairwise(values))  # non-increasing
     misses = [CAL.fnmr(t) for t in np.arange(0.0, 1.0, 0.005)]
-    assert all(x <= y for x, y in zip(misses, misses[1:], strict=False))  # non-decreasing
+    assert all(x <= y for x, y in itertools.pairwise(misses))  # non-decreasing
 
 
 def test_the_exponential_tail_errs_towards_more_false_matches_than_a_gaussian_impostor() -> None:
