@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridwatch.core.interfaces import FaceAnalyzer
+from recognition.dominant import dominant_face
 from recognition.quality import QualityGate
 
 
@@ -39,7 +40,11 @@ def enrollment_sample(analyzer: FaceAnalyzer, gate: QualityGate, data: bytes, *,
     if len(faces) == 0:
         raise EnrollmentError(f"{what}: no face found")
     if len(faces) > 1:
-        raise EnrollmentError(f"{what}: {len(faces)} faces found; an enrolment photo must show exactly one person")
+        # A face in the background does not make the photo unusable; two faces alike in size do.
+        choice = dominant_face(faces)
+        if choice.index is None:
+            raise EnrollmentError(f"{what}: {choice.reason}")
+        faces = faces.select(np.array([choice.index], dtype=np.intp))
     verdict = gate.check(faces, image)
     if not verdict.accepted[0]:
         raise EnrollmentError(f"{what}: face rejected by the quality gate: {verdict.reasons[0]}")

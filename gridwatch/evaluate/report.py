@@ -33,6 +33,7 @@ from gridwatch.evaluate.run import (
     photo_counts,
     verification_scores,
 )
+from gridwatch.evaluate.templates import enrolment_gain
 from recognition.quality import QualityGate
 from recognition.thresholds import PackCalibration
 
@@ -76,6 +77,8 @@ def evaluate(
         "pairs_genuine": len(genuine),
         "pairs_impostor": len(impostor),
         "pairs_skipped_no_usable_face": skipped,
+        # Photos with several faces whose dominant face was used (recognition.dominant).
+        "dominant_face_used": sum(acquired.photos[p.path].dominant is not None for p in dataset.photos),
         "distractor_images": sum(s.images for s in acquired.distractor_sources),
         "distractor_faces": len(acquired.distractors),
     }
@@ -118,6 +121,7 @@ def evaluate(
             "at_default_threshold": at_threshold(searches, threshold, margin),
             "searches": _searches_json(searches),
         }
+        report["identification"]["enrolment_photos"] = enrolment_gain(dataset, acquired.photos, gate, threshold, margin)
         report["gate_ablation"] = _gate_ablation(dataset, acquired, quality, threshold, margin, fpir_targets)
     seen = np.concatenate(scores) if scores else np.empty(0)
     report["score_range"] = [round(float(seen.min()), 6), round(float(seen.max()), 6)] if len(seen) else None
@@ -199,6 +203,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"margin {report['margin']}",
         "",
         f"photos {c['photos']} of {c['identities']} identities; usable faces {faces['usable']}",
+        f"dominant face used in {c.get('dominant_face_used', 0)} photo(s) with several faces; "
         "failures to acquire/enrol: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in faces.items() if k != "usable"),
         "",
@@ -239,6 +244,17 @@ def format_table(report: dict[str, Any]) -> str:
         f"  at the default threshold {d['threshold']}: FPIR {_fmt(d['fpir'])} FNIR {_fmt(d['fnir'])}; "
         f"with margin {d['margin']}: FPIR {_fmt(d['fpir_with_margin'])} FNIR {_fmt(d['fnir_with_margin'])}"
     )
+    gain = ident.get("enrolment_photos") or {}
+    if gain.get("by_photos"):
+        lines.append(
+            f"  enrolment photos per person ({gain['identities']} identities, {gain['probes']} probes, "
+            f"best template per person, with margin):"
+        )
+        for row in gain["by_photos"]:
+            lines.append(
+                f"    {row['photos']} photo(s): FNIR {_fmt(row['fnir_with_margin'])}  "
+                f"FPIR {_fmt(row['fpir_with_margin'])}"
+            )
     lines += ["", "quality gates (identification at the default threshold, with margin)"]
     lines.append(
         f"  {'gate':<16} {'usable':>6} {'small':>6} {'yaw':>5} {'blur':>5} {'distr.':>7} {'FPIR':>8} {'FNIR':>8}"
