@@ -142,6 +142,10 @@ class Registries:
         """The registry configs, with the thresholds in use (``threshold: auto`` solved for the current size)."""
         return {name: self._threshold_of(config) for name, config in self._configs.items()}
 
+    def use_thresholds(self, thresholds: AutoThresholds | None) -> None:
+        """Solve the ``threshold: auto`` registries with ``thresholds`` from now on (a config reload)."""
+        self._thresholds = thresholds
+
     def _threshold_of(self, config: RegistryConfig) -> RegistryConfig:
         """The config with the threshold that decides now: an auto threshold is solved for the current size."""
         if self._thresholds is None or not config.auto_threshold:
