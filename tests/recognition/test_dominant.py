@@ -78,3 +78,17 @@ def test_a_face_rect_picks_one_of_two_real_faces(analyzer: InsightFaceAnalyzer) 
         choice = dominant_face(faces, face_rect=(x1 - pad, y1 - pad, x2 + pad, y2 + pad))
         assert choice.index == i
         assert "FaceRect" in choice.reason
+
+
+def test_the_reference_photo_of_a_dominant_face_enrolment_shows_no_bystander(analyzer: InsightFaceAnalyzer) -> None:
+    data = ONE_LARGE.read_bytes()
+    sample = enrollment_sample(analyzer, QualityGate(QualityConfig()), data, what="4.jpg")
+    assert sample.dominant is not None
+    assert "used the largest" in sample.dominant
+    kept = sample.reference(data)
+    assert kept != data
+    assert len(analyzer.detect(decode_image(kept))) == 1  # the subject only: the face behind is covered
+    single = (TESTDATA / "faces" / "biden" / "biden.jpg").read_bytes()
+    alone = enrollment_sample(analyzer, QualityGate(QualityConfig()), single, what="biden.jpg")
+    assert alone.dominant is None
+    assert alone.reference(single) == single
