@@ -89,7 +89,8 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
         "otherwise impostor) and write FMR(t) and FNMR(t), with the data, date and counts. Point "
         "model.calibration at the file to use it for `threshold: auto` and `config check`.",
     )
-    config_arg(pack)
+    # SUPPRESS: without it the sub-parser's default would overwrite a -c given before `pack`.
+    pack.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="config file or directory")
     pack.add_argument("data", type=Path, nargs="+", help="folders of identity folders (several are pooled)")
     pack.add_argument("--out", type=Path, required=True, help="calibration file to write (JSON)")
     pack.add_argument(

@@ -132,3 +132,16 @@ def test_calibrate_pack_writes_a_calibration_with_its_data_and_counts(
 def test_calibrate_without_a_form_still_needs_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "-c", str(shipped_calibration_path("insightface").parent)]) == 1
     assert "calibrate needs --registry, --target-fpir, --report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["calibrate", "-c", "site", "pack", "data", "--out", "o.json"], id="before"),
+        pytest.param(["calibrate", "pack", "data", "--out", "o.json", "-c", "site"], id="after"),
+    ],
+)
+def test_the_config_of_calibrate_pack_may_come_before_or_after_the_form(argv: list[str]) -> None:
+    from gridwatch.cli import _parser
+
+    assert _parser().parse_args(argv).config == Path("site")
