@@ -49,9 +49,10 @@ def operating_points(loaded: LoadedConfig) -> OperatingPoints:
         mode = "auto" if registry.auto_threshold else "fixed"
         if point is None:
             n = max(size, registry.expected_size or 0)
+            miss = "?" if registry.auto_threshold else f"{calibration.fnmr(registry.threshold):.1%}"
             result.lines.append(
                 f"  {registry.name:<20} {n:>8} {_threshold_text(registry.threshold, mode):>10} {'?':>12} "
-                f"{'?':>17} {calibration.fnmr(registry.threshold):>9.1%}  {mode}; {faces.how}"
+                f"{'?':>17} {miss:>9}  {mode}; {faces.how}"
             )
             if registry.auto_threshold:
                 result.warnings.append(
