@@ -4,10 +4,14 @@ A calibration is built from labelled photos: every pair of usable photos of two 
 an impostor comparison, every pair of one person's photos a genuine one. FMR(t) is the share of
 impostor comparisons scoring ``>= t``, FNMR(t) the share of genuine ones scoring ``< t``.
 
+Impostor scores cluster by pair of people (look-alikes): which people a data set holds moves FMR
+more than how many comparisons it has. The prediction is therefore the 95th percentile of FMR(t)
+over resamples of the identities (``fmr_upper``), not the plain share (``fmr``, kept beside it).
+
 With K impostor comparisons nothing below about 10/K can be measured. Above the last threshold
 that still has ``TAIL_MIN_EXCEEDANCES`` impostor scores at or over it (``t0``), FMR is *extrapolated*
-with an exponential tail anchored there: ``FMR(t) = FMR(t0) * exp(-(t - t0) / s)``, ``s`` the mean
-excess of the impostor scores over ``t0`` (the maximum-likelihood exponential fit of that tail).
+with an exponential tail anchored there: ``FMR(t) = FMR_upper(t0) * exp(-(t - t0) / s)``, ``s`` the
+mean excess of the impostor scores over ``t0`` (the maximum-likelihood exponential fit of that tail).
 Impostor cosine similarities of these recognisers fall off faster than an exponential (roughly
 Gaussian), so the extrapolation errs towards more false matches, not fewer. The file says which
 thresholds are measured and which are extrapolated.
