@@ -29,7 +29,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -360,8 +360,6 @@ def needs_resolve(solved_size: int, size: int, *, tolerance: float = 0.10) -> bo
 
 
 def _with(point: OperatingPoint, **changes: Any) -> OperatingPoint:
-    from dataclasses import replace
-
     return replace(point, **changes)
 
 
