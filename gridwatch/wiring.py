@@ -23,6 +23,7 @@ from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
+from recognition.calibration import PackCalibration, calibration_for
 from recognition.enroll import reference_jpeg
 from recognition.evidence import EvidenceStore
 from recognition.modelpack import ModelPack
@@ -30,7 +31,7 @@ from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from recognition.strangers import StrangerWatch
-from recognition.thresholds import AutoThresholds, PackCalibration, calibration_for
+from recognition.thresholds import AutoThresholds
 from rules.state import RuleState
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gridwatch.core.config.model import ModelConfig
+    from recognition.calibration import PackCalibration
     from recognition.modelpack import ModelPack
-    from recognition.thresholds import PackCalibration
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def cmd_calibrate_pack(args: argparse.Namespace) -> int:
     from gridwatch.evaluate.datasets import DatasetError
     from gridwatch.evaluate.packcal import comparison_scores, embed_identity_sets
     from recognition.backends import build_analyzer
-    from recognition.thresholds import CalibrationFileError, build_calibration, write_calibration
+    from recognition.calibration import CalibrationFileError, build_calibration, write_calibration
 
     model, config_dir = ModelConfig(), None
     if args.config is not None:
@@ -273,7 +273,7 @@ def _calibration_of(
     model: ModelConfig, pack: ModelPack, config_dir: Path | None
 ) -> tuple[PackCalibration | None, str | None]:
     """The pack's calibration (``model.calibration`` or the shipped one), or None and why."""
-    from recognition.thresholds import CalibrationFileError, calibration_for
+    from recognition.calibration import CalibrationFileError, calibration_for
 
     path = None
     if model.calibration is not None:

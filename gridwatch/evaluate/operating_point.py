@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gridwatch.core.config.loader import LoadedConfig
+from recognition.calibration import PackCalibration
 from recognition.modelpack import ModelPackError
-from recognition.thresholds import OperatingPoint, PackCalibration, faces_per_day, registry_point
+from recognition.thresholds import OperatingPoint, faces_per_day, registry_point
 
 
 @dataclass

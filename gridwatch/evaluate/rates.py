@@ -19,8 +19,8 @@ from gridwatch.evaluate.acquire import Sample
 from gridwatch.evaluate.datasets import Dataset
 from gridwatch.evaluate.metrics import FloatArray
 from gridwatch.evaluate.run import usable
+from recognition.calibration import PackCalibration
 from recognition.quality import QualityGate
-from recognition.thresholds import PackCalibration
 
 MIXED = "mixed"
 

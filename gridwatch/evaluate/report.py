@@ -34,8 +34,8 @@ from gridwatch.evaluate.run import (
     verification_scores,
 )
 from gridwatch.evaluate.templates import enrolment_gain
+from recognition.calibration import PackCalibration
 from recognition.quality import QualityGate
-from recognition.thresholds import PackCalibration
 
 REPORT_FORMAT = 1
 

@@ -22,7 +22,7 @@ from gridwatch.cli import main
 from gridwatch.core.config.model import ModelConfig
 from gridwatch.evaluate.packcal import LabelledEmbeddings, comparison_scores, embed_identity_sets, subset
 from recognition.backends import build_analyzer, default_threshold
-from recognition.thresholds import (
+from recognition.calibration import (
     CalibrationFileError,
     build_calibration,
     calibration_for,

@@ -9,7 +9,8 @@ import pytest
 
 from gridwatch.core.config.loader import load_config
 from gridwatch.service import Service
-from recognition.thresholds import read_calibration, shipped_calibration_path, solve_threshold
+from recognition.calibration import read_calibration, shipped_calibration_path
+from recognition.thresholds import solve_threshold
 from tests.support.models import shared_analyzer
 
 

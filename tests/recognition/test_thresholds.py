@@ -1,8 +1,7 @@
-"""Pack calibrations and thresholds solved from an operating point (false alerts a day)."""
+"""Thresholds solved from an operating point (false alerts a day) with a pack's calibration."""
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,67 +15,11 @@ from gridwatch.core.db import Database
 from recognition.analyzer import normalize
 from recognition.registries import Outcome, Registries
 from recognition.store import RegistryStore
-from recognition.thresholds import (
-    AutoThresholds,
-    FacesPerDay,
-    PackCalibration,
-    build_calibration,
-    needs_resolve,
-    parse_calibration,
-    shipped_calibration_path,
-    solve_threshold,
-)
+from recognition.thresholds import AutoThresholds, FacesPerDay, needs_resolve, solve_threshold
+from tests.recognition.test_calibration import synthetic
 from tests.support.db import sqlite_url
 
-
-def synthetic(seed: int = 1, identities: int = 40, impostors: int = 20000) -> PackCalibration:
-    """Impostors ~ N(0, 0.08), genuine ~ N(0.55, 0.12): roughly an ArcFace pack's shape."""
-    rng = np.random.default_rng(seed)
-    a = rng.integers(0, identities, impostors)
-    b = (a + rng.integers(1, identities, impostors)) % identities
-    document = build_calibration(
-        rng.normal(0.55, 0.12, 2000),
-        rng.normal(0.0, 0.08, impostors),
-        (a.astype(np.int64), b.astype(np.int64)),
-        backend="insightface",
-        pack="synthetic",
-        recognizer="r.onnx",
-        recognizer_sha256="0" * 64,
-        source=[{"name": "synthetic", "identities": identities}],
-        counts={"photos": 0},
-        quality_gate={},
-        resamples=100,
-    )
-    return parse_calibration(document)
-
-
-CAL = synthetic()
-
-
-def test_fmr_is_measured_up_to_the_tail_and_marked_as_extrapolated_above() -> None:
-    tail = CAL.raw["fmr"]["tail"]
-    assert tail["extrapolation"] is True
-    assert "EXTRAPOLATION" in CAL.raw["fmr"]["note"]
-    # Measured rows stop where fewer than 10 impostor scores reach the threshold.
-    rows = CAL.raw["grid"]
-    assert rows[-1]["fmr"] is None
-    assert all(r["fmr"] is not None for r in rows if r["t"] <= tail["from"])
-    assert not CAL.extrapolated(tail["from"])
-    assert CAL.extrapolated(tail["from"] + 0.01)
-    # The prediction is the upper bound over identities: never below the measured FMR.
-    for r in rows:
-        if r["fmr"] is not None:
-            assert r["fmr_upper"] >= r["fmr"]
-    values = [CAL.fmr(t) for t in np.arange(0.0, 1.0, 0.005)]
-    assert all(x >= y for x, y in itertools.pairwise(values))  # non-increasing
-    misses = [CAL.fnmr(t) for t in np.arange(0.0, 1.0, 0.005)]
-    assert all(x <= y for x, y in itertools.pairwise(misses))  # non-decreasing
-
-
-def test_the_exponential_tail_errs_towards_more_false_matches_than_a_gaussian_impostor() -> None:
-    # The synthetic impostors are N(0, 0.08): their true FMR at 0.45 is ~1e-8.
-    true_fmr = 0.5 * math.erfc(0.45 / (0.08 * math.sqrt(2)))
-    assert CAL.fmr(0.45) > true_fmr
+CAL = synthetic()  # the shape of an ArcFace pack (see test_calibration)
 
 
 @pytest.mark.parametrize(
@@ -152,17 +95,6 @@ def test_threshold_auto_needs_a_target_and_a_target_needs_auto() -> None:
     with pytest.raises(ValueError, match="only used with threshold: auto"):
         auto_config(threshold=0.5)
     assert auto_config().auto_threshold
-
-
-def test_shipped_calibrations_parse_and_say_where_they_come_from() -> None:
-    for backend in ("insightface", "opencv_zoo"):
-        from recognition.thresholds import read_calibration
-
-        calibration = read_calibration(shipped_calibration_path(backend))
-        assert calibration.backend == backend
-        assert [s["name"] for s in calibration.source] == ["faces", "faces-dev"]
-        assert calibration.counts["impostor_comparisons"] > 20_000
-        assert calibration.raw["fmr"]["tail"]["extrapolation"] is True
 
 
 @pytest.fixture
