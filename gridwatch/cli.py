@@ -249,7 +249,19 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         f"{len(config.rules)} rule(s); files: {', '.join(str(f) for f in loaded.files)})"
     )
     _print_roster_warnings(loaded)
+    _print_operating_points(loaded)
     return 0
+
+
+def _print_operating_points(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Per registry: size, threshold, expected false alerts a day and miss rate, from the pack's calibration."""
+    from gridwatch.evaluate.operating_point import operating_points
+
+    points = operating_points(loaded)
+    for line in points.lines:
+        print(line)
+    for warning in points.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _print_roster_warnings(loaded) -> None:  # type: ignore[no-untyped-def]

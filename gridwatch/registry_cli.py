@@ -157,13 +157,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             case_ref=args.case_ref,
         )
         ReferencePhotos(loaded.config, parts.store.database, parts.keys).keep(
-            person.registry, person.person_id, read_photo(args.photos[0])
+            person.registry, person.person_id, samples[0].reference(read_photo(args.photos[0]))
         )
     except UnknownRegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
         parts.close()
+    for photo, sample in zip(args.photos, samples, strict=True):
+        if sample.dominant is not None:
+            print(f"note: {photo}: {sample.dominant}")
     print(
         f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
         f"expires {person.expires_at:%Y-%m-%d}"

@@ -57,6 +57,7 @@ from gridwatch.wiring import (
     ReferencePhotos,
     Storage,
     ack_base_url,
+    auto_thresholds,
     build_recognition,
     build_router,
     build_storage,
@@ -506,6 +507,10 @@ class Service:
             new = loaded.config
             if self._keyring is None:
                 require_keyring(new, {})  # no registry (templates are sealed) may be added without the data key
+            # Solved again for the new config (targets, faces a day, the cameras' fps); raises before any
+            # change when a `threshold: auto` registry has no calibration for the pack.
+            thresholds = auto_thresholds(loaded, self._parts.analyzer.pack)
+            self._parts.registries.use_thresholds(thresholds)
             await asyncio.to_thread(self._parts.registries.reconfigure, new.registries)
             # Gates no stranger rule watches any more forget their unknown faces at once.
             self._recognition.recognizer.strangers.reconfigure(stranger_watch(new))

@@ -24,12 +24,15 @@ from notifier.duty import DutyRoster
 from notifier.outbox import Outbox
 from notifier.routing import Router
 from recognition.backends import Analyzer, build_analyzer
+from recognition.calibration import PackCalibration, calibration_for
 from recognition.enroll import reference_jpeg
 from recognition.evidence import EvidenceStore
+from recognition.modelpack import ModelPack
 from recognition.quality import QualityGate
 from recognition.registries import Registries
 from recognition.store import RegistryStore
 from recognition.strangers import StrangerWatch
+from recognition.thresholds import AutoThresholds
 from rules.state import RuleState
 
 
@@ -140,9 +143,29 @@ def build_recognition(loaded: LoadedConfig, audit: AuditLog, database: Database 
         audit=audit,
     )
     registries = Registries(
-        config.registries, store, model_id=analyzer.model_id, dim=analyzer.embedding_dim, audit=audit
+        config.registries,
+        store,
+        model_id=analyzer.model_id,
+        dim=analyzer.embedding_dim,
+        audit=audit,
+        thresholds=auto_thresholds(loaded, analyzer.pack),
     )
     return RecognitionParts(analyzer, QualityGate(config.model.quality), store, registries, keys)
+
+
+def pack_calibration(loaded: LoadedConfig, pack: ModelPack) -> PackCalibration:
+    """The calibration of the pack in use: ``model.calibration`` or the one shipped for the pack family
+    (raises ``CalibrationFileError``, a ``ModelPackError``, when missing or made for another recogniser)."""
+    model = loaded.config.model
+    path = None if model.calibration is None else loaded.resolve(model.calibration)
+    return calibration_for(model.backend, pack.sha256[pack.recognizer.name], path=path)
+
+
+def auto_thresholds(loaded: LoadedConfig, pack: ModelPack) -> AutoThresholds | None:
+    """The solver of the `threshold: auto` registries; None when there is none (no calibration is needed)."""
+    if not any(r.auto_threshold for r in loaded.config.registries):
+        return None
+    return AutoThresholds.for_config(pack_calibration(loaded, pack), loaded.config)
 
 
 def rule_surroundings(config: GridwatchConfig) -> dict[str, Any]:

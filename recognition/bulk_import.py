@@ -194,11 +194,13 @@ class BulkImport:
             except KeyError:
                 refusals.append(Refusal(photo, "not in the archive"))
                 continue
-            first_photo = data if first_photo is None else first_photo
             try:
                 samples.append(enrollment_sample(self._analyzer, self._gate, data, what=photo))
             except EnrollmentError as exc:
                 refusals.append(Refusal(photo, str(exc)))
+                continue
+            # The reference photo never shows a bystander: other faces are covered (see EnrollmentSample).
+            first_photo = samples[-1].reference(data) if first_photo is None else first_photo
         if refusals:
             self._refuse(refusals)
             return

@@ -23,6 +23,7 @@ from gridwatch.core.interfaces import Match
 from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
 from recognition.index import FaissIndex
 from recognition.store import ConditionsChange, Person, RegistryStore
+from recognition.thresholds import AutoThresholds
 
 
 class Outcome(enum.StrEnum):
@@ -116,8 +117,11 @@ class Registries:
         model_id: str,
         dim: int,
         audit: AuditLog,
+        thresholds: AutoThresholds | None = None,
     ) -> None:
+        """``thresholds``: solves the ``threshold: auto`` registries (without it they keep the default)."""
         self._configs = {c.name: c for c in configs}
+        self._thresholds = thresholds
         self._store = store
         self._model_id = model_id
         self._dim = dim
@@ -135,7 +139,19 @@ class Registries:
 
     @property
     def configs(self) -> dict[str, RegistryConfig]:
-        return dict(self._configs)
+        """The registry configs, with the thresholds in use (``threshold: auto`` solved for the current size)."""
+        return {name: self._threshold_of(config) for name, config in self._configs.items()}
+
+    def use_thresholds(self, thresholds: AutoThresholds | None) -> None:
+        """Solve the ``threshold: auto`` registries with ``thresholds`` from now on (a config reload)."""
+        self._thresholds = thresholds
+
+    def _threshold_of(self, config: RegistryConfig) -> RegistryConfig:
+        """The config with the threshold that decides now: an auto threshold is solved for the current size."""
+        if self._thresholds is None or not config.auto_threshold:
+            return config
+        loaded = self._loaded.get(config.name)
+        return self._thresholds.effective(config, 0 if loaded is None else len(loaded.index))
 
     def load(self) -> None:
         """Rebuild every index from the store (the index is never persisted)."""
@@ -359,8 +375,9 @@ class Registries:
             covers = _covers(loaded.config, source_id)
             if not len(loaded.index) or not (covers or loaded.config.name in also):
                 continue
+            config = self._threshold_of(loaded.config)
             for row, candidate in enumerate(self._candidates(loaded, vectors)):
-                decision = decide(loaded.config, candidate)
+                decision = decide(config, candidate)
                 results[row].append(decision if covers else replace(decision, covers_source=False))
         return results
 

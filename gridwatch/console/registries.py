@@ -265,7 +265,7 @@ def _enrol(
         registry, name, [(s.photo_sha256, s.embedding) for s in samples], actor=actor
     )
     if access.reference_photos is not None:
-        access.reference_photos.keep(registry, person.person_id, contents[0])
+        access.reference_photos.keep(registry, person.person_id, samples[0].reference(contents[0]))
     return person
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridwatch.core.interfaces import FaceAnalyzer
+from recognition.dominant import dominant_face
 from recognition.enroll import EnrollmentError, decode_image, read_photo
 from recognition.quality import QualityMeasures, measure
 
@@ -40,10 +41,12 @@ class Sample:
     measures: QualityMeasures | None  # one face
     failure: AcquireFailure | None = None
     faces: int = 0
+    dominant: str | None = None  # why this face was used among several (recognition.dominant), else None
 
 
 def acquire_photo(analyzer: FaceAnalyzer, path: Path) -> Sample:
-    """A photo that must show exactly one face (the enrolment rule)."""
+    """A photo's subject (the enrolment rule): its only face, or the dominant one among several; a photo
+    whose faces are alike in size fails as ``several_faces``."""
     try:
         image = decode_image(read_photo(path), what=str(path))
     except EnrollmentError as exc:
@@ -52,11 +55,15 @@ def acquire_photo(analyzer: FaceAnalyzer, path: Path) -> Sample:
     faces = analyzer.detect(image)
     if len(faces) == 0:
         return Sample(None, None, AcquireFailure.NO_FACE)
+    dominant = None
     if len(faces) > 1:
-        return Sample(None, None, AcquireFailure.SEVERAL_FACES, faces=len(faces))
+        choice = dominant_face(faces)
+        if choice.index is None:
+            return Sample(None, None, AcquireFailure.SEVERAL_FACES, faces=len(faces))
+        faces, dominant = faces.select(np.array([choice.index], dtype=np.intp)), choice.reason
     embedded = analyzer.embed(image, faces)
     assert embedded.embeddings is not None
-    return Sample(embedded.embeddings[0], measure(image, faces), faces=1)
+    return Sample(embedded.embeddings[0], measure(image, faces), faces=1, dominant=dominant)
 
 
 def all_faces(analyzer: FaceAnalyzer, image: npt.NDArray[np.uint8]) -> list[Sample]:

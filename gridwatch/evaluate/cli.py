@@ -8,7 +8,12 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gridwatch.core.config.model import ModelConfig
+    from recognition.calibration import PackCalibration
+    from recognition.modelpack import ModelPack
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +70,34 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
 
     cal = commands.add_parser(
         "calibrate",
-        help="set a registry's threshold from an eval report for a target FPIR, and record the evidence",
+        help="set a registry's threshold from an eval report for a target FPIR, and record the evidence; "
+        "`calibrate pack`: rebuild a pack's calibration from labelled photos",
+        description="Without a sub-command: set one registry's threshold from an eval report "
+        "(--registry, --target-fpir and --report are then required). `gridwatch calibrate pack DATA...`: "
+        "rebuild the model pack's calibration (FMR and FNMR by threshold) from identity folders.",
     )
     config_arg(cal)
-    cal.add_argument("--registry", required=True, help="registry name")
-    cal.add_argument("--target-fpir", type=float, required=True, help="e.g. 0.01")
-    cal.add_argument("--report", type=Path, required=True, help="report.json written by `gridwatch eval --out`")
+    cal.add_argument("--registry", default=None, help="registry name")
+    cal.add_argument("--target-fpir", type=float, default=None, help="e.g. 0.01")
+    cal.add_argument("--report", type=Path, default=None, help="report.json written by `gridwatch eval --out`")
     cal.set_defaults(handler=cmd_calibrate)
+    forms = cal.add_subparsers(metavar="FORM")
+    pack = forms.add_parser(
+        "pack",
+        help="rebuild the model pack's calibration from labelled photos (every cross-identity comparison)",
+        description="Compare every usable photo of the identity folders with every other (same folder: genuine, "
+        "otherwise impostor) and write FMR(t) and FNMR(t), with the data, date and counts. Point "
+        "model.calibration at the file to use it for `threshold: auto` and `config check`.",
+    )
+    # SUPPRESS: without it the sub-parser's default would overwrite a -c given before `pack`.
+    pack.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS, help="config file or directory")
+    pack.add_argument("data", type=Path, nargs="+", help="folders of identity folders (several are pooled)")
+    pack.add_argument("--out", type=Path, required=True, help="calibration file to write (JSON)")
+    pack.add_argument(
+        "--exclude", action="append", default=[], metavar="FOLDER", help="a sub-folder that is not an identity"
+    )
+    pack.add_argument("--backend", choices=["insightface", "opencv_zoo"], default=None, help="override model.backend")
+    pack.set_defaults(handler=cmd_calibrate_pack)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -125,6 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: distractors: {exc}", file=sys.stderr)
         return EXIT_DATA
 
+    calibration, calibration_note = _calibration_of(model, analyzer.pack, config_dir)
     evaluation = evaluate(
         dataset,
         acquired,
@@ -133,6 +160,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         threshold=default_threshold(model),
         margin=margin,
         quality=model.quality,
+        calibration=calibration,
+        calibration_note=calibration_note,
     )
     print(format_table(evaluation.report))
     if args.out is not None:
@@ -149,6 +178,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.config is None:
         print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
         return EXIT_CONFIG
+    missing = [
+        flag
+        for flag, value in (
+            ("--registry", args.registry),
+            ("--target-fpir", args.target_fpir),
+            ("--report", args.report),
+        )
+        if value is None
+    ]
+    if missing:
+        print(f"error: calibrate needs {', '.join(missing)} (or the form `gridwatch calibrate pack`)", file=sys.stderr)
+        return EXIT_DATA
     if not 0.0 < args.target_fpir < 1.0:
         print("error: --target-fpir must be between 0 and 1, e.g. 0.01", file=sys.stderr)
         return EXIT_DATA
@@ -174,6 +215,77 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"FNIR there {fnir_text}); written to {result.file}"
     )
     return 0
+
+
+def cmd_calibrate_pack(args: argparse.Namespace) -> int:
+    from gridwatch.core.config.model import ModelConfig
+    from gridwatch.evaluate.datasets import DatasetError
+    from gridwatch.evaluate.packcal import comparison_scores, embed_identity_sets
+    from recognition.backends import build_analyzer
+    from recognition.calibration import CalibrationFileError, build_calibration, write_calibration
+
+    model, config_dir = ModelConfig(), None
+    if args.config is not None:
+        from gridwatch.core.config.loader import load_config
+
+        loaded = load_config(args.config)
+        model, config_dir = loaded.config.model, loaded.root
+    if args.backend is not None and args.backend != model.backend:
+        model = model.model_copy(update={"backend": args.backend, "sha256": None})
+    analyzer = build_analyzer(model, config_dir=config_dir)
+    analyzer.load()
+    try:
+        embedded = embed_identity_sets(analyzer, args.data, model.quality, exclude=args.exclude)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    compared = comparison_scores(embedded.vectors, embedded.identities)
+    pack = analyzer.pack
+    try:
+        document = build_calibration(
+            compared.genuine,
+            compared.impostor,
+            compared.impostor_identities,
+            backend=model.backend,
+            pack=pack.name,
+            recognizer=pack.recognizer.name,
+            recognizer_sha256=pack.sha256[pack.recognizer.name],
+            source=embedded.source,
+            counts=embedded.counts,
+            quality_gate=model.quality.model_dump(),
+        )
+    except CalibrationFileError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_calibration(document, args.out)
+    counts = document["counts"]
+    print(
+        f"{pack.model_id}: {counts['usable_photos']} usable photos of {counts['identities']} identities "
+        f"({counts['failed_to_acquire_photos']} failed to acquire): {counts['genuine_comparisons']} genuine and "
+        f"{counts['impostor_comparisons']} impostor comparisons; FMR measured up to threshold "
+        f"{document['fmr']['measured_up_to']}, extrapolated above; written to {args.out}"
+    )
+    return 0
+
+
+def _calibration_of(
+    model: ModelConfig, pack: ModelPack, config_dir: Path | None
+) -> tuple[PackCalibration | None, str | None]:
+    """The pack's calibration (``model.calibration`` or the shipped one), or None and why."""
+    from recognition.calibration import CalibrationFileError, calibration_for
+
+    path = None
+    if model.calibration is not None:
+        path = (
+            model.calibration
+            if model.calibration.is_absolute() or config_dir is None
+            else config_dir / model.calibration
+        )
+    try:
+        return calibration_for(model.backend, pack.sha256[pack.recognizer.name], path=path), None
+    except CalibrationFileError as exc:
+        return None, str(exc)
 
 
 def _config_model_id(config_path: Path) -> str:

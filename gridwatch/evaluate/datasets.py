@@ -3,8 +3,9 @@
 - Identity folders: every sub-folder of DATA is one identity, named by the folder; every image in
   it (``.jpg .jpeg .png .bmp .webp``) is a photo of that identity. Files beside the folders
   (a manifest, a README) and dot-files are ignored.
-- Pairs CSV: the header is exactly ``path_a,path_b,same``; ``same`` is 1 (same person) or 0; paths
-  are relative to the CSV's folder (absolute paths are taken as they are). Pairs carry no
+- Pairs CSV: the header is exactly ``path_a,path_b,same``, optionally followed by ``group_a,group_b``
+  (a demographic or capture group of each photo, for per-group rates); ``same`` is 1 (same person)
+  or 0; paths are relative to the CSV's folder (absolute paths are taken as they are). Pairs carry no
   identities, so they give verification metrics only.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 PAIRS_HEADER = ["path_a", "path_b", "same"]
+GROUP_COLUMNS = ["group_a", "group_b"]
 MAX_REPORTED_PROBLEMS = 10
 
 
@@ -35,6 +37,8 @@ class Pair:
     a: Path
     b: Path
     same: bool
+    group_a: str | None = None
+    group_b: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,16 +85,20 @@ def load_pairs_csv(path: Path) -> Dataset:
     if not rows:
         raise DatasetError(f"{path}: empty file; the first line must be the header {','.join(PAIRS_HEADER)}")
     header = [cell.strip() for cell in rows[0]]
-    if header != PAIRS_HEADER:
-        raise DatasetError(f"{path}:1: bad header {','.join(header)!r}; expected exactly {','.join(PAIRS_HEADER)!r}")
+    if header not in (PAIRS_HEADER, PAIRS_HEADER + GROUP_COLUMNS):
+        raise DatasetError(
+            f"{path}:1: bad header {','.join(header)!r}; expected exactly {','.join(PAIRS_HEADER)!r} "
+            f"or {','.join(PAIRS_HEADER + GROUP_COLUMNS)!r}"
+        )
+    width = len(header)
     base = path.parent
     pairs: list[Pair] = []
     problems: list[str] = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) != len(PAIRS_HEADER):
-            problems.append(f"{path}:{line}: expected 3 columns (path_a,path_b,same), got {len(row)}")
+        if len(row) != width:
+            problems.append(f"{path}:{line}: expected {width} columns ({','.join(header)}), got {len(row)}")
             continue
         cells = [cell.strip() for cell in row]
         if cells[2] not in ("0", "1"):
@@ -102,7 +110,8 @@ def load_pairs_csv(path: Path) -> Dataset:
             if not photo.is_file():
                 problems.append(f"{path}:{line}: {column} {value!r}: no such file ({photo})")
             resolved.append(photo)
-        pairs.append(Pair(resolved[0], resolved[1], cells[2] == "1"))
+        groups = (cells[3] or None, cells[4] or None) if width > len(PAIRS_HEADER) else (None, None)
+        pairs.append(Pair(resolved[0], resolved[1], cells[2] == "1", *groups))
     if problems:
         more = len(problems) - MAX_REPORTED_PROBLEMS
         listed = problems[:MAX_REPORTED_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])

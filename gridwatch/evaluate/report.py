@@ -25,6 +25,7 @@ from gridwatch.evaluate.metrics import (
     threshold_for_fpir,
     verification,
 )
+from gridwatch.evaluate.rates import at_threshold_rates, calibration_prediction, failure_to_acquire, group_rates
 from gridwatch.evaluate.run import (
     Acquired,
     gate_settings,
@@ -32,6 +33,8 @@ from gridwatch.evaluate.run import (
     photo_counts,
     verification_scores,
 )
+from gridwatch.evaluate.templates import enrolment_gain
+from recognition.calibration import PackCalibration
 from recognition.quality import QualityGate
 
 REPORT_FORMAT = 1
@@ -58,7 +61,10 @@ def evaluate(
     quality: QualityConfig,
     fpir_targets: Sequence[float] = FPIR_TARGETS,
     far_targets: Sequence[float] = FAR_TARGETS,
+    calibration: PackCalibration | None = None,
+    calibration_note: str | None = None,
 ) -> Evaluation:
+    """``calibration``: the pack's, for what it predicts at ``threshold`` (``calibration_note``: why none)."""
     gate = QualityGate(quality)
     genuine, impostor, skipped = verification_scores(dataset, acquired.photos, gate)
     verified = verification(genuine, impostor, far_targets)
@@ -71,6 +77,8 @@ def evaluate(
         "pairs_genuine": len(genuine),
         "pairs_impostor": len(impostor),
         "pairs_skipped_no_usable_face": skipped,
+        # Photos with several faces whose dominant face was used (recognition.dominant).
+        "dominant_face_used": sum(acquired.photos[p.path].dominant is not None for p in dataset.photos),
         "distractor_images": sum(s.images for s in acquired.distractor_sources),
         "distractor_faces": len(acquired.distractors),
     }
@@ -91,7 +99,13 @@ def evaluate(
         "tar_at_far": verified["tar_at_far"],
         "verification": verified,
         "distractors": [dataclasses.asdict(s) for s in acquired.distractor_sources],
+        "at_threshold": at_threshold_rates(genuine, impostor, threshold),
+        "calibration": calibration_prediction(calibration, threshold, note=calibration_note),
+        "fta": failure_to_acquire(dataset, acquired.photos, gate, skipped, len(genuine) + len(impostor) + skipped),
     }
+    groups = group_rates(dataset, acquired.photos, gate, threshold)
+    if groups is not None:
+        report["groups"] = groups
     if ident is None:
         report |= {
             "fnir_at_fpir": [],
@@ -107,6 +121,7 @@ def evaluate(
             "at_default_threshold": at_threshold(searches, threshold, margin),
             "searches": _searches_json(searches),
         }
+        report["identification"]["enrolment_photos"] = enrolment_gain(dataset, acquired.photos, gate, threshold, margin)
         report["gate_ablation"] = _gate_ablation(dataset, acquired, quality, threshold, margin, fpir_targets)
     seen = np.concatenate(scores) if scores else np.empty(0)
     report["score_range"] = [round(float(seen.min()), 6), round(float(seen.max()), 6)] if len(seen) else None
@@ -188,6 +203,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"margin {report['margin']}",
         "",
         f"photos {c['photos']} of {c['identities']} identities; usable faces {faces['usable']}",
+        f"dominant face used in {c.get('dominant_face_used', 0)} photo(s) with several faces; "
         "failures to acquire/enrol: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in faces.items() if k != "usable"),
         "",
@@ -203,6 +219,7 @@ def format_table(report: dict[str, Any]) -> str:
             + ("" if entry.get("supported") else f" at FAR {entry['at_far']:.2g}*")
             + note
         )
+    lines += _operating_point_lines(report)
     ident = report.get("identification", {})
     if "at_default_threshold" not in ident:
         lines += ["", f"identification: {ident.get('note', 'not available')}"]
@@ -227,6 +244,17 @@ def format_table(report: dict[str, Any]) -> str:
         f"  at the default threshold {d['threshold']}: FPIR {_fmt(d['fpir'])} FNIR {_fmt(d['fnir'])}; "
         f"with margin {d['margin']}: FPIR {_fmt(d['fpir_with_margin'])} FNIR {_fmt(d['fnir_with_margin'])}"
     )
+    gain = ident.get("enrolment_photos") or {}
+    if gain.get("by_photos"):
+        lines.append(
+            f"  enrolment photos per person ({gain['identities']} identities, {gain['probes']} probes, "
+            f"best template per person, with margin):"
+        )
+        for row in gain["by_photos"]:
+            lines.append(
+                f"    {row['photos']} photo(s): FNIR {_fmt(row['fnir_with_margin'])}  "
+                f"FPIR {_fmt(row['fpir_with_margin'])}"
+            )
     lines += ["", "quality gates (identification at the default threshold, with margin)"]
     lines.append(
         f"  {'gate':<16} {'usable':>6} {'small':>6} {'yaw':>5} {'blur':>5} {'distr.':>7} {'FPIR':>8} {'FNIR':>8}"
@@ -238,6 +266,38 @@ def format_table(report: dict[str, Any]) -> str:
             f"{row['distractor_faces_usable']:>7} {_fmt(d['fpir_with_margin']):>8} {_fmt(d['fnir_with_margin']):>8}"
         )
     return "\n".join(lines)
+
+
+def _operating_point_lines(report: dict[str, Any]) -> list[str]:
+    at, cal, fta = report["at_threshold"], report["calibration"], report["fta"]
+    lines = [
+        f"  at threshold {at['threshold']}: FNMR {_fmt(at['fnmr'])} on {at['genuine']} genuine pairs, "
+        f"FMR {_fmt(at['fmr'])} on {at['impostor']} impostor pairs",
+        f"  failure to acquire: {_pct(fta['photos'])} of photos, {_pct(fta['pairs'])} of pairs",
+    ]
+    if cal["pack"] is None:
+        lines.append(f"  calibration: {cal.get('note', 'none')}")
+    else:
+        lines.append(
+            f"  calibration predicts FNMR {cal['fnmr_at_threshold']:.4f}, FMR {cal['fmr_at_threshold']:.3g}"
+            + (" (extrapolated)" if cal.get("fmr_extrapolated") else "")
+            + f" ({cal['pack']}: {cal['source']})"
+        )
+    groups = report.get("groups")
+    if groups is not None:
+        lines.append("  per group (within-group pairs):")
+        for name, rates in groups["groups"].items():
+            lines.append(
+                f"    {name:<16} FNMR {_fmt(rates['fnmr'])} ({rates['genuine']} pairs)  "
+                f"FMR {_fmt(rates['fmr'])} ({rates['impostor']} pairs)"
+            )
+        ratio = groups["largest_ratio"]
+        lines.append(f"    largest ratio between groups: FNMR {_fmt(ratio['fnmr'])}, FMR {_fmt(ratio['fmr'])}")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _fmt(value: float | None) -> str:

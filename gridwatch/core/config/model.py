@@ -57,6 +57,14 @@ class ModelConfig(StrictModel):
         description="Model pack name, looked up under the insightface model root.",
     )
     path: Path | None = Field(default=None, description="Explicit pack folder; if set, it must exist (no fallback).")
+    calibration: Path | None = Field(
+        default=None,
+        description=(
+            "The pack's calibration (FMR/FNMR by threshold) built from the site's own labelled photos with "
+            "`gridwatch calibrate pack`; unset: the calibration shipped for the pack family. Relative to the "
+            "config folder."
+        ),
+    )
     detector_input_size: int = Field(
         default=640, ge=128, le=1280, multiple_of=32, description="Detector input side, pixels."
     )

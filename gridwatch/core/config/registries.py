@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema, model_validator
 
 from gridwatch.core.config.base import Identifier, SourceRef, StrictModel
 
@@ -63,8 +64,43 @@ class RegistryConfig(StrictModel):
     retention_days: int = Field(
         ge=1, le=3650, description="Entries expire this many days after enrolment unless renewed."
     )
-    threshold: float = Field(
-        default=0.45, ge=0.0, le=1.0, description="Cosine similarity at or above which a face matches."
+    threshold: Annotated[
+        float,
+        WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0.0, "maximum": 1.0}, {"const": "auto"}]}),
+    ] = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Cosine similarity at or above which a face matches; or `auto`: solved from the model pack's "
+            "calibration so that size x faces_per_day x FMR(threshold) <= max_false_alerts_per_day, and "
+            "solved again when the registry's size changes by more than 10%."
+        ),
+    )
+    max_false_alerts_per_day: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1e6,
+        description="With `threshold: auto`: false matches a day this registry may make (0.1: one in ten days).",
+    )
+    faces_per_day: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1e10,
+        description=(
+            "Faces searched against this registry a day; unset: estimated as the analysed frames a day of the "
+            "cameras it covers (one face per frame; gates are not counted). Used by `threshold: auto` and by "
+            "`config check`'s expected false alerts."
+        ),
+    )
+    expected_size: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**9,
+        description=(
+            "Templates you plan to enrol; the operating point uses the larger of this and the enrolled count, "
+            "so that a registry that is still being filled is not solved for its first few entries."
+        ),
     )
     margin: float = Field(
         default=0.05,
@@ -96,3 +132,26 @@ class RegistryConfig(StrictModel):
         default_factory=EvidenceConfig,
         description="Evidence kept for this registry's matches (encrypted at rest); none by default.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_threshold(cls, data: Any) -> Any:
+        """`threshold: auto` needs a target; a target beside a fixed threshold would be silently ignored."""
+        if not isinstance(data, dict):
+            return data
+        target = data.get("max_false_alerts_per_day")
+        if data.get("threshold") == "auto":
+            if target is None:
+                raise ValueError("threshold: auto needs max_false_alerts_per_day (the false matches a day allowed)")
+            # Until it is solved (by the registries at load), the default stands in.
+            return {k: v for k, v in data.items() if k != "threshold"}
+        if "threshold" in data and target is not None:
+            raise ValueError(
+                "max_false_alerts_per_day is only used with threshold: auto; remove it or write threshold: auto"
+            )
+        return data
+
+    @property
+    def auto_threshold(self) -> bool:
+        """True when the threshold is solved from the calibration (`threshold: auto`)."""
+        return self.max_false_alerts_per_day is not None
