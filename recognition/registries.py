@@ -21,7 +21,8 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.interfaces import Match
 from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
-from recognition.index import FaissIndex
+from recognition.index import FaissIndex, IndexInfo
+from recognition.index_build import IndexPolicy, build_index
 from recognition.store import ConditionsChange, Person, RegistryStore
 
 
@@ -116,7 +117,9 @@ class Registries:
         model_id: str,
         dim: int,
         audit: AuditLog,
+        index_policy: IndexPolicy | None = None,
     ) -> None:
+        """``index_policy``: how each registry's index is chosen by its size (``recognition.index_build``)."""
         self._configs = {c.name: c for c in configs}
         self._store = store
         self._model_id = model_id
@@ -128,6 +131,11 @@ class Registries:
         # reload cannot bring back an entry that is being erased.
         self._update_lock = threading.RLock()
         self._data_version: int | None = None
+        self._index_policy = index_policy or IndexPolicy()
+        # Indexes built from the store (start, reload of a changed registry config); another process's
+        # change (``sync``) applies its delta instead and counts in ``index_deltas``.
+        self.index_builds = 0
+        self.index_deltas = 0
 
     @property
     def audit(self) -> AuditLog:
@@ -153,8 +161,8 @@ class Registries:
         stored = self._store.embeddings(config.name, self._model_id)
         # Read after the embeddings, so every person they name is here unless erased meanwhile.
         expires_of = {p.person_id: p.expires_at for p in self._store.list_persons(config.name)}
-        index = FaissIndex(self._dim)
-        index.add(stored.ids, stored.vectors)
+        index = build_index(self._dim, stored.ids, stored.vectors, self._index_policy, name=config.name)
+        self.index_builds += 1
         return _LoadedRegistry(
             config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
         )
@@ -189,20 +197,65 @@ class Registries:
                 self._configs = new_configs
                 self._loaded = loaded
 
+    def index_status(self) -> dict[str, IndexInfo]:
+        """Per loaded registry, its index (kind, size, and why it searches exactly if it fell back)."""
+        return {name: loaded.index.info for name, loaded in self._loaded.items()}
+
     def sync(self) -> None:
-        """Rebuild the indexes if another process (a CLI command) changed the store since the last load.
+        """Apply what another process (a CLI command) changed in the store since the last load or sync.
 
         Without this, a person erased with `gridwatch registry remove` while the service runs would
-        stay matchable in the service's in-memory index until a restart.
+        stay matchable in the service's in-memory index until a restart. Only the delta is applied
+        (``_apply_store_changes``): no index is rebuilt.
         """
         if self._data_version is None or self._store.data_version() == self._data_version:
             return
         with self._update_lock:
-            if self._store.data_version() != self._data_version:
-                self.load()
+            version = self._store.data_version()
+            if version != self._data_version:
+                # The version is read first: a change committed while we read is picked up by the next sync.
+                self._apply_store_changes()
+                self._data_version = version
                 # The change may be an erasure whose own checkpoint found this process reading: finish
                 # it from here, briefly (this runs on the search path; a busy database waits for the next).
                 self._store.reclaim(wait_s=SYNC_RECLAIM_WAIT_S)
+
+    def _apply_store_changes(self) -> None:
+        """Bring each loaded registry's persons, expiries and index in line with the store (under
+        ``_update_lock``): vectors of persons gone are removed, those of new persons added. Idempotent.
+
+        The store has no read of selected persons' vectors, so a registry that gained persons reads its
+        embeddings once and keeps only theirs; one that only lost persons reads none.
+        """
+        stored: dict[str, dict[str, dt.datetime]] = {}
+        for person in self._store.list_persons(None):
+            stored.setdefault(person.registry, {})[person.person_id] = person.expires_at
+        for name, loaded in self._loaded.items():
+            now_stored = stored.get(name, {})
+            gone = loaded.expires_of.keys() - now_stored.keys()
+            new = now_stored.keys() - loaded.expires_of.keys()
+            if gone:
+                ids = np.array([i for i, person in loaded.person_of.items() if person in gone], dtype=np.int64)
+                loaded.index.remove(ids)
+                with self._lock:
+                    for embedding_id in ids.tolist():
+                        del loaded.person_of[embedding_id]
+                    for person_id in gone:
+                        del loaded.expires_of[person_id]
+            if new:
+                embeddings = self._store.embeddings(name, self._model_id)
+                rows = [row for row, person in enumerate(embeddings.person_ids) if person in new]
+                ids = embeddings.ids[rows]
+                # Owner first, vectors second (see ``enroll``).
+                with self._lock:
+                    loaded.person_of.update(
+                        zip(ids.tolist(), (embeddings.person_ids[row] for row in rows), strict=True)
+                    )
+                loaded.index.add(ids, embeddings.vectors[rows])
+            with self._lock:
+                loaded.expires_of.update(now_stored)
+            if gone or new:
+                self.index_deltas += 1
 
     def covers(self, source_id: str) -> bool:
         self.sync()
