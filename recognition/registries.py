@@ -423,16 +423,25 @@ class Registries:
         k = min(len(loaded.index), 16)
         similarities, ids = loaded.index.search(vectors, k)
         candidates = [self._best(loaded, similarities[row], ids[row], now) for row in range(len(vectors))]
+        # An IVF index returns only what its probed lists hold (missing neighbours are -1): deeper
+        # searches of a probe whose lists are exhausted would find nothing more.
+        exhausted = {row for row in range(len(vectors)) if ids[row, -1] < 0}
         # A person with many embeddings can fill the first k neighbours: search deeper for the
         # second identity, or the margin rule would be skipped exactly when it matters.
         while k < len(loaded.index):
-            short = [row for row, c in enumerate(candidates) if c is not None and c.second_similarity is None]
+            short = [
+                row
+                for row, c in enumerate(candidates)
+                if c is not None and c.second_similarity is None and row not in exhausted
+            ]
             if not short:
                 break
             k = min(len(loaded.index), k * 4)
             similarities, ids = loaded.index.search(vectors[short], k)
             for i, row in enumerate(short):
                 candidates[row] = self._best(loaded, similarities[i], ids[i], now)
+                if ids[i, -1] < 0:
+                    exhausted.add(row)
         return candidates
 
     def _best(
