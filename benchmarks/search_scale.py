@@ -14,7 +14,7 @@ and ``--probes`` mated probes, each a random gallery vector perturbed to a cosin
   over ``--exact-probes`` probes (it is slow at 1M): p50/p99 ms;
 - the policy's index (``recognition.index_build.build_index`` with the default ``IndexPolicy``, as the
   service builds it at start): build time (training, adding, the start-up recall check), its kind,
-  ``nprobe``, or why it fell back to exact search; RSS growth and the index's bytes; single-probe p50/p99
+  its re-scoring depth, or why it fell back to exact search; RSS growth and the index's bytes; single-probe p50/p99
   on one thread over every probe (``--exact-probes`` if it is exact), recall@1 against exact search;
 - p50/p99 are wall-clock; ``cpu_p99_ms`` is the search thread's CPU time, which on a shared machine
   leaves out the time other processes held the core (cache contention stays in);
@@ -40,7 +40,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from recognition.index import IVF_SQ8, FaissIndex
+from recognition.index import PQ4_SQ8, FaissIndex
 from recognition.index_build import IndexPolicy, build_index, mated_probes
 from recognition.index_galleries import GALLERIES, gallery
 
@@ -53,11 +53,10 @@ def rss_bytes() -> int:
 
 
 def index_bytes(index: FaissIndex) -> int:
-    """What the index holds: codes and ids (plus the IVF's centroids)."""
+    """What the index holds: codes and ids (not the hash map from id to position of the re-scoring codes)."""
     info = index.info
-    if info.kind == IVF_SQ8:
-        raw: Any = index._index
-        return int(raw.ntotal * (raw.code_size + 8) + raw.nlist * DIM * 4)
+    if info.kind == PQ4_SQ8:
+        return info.size * (IndexPolicy().subquantizers // 2 + 8 + DIM + 8)
     return info.size * (DIM * 4 + 8)
 
 
@@ -99,7 +98,7 @@ def measure(kind: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     build_s = time.perf_counter() - start
     rss_growth = rss_bytes() - rss_before
     info = index.info
-    timed = probes if info.kind == IVF_SQ8 else probes[: args.exact_probes]
+    timed = probes if info.kind == PQ4_SQ8 else probes[: args.exact_probes]
     times, cpu, found = latencies_ms(index, timed)
     recall = float((found == exact_ids[: len(timed)]).mean())
 
@@ -113,7 +112,7 @@ def measure(kind: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         "gallery": kind,
         "size": size,
         "kind": info.kind,
-        "nprobe": info.nprobe,
+        "rerank": info.rerank,
         "fallback_reason": info.fallback_reason,
         "start_check_recall": info.recall,
         "p50_ms": round(float(np.percentile(times, 50)), 3),
@@ -148,7 +147,7 @@ def main() -> None:
             result = measure(kind, size, args)
             results.append(result)
             print(
-                f"{kind:9} {size:>8}: {result['kind']:7} nprobe {result['nprobe']}  "
+                f"{kind:9} {size:>8}: {result['kind']:7} rerank {result['rerank']}  "
                 f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms (CPU {result['cpu_p99_ms']:.2f})  "
                 f"recall@1 {result['recall_at_1']:.4f}  "
                 f"build {result['build_s']:.1f} s  remove 1% {result['remove_1pct_s'] * 1e3:.1f} ms  "

@@ -423,8 +423,8 @@ class Registries:
         k = min(len(loaded.index), 16)
         similarities, ids = loaded.index.search(vectors, k)
         candidates = [self._best(loaded, similarities[row], ids[row], now) for row in range(len(vectors))]
-        # An IVF index returns only what its probed lists hold (missing neighbours are -1): deeper
-        # searches of a probe whose lists are exhausted would find nothing more.
+        # An index may return fewer than k neighbours (missing ones are -1): a deeper search of such a
+        # probe would find nothing more.
         exhausted = {row for row in range(len(vectors)) if ids[row, -1] < 0}
         # A person with many embeddings can fill the first k neighbours: search deeper for the
         # second identity, or the margin rule would be skipped exactly when it matters.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recognition.analyzer import normalize
-from recognition.index import FLAT, IVF_SQ8, FaissIndex
+from recognition.index import FLAT, PQ4_SQ8, FaissIndex
 from recognition.index_build import IndexPolicy, build_index, mated_probes
 from recognition.index_galleries import gallery
 
@@ -29,12 +29,12 @@ def test_empty_index_returns_no_neighbours() -> None:
     assert similarities.shape == (1, 3)
 
 
-@pytest.mark.parametrize("kind", [FLAT, IVF_SQ8])
+@pytest.mark.parametrize("kind", [FLAT, PQ4_SQ8])
 def test_enrol_search_remove_then_search_finds_nothing(kind: str) -> None:
     size = 5_000
     vectors = gallery("clustered", np.random.default_rng(4), size)
     ids = np.arange(100, 100 + size, dtype=np.int64)
-    policy = IndexPolicy(ivf_min_size=1 if kind == IVF_SQ8 else size + 1)
+    policy = IndexPolicy(compressed_min_size=1 if kind == PQ4_SQ8 else size + 1)
     index = build_index(512, ids, vectors, policy)
     assert index.kind == kind
     probe = mated_probes(np.random.default_rng(5), vectors[42:43], 0.6, 0.6)

@@ -1,5 +1,5 @@
 """Registries over both index kinds: changes by another process apply as a delta (no rebuild), expiry
-erases from an IVF index, and each registry's index is reported (what ``/status`` shows)."""
+erases from a compressed index, and each registry's index is reported (what ``/status`` shows)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
-from recognition.index import FLAT, IVF_SQ8
+from recognition.index import FLAT, PQ4_SQ8
 from recognition.index_build import IndexPolicy, mated_probes
 from recognition.index_galleries import gallery
 from recognition.registries import Registries
@@ -26,8 +26,8 @@ WATCH = RegistryConfig(
 RESIDENTS = RegistryConfig(
     name="residents", purpose="test allowlist", legal_basis="test fixture", retention_days=30, threshold=0.4
 )
-# Every registry with at least one vector gets an IVF at start (tiny sizes: every list is scanned).
-IVF_ALWAYS = IndexPolicy(ivf_min_size=1)
+# Every registry with at least one vector gets the compressed kind at start.
+COMPRESSED_ALWAYS = IndexPolicy(compressed_min_size=1)
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def enrol_many(
     ]
 
 
-@pytest.mark.parametrize("policy", [IndexPolicy(), IVF_ALWAYS], ids=[FLAT, IVF_SQ8])
+@pytest.mark.parametrize("policy", [IndexPolicy(), COMPRESSED_ALWAYS], ids=[FLAT, PQ4_SQ8])
 def test_a_change_by_another_process_applies_its_delta_without_rebuilding_any_index(
     databases: Databases, audit: AuditLog, policy: IndexPolicy
 ) -> None:
@@ -63,7 +63,7 @@ def test_a_change_by_another_process_applies_its_delta_without_rebuilding_any_in
         enrol_many(cli, "residents", vectors[60:120])
         service, service_store = open_registries(databases, audit, policy)
         try:
-            expected_kind = IVF_SQ8 if policy is IVF_ALWAYS else FLAT
+            expected_kind = PQ4_SQ8 if policy is COMPRESSED_ALWAYS else FLAT
             assert {name: info.kind for name, info in service.index_status().items()} == {
                 "watch": expected_kind,
                 "residents": expected_kind,
@@ -93,15 +93,15 @@ def test_a_change_by_another_process_applies_its_delta_without_rebuilding_any_in
         cli_store.close()
 
 
-def test_expiry_erases_from_an_ivf_index(databases: Databases, audit: AuditLog) -> None:
+def test_expiry_erases_from_a_compressed_index(databases: Databases, audit: AuditLog) -> None:
     vectors = gallery("clustered", np.random.default_rng(8), 80)
-    registries, store = open_registries(databases, audit, IVF_ALWAYS)
+    registries, store = open_registries(databases, audit, COMPRESSED_ALWAYS)
     try:
         long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=31)
         expired = enrol_many(registries, "watch", vectors[:10], now=long_ago)
         enrol_many(registries, "watch", vectors[10:])
-        registries.load()  # start: the IVF is trained on all 80, the 10 expired ones not yet purged
-        assert registries.index_status()["watch"].kind == IVF_SQ8
+        registries.load()  # start: the codebooks are trained on all 80, the 10 expired ones not yet purged
+        assert registries.index_status()["watch"].kind == PQ4_SQ8
         assert registries.size("watch") == 80
         probes = mated_probes(np.random.default_rng(9), vectors[:10], 0.7, 0.7)
         assert registries.match(probes, "cam-1") == [[] for _ in range(10)]  # expired: never matched
