@@ -355,14 +355,28 @@ class Registries:
         """Erase a person from the store (and the database files, see ``RegistryStore``) and the index."""
         return self._remove(person_id, actor=actor, reason=reason, reclaim=True)
 
-    def _remove(self, person_id: str, *, actor: str, reason: str, reclaim: bool) -> Person:
+    def _remove(
+        self,
+        person_id: str,
+        *,
+        actor: str,
+        reason: str,
+        reclaim: bool,
+        index_later: dict[str, list[npt.NDArray[np.int64]]] | None = None,
+    ) -> Person:
+        """``index_later``: collect the vectors' ids by registry instead of removing them from the index now
+        (a removal costs O(registry size): a batch removes them once). Their owner goes at once, so they are
+        never matched meanwhile (``_best`` skips vectors of nobody)."""
         with self._update_lock:
             person, ids = self._store.remove_person(person_id, reclaim=reclaim)
             if person is None:
                 raise UnknownPersonError(person_id)
             loaded = self._loaded.get(person.registry)
             if loaded is not None:
-                loaded.index.remove(ids)
+                if index_later is None:
+                    loaded.index.remove(ids)
+                else:
+                    index_later.setdefault(person.registry, []).append(ids)
                 with self._lock:
                     for embedding_id in ids.tolist():
                         loaded.person_of.pop(embedding_id, None)
@@ -383,13 +397,27 @@ class Registries:
         """Erase entries past their ``expires_at`` from the store and the index."""
         now = now or dt.datetime.now(dt.UTC)
         purged = []
+        index_later: dict[str, list[npt.NDArray[np.int64]]] = {}
         for person in self._store.expired(now):
             try:
-                purged.append(self._remove(person.person_id, actor="system:retention", reason="expired", reclaim=False))
+                purged.append(
+                    self._remove(
+                        person.person_id,
+                        actor="system:retention",
+                        reason="expired",
+                        reclaim=False,
+                        index_later=index_later,
+                    )
+                )
             except UnknownPersonError:
                 # Erased meanwhile by another process (a CLI remove or purge): not a reason to stop
                 # erasing the others.
                 continue
+        with self._update_lock:
+            for registry, ids in index_later.items():
+                loaded = self._loaded.get(registry)
+                if loaded is not None:
+                    loaded.index.remove(np.concatenate(ids))
         if purged:
             self._store.reclaim()  # once for the whole batch: a checkpoint per person would be wasted work
         return purged
