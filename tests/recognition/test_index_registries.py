@@ -118,3 +118,24 @@ def test_expiry_erases_from_a_compressed_index(databases: Databases, audit: Audi
         assert not set(found.ravel().tolist()) & expired_ids
     finally:
         store.close()
+
+
+def test_a_registry_whose_index_misses_the_recall_target_searches_exactly_and_says_why(
+    databases: Databases, audit: AuditLog
+) -> None:
+    vectors = gallery("clustered", np.random.default_rng(10), 40)
+    # One candidate re-scored and an unreachable target: the start-up check refuses the compressed index.
+    policy = IndexPolicy(compressed_min_size=1, rerank_depths=(1,), recall_target=1.01)
+    registries, store = open_registries(databases, audit, policy)
+    try:
+        persons = enrol_many(registries, "watch", vectors)
+        registries.load()
+        info = registries.index_status()["watch"]
+        assert info.kind == FLAT
+        assert info.size == 40
+        assert info.fallback_reason is not None
+        assert info.as_dict()["fallback_reason"] == info.fallback_reason
+        probe = mated_probes(np.random.default_rng(11), vectors[3:4], 0.7, 0.7)
+        assert [m.person_id for m in registries.match(probe, "cam-1")[0]] == [persons[3]]
+    finally:
+        store.close()
