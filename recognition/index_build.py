@@ -1,7 +1,7 @@
 """Choose and build a registry's index by its size, and check its recall at start.
 
 Below ``IndexPolicy.compressed_min_size`` vectors the exact flat scan is fast enough (its cost grows with
-the registry: ~1.6 ms per probe per 10k vectors on one core), so it stays. From there on the compressed
+the registry: ~1.5 ms per probe at 10k vectors, ~4.5 ms at 20k, on one core), so it stays. From there on the compressed
 kind (``recognition.index``: a 4-bit PQ fast scan of every vector, its best candidates re-scored on 8-bit
 codes) is trained on a sample of the registry's own vectors, filled, and checked: a sample of stored
 vectors perturbed to cosine 0.5–0.6 (a genuine probe's similarity to its enrolment) is searched both
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class IndexPolicy:
     """How a registry's index is chosen and checked (measured: ``benchmarks/search_scale.py``)."""
 
-    compressed_min_size: int = 20_000  # below: exact flat scan (≤ ~3 ms per probe on one core)
+    compressed_min_size: int = 10_000  # below: exact flat scan (≤ ~1.5 ms per probe on one core)
     recall_target: float = 0.99  # recall@1 against exact search, for probes at cosine 0.5–0.6
     recall_sample: int = 300  # probes of the start-up recall check
     train_sample: int = 20_000  # vectors the codebooks are trained on
