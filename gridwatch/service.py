@@ -603,6 +603,9 @@ class Service:
         return {
             "service": self._loaded.config.service.name,
             "model": None if self._parts is None else self._parts.analyzer.model_id,
+            "registries": None
+            if self._parts is None
+            else {name: info.as_dict() for name, info in self._parts.registries.index_status().items()},
             "cameras": [camera_status_dict(s, declarations.get(s.source_id)) for s in self.camera_status()],
             "gates": [gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
             "gate_queue": self._gate_queue_status(),

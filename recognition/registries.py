@@ -21,7 +21,8 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.interfaces import Match
 from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
-from recognition.index import FaissIndex
+from recognition.index import FaissIndex, IndexInfo
+from recognition.index_build import IndexPolicy, build_index
 from recognition.store import ConditionsChange, Person, RegistryStore
 from recognition.thresholds import AutoThresholds
 
@@ -118,8 +119,10 @@ class Registries:
         dim: int,
         audit: AuditLog,
         thresholds: AutoThresholds | None = None,
+        index_policy: IndexPolicy | None = None,
     ) -> None:
-        """``thresholds``: solves the ``threshold: auto`` registries (without it they keep the default)."""
+        """``thresholds``: solves the ``threshold: auto`` registries (without it they keep the default).
+        ``index_policy``: how each registry's index is chosen by its size (``recognition.index_build``)."""
         self._configs = {c.name: c for c in configs}
         self._thresholds = thresholds
         self._store = store
@@ -132,6 +135,11 @@ class Registries:
         # reload cannot bring back an entry that is being erased.
         self._update_lock = threading.RLock()
         self._data_version: int | None = None
+        self._index_policy = index_policy or IndexPolicy()
+        # Indexes built from the store (start, reload of a changed registry config); another process's
+        # change (``sync``) applies its delta instead and counts in ``index_deltas``.
+        self.index_builds = 0
+        self.index_deltas = 0
 
     @property
     def audit(self) -> AuditLog:
@@ -169,8 +177,8 @@ class Registries:
         stored = self._store.embeddings(config.name, self._model_id)
         # Read after the embeddings, so every person they name is here unless erased meanwhile.
         expires_of = {p.person_id: p.expires_at for p in self._store.list_persons(config.name)}
-        index = FaissIndex(self._dim)
-        index.add(stored.ids, stored.vectors)
+        index = build_index(self._dim, stored.ids, stored.vectors, self._index_policy, name=config.name)
+        self.index_builds += 1
         return _LoadedRegistry(
             config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
         )
@@ -205,20 +213,65 @@ class Registries:
                 self._configs = new_configs
                 self._loaded = loaded
 
+    def index_status(self) -> dict[str, IndexInfo]:
+        """Per loaded registry, its index (kind, size, and why it searches exactly if it fell back)."""
+        return {name: loaded.index.info for name, loaded in self._loaded.items()}
+
     def sync(self) -> None:
-        """Rebuild the indexes if another process (a CLI command) changed the store since the last load.
+        """Apply what another process (a CLI command) changed in the store since the last load or sync.
 
         Without this, a person erased with `gridwatch registry remove` while the service runs would
-        stay matchable in the service's in-memory index until a restart.
+        stay matchable in the service's in-memory index until a restart. Only the delta is applied
+        (``_apply_store_changes``): no index is rebuilt.
         """
         if self._data_version is None or self._store.data_version() == self._data_version:
             return
         with self._update_lock:
-            if self._store.data_version() != self._data_version:
-                self.load()
+            version = self._store.data_version()
+            if version != self._data_version:
+                # The version is read first: a change committed while we read is picked up by the next sync.
+                self._apply_store_changes()
+                self._data_version = version
                 # The change may be an erasure whose own checkpoint found this process reading: finish
                 # it from here, briefly (this runs on the search path; a busy database waits for the next).
                 self._store.reclaim(wait_s=SYNC_RECLAIM_WAIT_S)
+
+    def _apply_store_changes(self) -> None:
+        """Bring each loaded registry's persons, expiries and index in line with the store (under
+        ``_update_lock``): vectors of persons gone are removed, those of new persons added. Idempotent.
+
+        The store has no read of selected persons' vectors, so a registry that gained persons reads its
+        embeddings once and keeps only theirs; one that only lost persons reads none.
+        """
+        stored: dict[str, dict[str, dt.datetime]] = {}
+        for person in self._store.list_persons(None):
+            stored.setdefault(person.registry, {})[person.person_id] = person.expires_at
+        for name, loaded in self._loaded.items():
+            now_stored = stored.get(name, {})
+            gone = loaded.expires_of.keys() - now_stored.keys()
+            new = now_stored.keys() - loaded.expires_of.keys()
+            if gone:
+                ids = np.array([i for i, person in loaded.person_of.items() if person in gone], dtype=np.int64)
+                loaded.index.remove(ids)
+                with self._lock:
+                    for embedding_id in ids.tolist():
+                        del loaded.person_of[embedding_id]
+                    for person_id in gone:
+                        del loaded.expires_of[person_id]
+            if new:
+                embeddings = self._store.embeddings(name, self._model_id)
+                rows = [row for row, person in enumerate(embeddings.person_ids) if person in new]
+                ids = embeddings.ids[rows]
+                # Owner first, vectors second (see ``enroll``).
+                with self._lock:
+                    loaded.person_of.update(
+                        zip(ids.tolist(), (embeddings.person_ids[row] for row in rows), strict=True)
+                    )
+                loaded.index.add(ids, embeddings.vectors[rows])
+            with self._lock:
+                loaded.expires_of.update(now_stored)
+            if gone or new:
+                self.index_deltas += 1
 
     def covers(self, source_id: str) -> bool:
         self.sync()
@@ -318,14 +371,28 @@ class Registries:
         """Erase a person from the store (and the database files, see ``RegistryStore``) and the index."""
         return self._remove(person_id, actor=actor, reason=reason, reclaim=True)
 
-    def _remove(self, person_id: str, *, actor: str, reason: str, reclaim: bool) -> Person:
+    def _remove(
+        self,
+        person_id: str,
+        *,
+        actor: str,
+        reason: str,
+        reclaim: bool,
+        index_later: dict[str, list[npt.NDArray[np.int64]]] | None = None,
+    ) -> Person:
+        """``index_later``: collect the vectors' ids by registry instead of removing them from the index now
+        (a removal costs O(registry size): a batch removes them once). Their owner goes at once, so they are
+        never matched meanwhile (``_best`` skips vectors of nobody)."""
         with self._update_lock:
             person, ids = self._store.remove_person(person_id, reclaim=reclaim)
             if person is None:
                 raise UnknownPersonError(person_id)
             loaded = self._loaded.get(person.registry)
             if loaded is not None:
-                loaded.index.remove(ids)
+                if index_later is None:
+                    loaded.index.remove(ids)
+                else:
+                    index_later.setdefault(person.registry, []).append(ids)
                 with self._lock:
                     for embedding_id in ids.tolist():
                         loaded.person_of.pop(embedding_id, None)
@@ -346,13 +413,27 @@ class Registries:
         """Erase entries past their ``expires_at`` from the store and the index."""
         now = now or dt.datetime.now(dt.UTC)
         purged = []
+        index_later: dict[str, list[npt.NDArray[np.int64]]] = {}
         for person in self._store.expired(now):
             try:
-                purged.append(self._remove(person.person_id, actor="system:retention", reason="expired", reclaim=False))
+                purged.append(
+                    self._remove(
+                        person.person_id,
+                        actor="system:retention",
+                        reason="expired",
+                        reclaim=False,
+                        index_later=index_later,
+                    )
+                )
             except UnknownPersonError:
                 # Erased meanwhile by another process (a CLI remove or purge): not a reason to stop
                 # erasing the others.
                 continue
+        with self._update_lock:
+            for registry, ids in index_later.items():
+                loaded = self._loaded.get(registry)
+                if loaded is not None:
+                    loaded.index.remove(np.concatenate(ids))
         if purged:
             self._store.reclaim()  # once for the whole batch: a checkpoint per person would be wasted work
         return purged
@@ -387,16 +468,25 @@ class Registries:
         k = min(len(loaded.index), 16)
         similarities, ids = loaded.index.search(vectors, k)
         candidates = [self._best(loaded, similarities[row], ids[row], now) for row in range(len(vectors))]
+        # An index may return fewer than k neighbours (missing ones are -1): a deeper search of such a
+        # probe would find nothing more.
+        exhausted = {row for row in range(len(vectors)) if ids[row, -1] < 0}
         # A person with many embeddings can fill the first k neighbours: search deeper for the
         # second identity, or the margin rule would be skipped exactly when it matters.
         while k < len(loaded.index):
-            short = [row for row, c in enumerate(candidates) if c is not None and c.second_similarity is None]
+            short = [
+                row
+                for row, c in enumerate(candidates)
+                if c is not None and c.second_similarity is None and row not in exhausted
+            ]
             if not short:
                 break
             k = min(len(loaded.index), k * 4)
             similarities, ids = loaded.index.search(vectors[short], k)
             for i, row in enumerate(short):
                 candidates[row] = self._best(loaded, similarities[i], ids[i], now)
+                if ids[i, -1] < 0:
+                    exhausted.add(row)
         return candidates
 
     def _best(
