@@ -37,9 +37,11 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.cameras import FileCameraConfig, MotionConfig
 from gridwatch.core.config.model import ModelConfig, QualityConfig
 from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.crypto import Keyring, new_data_key
 from gridwatch.core.db import Database
 from gridwatch.core.events import SourceKind
 from gridwatch.core.metrics import FACES_DETECTED, FACES_EMBEDDED
+from gridwatch.core.registry_keys import RegistryKeys
 from gridwatch.demo import DEMO_CONFIG, prepare_demo
 from gridwatch.service import Service
 from ingest.motion import MotionGate
@@ -107,7 +109,8 @@ def throughput(
     vectors = rng.standard_normal((1000, 512)).astype(np.float32)
     index.add(np.arange(1000, dtype=np.int64), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
 
-    store = RegistryStore(Database(f"sqlite:///{tmp / 'bench.sqlite3'}"), owns_database=True)
+    keys = RegistryKeys(Keyring(new_data_key()), tmp / "keys" / "registry-keys.json")  # templates are sealed
+    store = RegistryStore(Database(f"sqlite:///{tmp / 'bench.sqlite3'}"), owns_database=True, keys=keys)
     audit = AuditLog(tmp / "audit.jsonl")
     audit.__enter__()
     registry = RegistryConfig(name="watch", purpose="benchmark", legal_basis="benchmark", retention_days=1)

@@ -37,7 +37,7 @@ def audit(tmp_path: Path) -> Iterator[AuditLog]:
 
 
 def open_registries(databases: Databases, audit: AuditLog, policy: IndexPolicy) -> tuple[Registries, RegistryStore]:
-    store = RegistryStore(databases())
+    store = RegistryStore(databases(), keys=databases.keys())
     registries = Registries([WATCH, RESIDENTS], store, model_id="test@0", dim=512, audit=audit, index_policy=policy)
     registries.load()
     return registries, store
