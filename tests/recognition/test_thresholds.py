@@ -18,6 +18,7 @@ from recognition.store import RegistryStore
 from recognition.thresholds import AutoThresholds, FacesPerDay, needs_resolve, solve_threshold
 from tests.recognition.test_calibration import synthetic
 from tests.support.db import sqlite_url
+from tests.support.keys import site_keys
 
 CAL = synthetic()  # the shape of an ArcFace pack (see test_calibration)
 
@@ -99,7 +100,9 @@ def test_threshold_auto_needs_a_target_and_a_target_needs_auto() -> None:
 
 @pytest.fixture
 def registries(tmp_path: Path) -> Iterator[Registries]:
-    store = RegistryStore(Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(tmp_path / "gridwatch.sqlite3")), keys=site_keys(tmp_path), owns_database=True
+    )
     with AuditLog(tmp_path / "audit.jsonl") as audit:
         thresholds = AutoThresholds(CAL, {})
         registries = Registries([auto_config()], store, model_id="test@0", dim=512, audit=audit, thresholds=thresholds)

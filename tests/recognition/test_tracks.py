@@ -30,6 +30,7 @@ from recognition.tracks import CameraTracks, FaceTrack
 from tests.support.cameras import LOCATION_CLASS, SIGNAGE_CHECKED
 from tests.support.db import sqlite_url
 from tests.support.e2e import assert_no_trace_of_unmatched_faces
+from tests.support.keys import site_keys
 from tests.support.metrics import sample
 from tests.support.paths import CLIP, TESTDATA
 
@@ -61,7 +62,9 @@ def clip_frames(fps: float = CAMERA_FPS) -> Iterator[tuple[dt.datetime, npt.NDAr
 def registries_knowing(
     data_dir: Path, analyzer: InsightFaceAnalyzer, photo: Path, audit: AuditLog
 ) -> tuple[Registries, RegistryStore]:
-    store = RegistryStore(Database(sqlite_url(data_dir / "gridwatch.sqlite3")), owns_database=True)
+    store = RegistryStore(
+        Database(sqlite_url(data_dir / "gridwatch.sqlite3")), keys=site_keys(data_dir), owns_database=True
+    )
     configs = [
         RegistryConfig(name=name, purpose="tracks test", legal_basis="test fixture", retention_days=1, threshold=0.45)
         for name in REGISTRIES

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,14 +61,19 @@ async def next_alert(consumer: AIOKafkaConsumer, deadline_s: float) -> Alert | N
 def assert_no_trace_of_unmatched_faces(
     data_dir: Path, *, enrolled: int, strangers: Sequence[FaceTraces] = (), known: Sequence[FaceTraces] = ()
 ) -> None:
-    """Only the enrolled embedding(s) may exist on disk; no image of any kind; logs are clean.
+    """No embedding and no image of any kind on disk; the ``enrolled`` templates are stored, sealed; logs are clean.
 
-    ``strangers``: faces that must have left nothing in any file (database, WAL, logs, audit), not even
-    a piece. ``known``: enrolled faces whose embedding must be found, proving the search sees a stored one.
+    Templates are encrypted at rest, so not even an enrolled face's vector may be found in plaintext: the
+    store's ``embeddings`` rows are counted instead. ``strangers``: faces that must have left nothing in any
+    file (database, WAL, logs, audit), not even a piece. ``known``: enrolled faces, whose vector must be
+    absent too (sealed), while the same search finds it in a buffer that holds it (the search works).
     """
     images, vectors = scan_tree(data_dir)
     assert images == {}, f"image data found on disk: {images}"
-    assert len(vectors) == enrolled, f"{len(vectors)} stored vectors, expected only the {enrolled} enrolled"
+    assert vectors == set(), f"{len(vectors)} plaintext vector(s) on disk: templates must be sealed"
+    with contextlib.closing(sqlite3.connect(data_dir / "gridwatch.sqlite3")) as db:
+        (stored,) = db.execute("SELECT count(*) FROM embeddings").fetchone()
+    assert stored == enrolled, f"{stored} stored templates, expected only the {enrolled} enrolled"
     files = {path: path.read_bytes() for path in sorted(data_dir.rglob("*")) if path.is_file()}
     for face in strangers:
         found = {
@@ -74,7 +81,8 @@ def assert_no_trace_of_unmatched_faces(
         }
         assert found == {}, f"traces of {face.name} on disk: {found}"
     for face in known:
-        assert any("vector" in face.found_in(data) for data in files.values()), f"{face.name}'s enrolment not found"
+        assert "vector" in face.found_in(b"\0" * 8 + face.needles["vector"][0] + b"\0" * 8)
+        assert not any("vector" in face.found_in(data) for data in files.values()), f"{face.name}'s vector in plaintext"
     for log_file in data_dir.rglob("*.log"):
         text = log_file.read_text()
         assert "embedding" not in text.lower()
