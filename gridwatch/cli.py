@@ -284,14 +284,21 @@ def _instant_arg(value: str) -> dt.datetime:
 def _cmd_rules_simulate(args: argparse.Namespace) -> int:
     from gridwatch.core.config.loader import load_config
     from gridwatch.simulate import SimulationInputError, read_acks, read_inputs, simulate
+    from gridwatch.simulate.thresholds import SimulationThresholds
 
     if args.config is None:
         print("error: no config given: pass -c PATH or set GRIDWATCH_CONFIG", file=sys.stderr)
         return EXIT_CONFIG
     # The simulation connects to nothing, so the site's secrets are not needed (as for `config check`).
-    config = load_config(args.config, env=_StandInEnv()).config
+    loaded = load_config(args.config, env=_StandInEnv())
+    config = loaded.config
+    thresholds = SimulationThresholds.of(loaded, args.entries.name)
     try:
-        inputs = read_inputs(config, args.entries, args.sightings)
+        try:
+            inputs = read_inputs(config, args.entries, args.sightings, thresholds=thresholds)
+        finally:
+            for note in thresholds.notes:
+                print(f"note: {note}", file=sys.stderr)
         acks = read_acks(config, args.acks) if args.acks is not None else []
         with contextlib.closing(simulate(config, inputs, args.until, acks)) as records:  # closes its database early
             for record in records:

@@ -187,6 +187,10 @@ def stranger_watch(config: GridwatchConfig) -> dict[str, StrangerWatch]:
     rules watch one gate, a face is a stranger there when none of their known registries knows it;
     look-alikes join at the highest threshold of those registries (the strictest: two strangers are
     never one cluster where a resident would not be matched) and are kept for the longest window.
+
+    The threshold here is the configured one: for a `threshold: auto` registry a stand-in (0.45). The
+    running recognizer joins look-alikes at the thresholds in use instead, an auto one solved for the
+    registry's current size (``Recognizer.stranger_threshold``), which changes as people are enrolled.
     """
     thresholds = {r.name: r.threshold for r in config.registries}
     gates = [g.id for g in config.gates]

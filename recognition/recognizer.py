@@ -7,10 +7,19 @@ far, never a matched track's) → search. A track makes one sighting per registr
 An embedding that matched nothing is dropped with the image; nothing about that face is logged, stored
 or sent. A match in a registry that keeps evidence stores its face crop and frame, sealed (``recognition.evidence``).
 
+A gate snapshot is about the person at the reader: when it shows several faces, the one inside the
+terminal's ``FaceRect`` is used, else the dominant one (``recognition.dominant``: the largest by a
+margin); when none is clearly the subject the snapshot is refused as ambiguous (nothing is embedded or
+searched, the reason is logged in sizes only). The choice is counted (``gridwatch_gate_face_choice_total``)
+and returned (``Recognition.face_choice``). The other faces are never embedded: a passer-by behind the
+person leaves nothing, not even a search.
+
 At a gate watched by a `stranger_at_gate` rule, the known registries of its rules are searched too,
 even where their ``sources`` do not cover the gate: the answer only tells a known face from a stranger
 and never becomes a sighting. When the largest accepted face is known to none of them, it joins a
 look-alike cluster in memory (``recognition.strangers``) and the result carries that cluster's label.
+Look-alikes join at the highest threshold in use of those registries (a `threshold: auto` registry's
+is solved for its current size, ``Registries.configs``), not at the configured stand-in.
 """
 
 from __future__ import annotations
@@ -29,21 +38,23 @@ import numpy.typing as npt
 from gridwatch.core.config.cameras import FileCameraConfig, RtspCameraConfig
 from gridwatch.core.events import Quality, Sighting, SourceKind, event_id_for
 from gridwatch.core.faces import Faces
-from gridwatch.core.interfaces import FaceAnalyzer
+from gridwatch.core.interfaces import FaceAnalyzer, FaceRect
 from gridwatch.core.metrics import (
     FACES_DETECTED,
     FACES_EMBEDDED,
     FACES_GATED,
     FACES_OUTSIDE_ROI,
+    GATE_FACE_CHOICE,
     INFERENCE_SECONDS,
     SIGHTINGS,
     TRACKER_FAILURES,
 )
+from recognition.dominant import dominant_face
 from recognition.evidence import EvidenceCapture
 from recognition.quality import QualityGate, QualityMeasures, quality_score
 from recognition.registries import Decision, Registries
 from recognition.roi import inside_roi
-from recognition.strangers import StrangerClusters
+from recognition.strangers import StrangerClusters, StrangerWatch
 from recognition.tracks import CameraTracks, FaceTrack
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,21 @@ class Recognition:
     sightings: list[Sighting] = field(default_factory=list)
     known: bool = False
     stranger: str | None = None
+    face_choice: GateFaceChoice | None = None  # gates: which face of the snapshot was used, and why
+
+
+@dataclass(frozen=True, slots=True)
+class GateFaceChoice:
+    """How the face at a gate's reader was chosen: ``choice`` is single, face_rect, dominant or ambiguous
+    (refused); ``reason`` says it in words, with face sizes only."""
+
+    choice: str
+    reason: str
+    index: int | None  # the face used, among the detected faces (None: refused)
+
+    @property
+    def refused(self) -> bool:
+        return self.index is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +159,7 @@ class Recognizer:
         direction: str | None = None,
         event_key: str | None = None,
         camera: CameraAnalysis | None = None,
+        face_rect: FaceRect | None = None,
     ) -> Recognition:
         """Blocking: run it in a worker thread (``recognize_async``).
 
@@ -143,6 +170,8 @@ class Recognizer:
         ``camera``: a camera's region of interest, detector size and face tracks. With tracks, a face is
         embedded only when it is the best view of its track so far, and a track makes one sighting per
         registry (with its ``track_id``).
+
+        ``face_rect``: a gate terminal's ``FaceRect`` (where it saw the face in the snapshot).
         """
         self.stats.images += 1
         with _DETECT_SECONDS.time():
@@ -160,6 +189,15 @@ class Recognizer:
             inside = inside_roi(camera.roi, faces.boxes, image.shape[1], image.shape[0])
             FACES_OUTSIDE_ROI.labels(camera=source.source_id).inc(int(np.count_nonzero(~inside)))
             faces = faces.select(inside)
+        choice = None
+        if source.kind is SourceKind.GATE and len(faces):
+            choice = gate_face_choice(faces, image.shape[1], image.shape[0], face_rect)
+            GATE_FACE_CHOICE.labels(gate=source.source_id, choice=choice.choice).inc()
+            if choice.index is None:
+                # Sizes and counts only: nothing about the faces themselves.
+                log.info("gate %s: snapshot refused: %s", source.source_id, choice.reason)
+                return Recognition(face_choice=choice)
+            faces = faces.select(np.asarray([choice.index], dtype=np.intp))
         verdict = self._gate.check(faces, image)
         tracks = self._tracks_of(camera, faces, verdict.measures, captured_at)
         scores = quality_score(verdict.measures)
@@ -172,7 +210,7 @@ class Recognizer:
             if verdict.accepted[i] and _worth_embedding(camera, tracks[i], float(scores[i]))
         ]
         if not chosen:
-            return Recognition()
+            return Recognition(face_choice=choice)
         index = np.asarray(chosen, dtype=np.intp)
         with _EMBED_SECONDS.time():
             embedded = self._analyzer.embed(image, faces.select(index))
@@ -241,13 +279,26 @@ class Recognizer:
         for sighting in sightings:
             SIGHTINGS.labels(registry=sighting.registry, source_kind=source.kind.value).inc()
         if watch is None:
-            return Recognition(sightings)
-        # The person at the reader is the largest face; others are passers-by behind them.
-        largest = int(np.argmax(embedded.widths * embedded.heights))
-        if _known(decisions[largest], known_registries):
-            return Recognition(sightings, known=True)
+            return Recognition(sightings, face_choice=choice)
+        # At a gate only the face at the reader was embedded (``gate_face_choice``).
+        subject = 0
+        if _known(decisions[subject], known_registries):
+            return Recognition(sightings, known=True, face_choice=choice)
         self.stats.unknown_at_gates += 1
-        return Recognition(sightings, stranger=self.strangers.observe(source.source_id, embedded.embeddings[largest]))
+        label = self.strangers.observe(
+            source.source_id, embedded.embeddings[subject], threshold=self.stranger_threshold(watch)
+        )
+        return Recognition(sightings, stranger=label, face_choice=choice)
+
+    def stranger_threshold(self, watch: StrangerWatch) -> float:
+        """The similarity at which look-alike strangers join: the highest threshold in use of the watch's
+        known registries (a `threshold: auto` one solved for its current size); the watch's configured
+        figure for a registry that is not running."""
+        configs = self._registries.configs
+        return max(
+            (configs[name].threshold for name in watch.known_registries if name in configs),
+            default=watch.threshold,
+        )
 
     @staticmethod
     def _tracks_of(
@@ -275,6 +326,7 @@ class Recognizer:
         direction: str | None = None,
         event_key: str | None = None,
         camera: CameraAnalysis | None = None,
+        face_rect: FaceRect | None = None,
     ) -> Recognition:
         return await asyncio.to_thread(
             functools.partial(
@@ -285,8 +337,28 @@ class Recognizer:
                 direction=direction,
                 event_key=event_key,
                 camera=camera,
+                face_rect=face_rect,
             )
         )
+
+
+def gate_face_choice(faces: Faces, width: int, height: int, face_rect: FaceRect | None) -> GateFaceChoice:
+    """The face at a gate's reader among the detected ``faces`` (at least one) of a ``width`` x ``height``
+    snapshot: the only one; else the one inside the terminal's ``face_rect``; else the dominant one; else
+    refused as ambiguous. A rectangle with no face inside (or several alike) falls back to the dominant face."""
+    if len(faces) == 1:
+        return GateFaceChoice("single", "one face", 0)
+    if face_rect is not None:
+        inside = dominant_face(faces, face_rect=face_rect.pixels(width, height))
+        if inside.index is not None:
+            return GateFaceChoice("face_rect", inside.reason, inside.index)
+    largest = dominant_face(faces)
+    if largest.index is not None:
+        return GateFaceChoice("dominant", largest.reason, largest.index)
+    reason = largest.reason.removesuffix("; use a photo of one person")
+    if face_rect is not None:
+        reason += f"; the terminal's FaceRect did not settle it ({inside.reason})"
+    return GateFaceChoice("ambiguous", reason, None)
 
 
 def gate_event_key(gate_id: str, serial: int | None, device_time: dt.datetime) -> str | None:

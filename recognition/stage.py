@@ -160,6 +160,7 @@ class RecognitionStage:
                         captured_at=event.device_time.astimezone(dt.UTC),
                         direction=event.direction,
                         event_key=_event_key(event),
+                        face_rect=event.face_rect,
                     )
                 large = image.shape[0] * image.shape[1] > LARGE_DECODE_PIXELS
                 del image

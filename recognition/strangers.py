@@ -86,8 +86,11 @@ class StrangerClusters:
             for source in [s for s in self._clusters if s not in self._watch]:
                 self._drop(self._clusters.pop(source))
 
-    def observe(self, source: str, vector: npt.NDArray[np.float32]) -> str | None:
+    def observe(self, source: str, vector: npt.NDArray[np.float32], *, threshold: float | None = None) -> str | None:
         """The label of the cluster an unknown face joins or opens at ``source`` (None: no rule watches it).
+
+        ``threshold``: the similarity that joins a cluster now (the recognizer passes the known registries'
+        thresholds in use, a `threshold: auto` one solved); the watch's configured one without it.
 
         ``vector`` is the face's L2-normalised embedding; it is copied into the cluster, never kept by reference.
         """
@@ -103,7 +106,7 @@ class StrangerClusters:
                 similarity = cluster.similarity(vector)
                 if similarity > best:
                     best_label, best = label, similarity
-            if best_label is not None and best >= watch.threshold:
+            if best_label is not None and best >= (watch.threshold if threshold is None else threshold):
                 clusters[best_label].add(vector, now)
                 clusters.move_to_end(best_label)
                 return best_label

@@ -292,9 +292,19 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
 
     # -- alerts -----------------------------------------------------------------------------------
 
+    def registry_threshold(name: str | None) -> float | None:
+        """The threshold in use: a running registry's (`threshold: auto` solved for its size), else the config's."""
+        if name is None:
+            return None
+        if deps.registries is not None:
+            running = deps.registries.parts.registries.configs.get(name)
+            if running is not None:
+                return running.threshold
+        registry = next((r for r in deps.config().registries if r.name == name), None)
+        return None if registry is None else registry.threshold
+
     def alert_item(row: CaseRow) -> dict[str, Any]:
         alert, case = row.alert, row.case
-        registry = next((r for r in deps.config().registries if r.name == alert.registry), None)
         return {
             "alert_id": alert.alert_id,
             "created_at": iso(alert.created_at),
@@ -307,7 +317,7 @@ def create_console_app(deps: ConsoleDeps) -> FastAPI:
             "source_kind": str(alert.source_kind),
             "grid": alert.grid,
             "similarity": alert.similarity,
-            "threshold": None if registry is None else registry.threshold,
+            "threshold": registry_threshold(alert.registry),
             "explanation": alert.explanation,
             "state": str(case.state),
             "level": case.level,

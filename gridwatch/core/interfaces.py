@@ -281,6 +281,33 @@ class CaseDesk(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class FaceRect:
+    """Where a gate terminal says the face is in its snapshot, normalised to 0..1 of the picture's width
+    and height (top-left corner ``x, y``; Hikvision ISAPI's ``FaceRect``). Recognition uses the face
+    whose box centre lies inside it when the snapshot shows several."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def __post_init__(self) -> None:
+        if not all(0.0 <= v <= 1.0 for v in (self.x, self.y, self.width, self.height)):
+            raise ValueError("a FaceRect is normalised: x, y, width and height lie in 0..1")
+        if self.width <= 0.0 or self.height <= 0.0:
+            raise ValueError("a FaceRect has a width and a height")
+
+    def pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The rectangle ``x1, y1, x2, y2`` in pixels of a ``width`` x ``height`` picture (clipped to it)."""
+        return (
+            self.x * width,
+            self.y * height,
+            min(self.x + self.width, 1.0) * width,
+            min(self.y + self.height, 1.0) * height,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class GateEvent:
     """One access event of a gate terminal, in every dialect's terms.
 
@@ -302,6 +329,7 @@ class GateEvent:
     card_no: str | None = field(default=None, repr=False)
     face_image: bytes | None = field(default=None, repr=False)  # JPEG bytes; memory only
     verdict: Literal["granted", "denied"] | None = None  # the gate's own decision; None = not reported
+    face_rect: FaceRect | None = None  # where the terminal saw the face in ``face_image``, when it says
 
     @property
     def reaches_recognition(self) -> bool:

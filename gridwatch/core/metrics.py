@@ -299,3 +299,12 @@ FRAMES_WITHOUT_MOTION = Counter(
     "Frames due for analysis that were not analysed because nothing moved (motion gating).",
     ["camera"],
 )
+
+# --- the face a gate snapshot is about (recognition.recognizer, recognition.dominant) --------------
+GATE_FACE_CHOICE = Counter(
+    "gridwatch_gate_face_choice_total",
+    "Gate snapshots with a face, by gate and how the face at the reader was chosen: single (one face), "
+    "face_rect (the one inside the terminal's FaceRect), dominant (the largest by a margin), ambiguous "
+    "(several faces, none clearly the subject: refused, nothing searched).",
+    ["gate", "choice"],
+)

@@ -61,6 +61,9 @@ def operating_points(loaded: LoadedConfig) -> OperatingPoints:
                 )
             continue
         notes = [mode, f"faces/day {faces.how}"]
+        if registry.auto_threshold and registry.name not in sizes:
+            # The configured figure is a stand-in; what runs is solved for the store's enrolled size.
+            notes.append("no store here: solved for expected_size (the service solves it for the enrolled templates)")
         if point.extrapolated:
             notes.append("FMR extrapolated")
         result.lines.append(_row(registry.name, point, mode, notes))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -17,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from gridwatch.core.config.base import Identifier
 from gridwatch.core.config.issues import format_key_path
+from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.events import Quality, Sighting, SourceKind, StrangerAttempt
 from gridwatch.core.persons import PersonConditions
@@ -28,6 +30,8 @@ DEFAULT_SIMILARITY = 1.0
 PASSED_QUALITY = Quality(det_score=1.0, face_px=112.0)
 
 Event = Sighting | StrangerAttempt
+# The threshold a matched line must reach in a registry with this many entries in the entries file.
+ThresholdOf = Callable[[RegistryConfig, int], float]
 
 
 def utc_instant(value: object) -> dt.datetime:
@@ -145,13 +149,23 @@ class SimulationInput:
     events: list[Event]  # in time order; each carries its line as its id ("line-7")
 
 
-def read_inputs(config: GridwatchConfig, entries_path: Path, events_path: Path) -> SimulationInput:
-    """Both files, parsed and checked against ``config`` and each other; ``SimulationInputError`` otherwise."""
+def read_inputs(
+    config: GridwatchConfig, entries_path: Path, events_path: Path, *, thresholds: ThresholdOf | None = None
+) -> SimulationInput:
+    """Both files, parsed and checked against ``config`` and each other; ``SimulationInputError`` otherwise.
+
+    ``thresholds``: what a matched line's similarity must reach per registry, given its entries here
+    (``gridwatch.simulate.thresholds``: a `threshold: auto` one solved); the configured threshold without it.
+    """
     problems: list[InputProblem] = []
     entries = _read_entries(config, entries_path, problems)
     by_person = {entry.person_id: (entry, line) for line, entry in entries}
     events: list[tuple[int, Event]] = []
-    checker = _EventChecker(config, by_person, entries_path.name)
+    sizes = Counter(entry.registry for _, entry in entries)
+    threshold_of = thresholds or (lambda registry, _size: registry.threshold)
+    checker = _EventChecker(
+        config, by_person, entries_path.name, {r.name: threshold_of(r, sizes[r.name]) for r in config.registries}
+    )
     where = str(events_path)
     for line, data in _json_lines(events_path, problems):
         kinds = [key for key in EVENT_KINDS if key in data]
@@ -234,10 +248,15 @@ class _EventChecker:
     """Turns a parsed line into the event recognition (or a gate) would have sent, or records why it could not."""
 
     def __init__(
-        self, config: GridwatchConfig, persons: Mapping[str, tuple[PersonConditions, int]], entries_name: str
+        self,
+        config: GridwatchConfig,
+        persons: Mapping[str, tuple[PersonConditions, int]],
+        entries_name: str,
+        thresholds: Mapping[str, float],
     ) -> None:
         self._sources: Mapping[str, tuple[SourceKind, str | None]] = rule_surroundings(config)["sources"]
         self._registries = {r.name: r for r in config.registries}
+        self._thresholds = thresholds
         self._persons = persons
         self._entries_name = entries_name
 
@@ -292,8 +311,10 @@ class _EventChecker:
             reason = f"registry {registry.name!r} is not searched at {parsed.source!r} (its sources: {searched})"
             problems.append(InputProblem(where, line, "source", reason))
             return None
-        if similarity < registry.threshold:
-            reason = f"below the threshold {registry.threshold:.2f} of registry {registry.name!r}: no match"
+        threshold = self._thresholds[registry.name]
+        if similarity < threshold:
+            shown = f"{threshold:.2f}" if round(threshold, 2) == threshold else f"{threshold:.4f}"
+            reason = f"below the threshold {shown} of registry {registry.name!r}: no match"
             problems.append(InputProblem(where, line, "similarity", reason))
             return None
         if parsed.captured_at < entry.enrolled_at:
@@ -309,7 +330,7 @@ class _EventChecker:
             person_id=entry.person_id,
             registry=entry.registry,
             similarity=similarity,
-            threshold=registry.threshold,
+            threshold=threshold,
             model=MODEL,
             quality=PASSED_QUALITY,
             track_id=parsed.track_id,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 
 from gridwatch.core.config.gates import Direction, GateConfig
-from gridwatch.core.interfaces import GateEvent
+from gridwatch.core.interfaces import FaceRect, GateEvent
 from ingest.gates.common import PayloadRejected, device_time
 
 MAX_EVENT_JSON_BYTES = 256 * 1024
@@ -57,6 +57,24 @@ ShortText = Annotated[str, Field(max_length=256)]
 DeviceNumber = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
+class IsapiFaceRect(BaseModel):
+    """``FaceRect`` of an access event (some firmwares): where the terminal saw the face in the picture,
+    normalised to 0..1 (``x, y`` the top-left corner)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    x: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Left edge, share of the picture's width.")
+    y: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Top edge, share of the picture's height.")
+    width: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Width, share of the picture's width.")
+    height: float = Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Height, share of the picture's height.")
+
+    def face_rect(self) -> FaceRect | None:
+        """The rectangle; None when it is empty (firmwares send zeros when they located no face)."""
+        if self.width <= 0.0 or self.height <= 0.0:
+            return None
+        return FaceRect(self.x, self.y, self.width, self.height)
+
+
 class IsapiAccessControllerEvent(BaseModel):
     """The ``AccessControllerEvent`` object; unknown fields are kept, used fields validated."""
 
@@ -86,6 +104,19 @@ class IsapiAccessControllerEvent(BaseModel):
     pictures_number: int | None = Field(
         default=None, alias="picturesNumber", ge=0, le=MAX_PICTURES, description="Picture parts that follow."
     )
+    face_rect: IsapiFaceRect | None = Field(
+        default=None, alias="FaceRect", description="Where the terminal saw the face in the picture (0..1)."
+    )
+
+    @field_validator("face_rect", mode="wrap")
+    @classmethod
+    def _face_rect_or_none(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> IsapiFaceRect | None:
+        # A hint, not the event: a malformed rectangle is dropped, the access event is still taken.
+        try:
+            rect: IsapiFaceRect | None = handler(value)
+        except ValidationError:
+            return None
+        return rect
 
 
 class IsapiNotification(BaseModel):
@@ -166,7 +197,8 @@ def _configured_direction(config: GateConfig, door: str | None) -> Direction | N
 def to_gate_event(
     notification: IsapiNotification, config: GateConfig, *, received_at: dt.datetime, pictures: Sequence[bytes]
 ) -> GateEvent:
-    """The ``GateEvent`` of an access notification; the first picture is the face snapshot.
+    """The ``GateEvent`` of an access notification; the first picture is the face snapshot, and
+    ``FaceRect`` (when the firmware sends one) says where the face is in it.
 
     The door is ``doorNo`` (else ``cardReaderNo``). Its direction comes from the config: the door's
     entry, else the reader's entry (two readers on one door: one in, one out), else the default.
@@ -195,4 +227,5 @@ def to_gate_event(
         card_no=access.card_no or None,
         face_image=pictures[0] if pictures else None,
         verdict=notification.verdict,
+        face_rect=access.face_rect.face_rect() if access.face_rect is not None and pictures else None,
     )

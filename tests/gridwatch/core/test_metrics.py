@@ -148,6 +148,8 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FACES_OUTSIDE_ROI",
         "TRACKER_FAILURES",
         "FRAMES_WITHOUT_MOTION",
+        # the face a gate snapshot is about (recognition.recognizer)
+        "GATE_FACE_CHOICE",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
