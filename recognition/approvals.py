@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
-from gridwatch.core.config.registries import MAX_APPROVAL_DAYS
+from gridwatch.core.config.registries import MAX_APPROVAL_DAYS, RegistryConfig
 from gridwatch.core.db.schema import approvals as approvals_t
 
 SITUATION_CODES = range(1, 6)
@@ -90,6 +90,17 @@ class ApprovalRecord:
             "end": self.approval.end.isoformat(),
             "supersedes": self.supersedes,
         }
+
+
+def check_fits(config: RegistryConfig, approval: Approval | None) -> None:
+    """A corrections registry's enrolment needs an approval, any other registry's takes none (``ApprovalError``)."""
+    if config.corrections and approval is None:
+        raise ApprovalError(
+            f"registry {config.name!r} is a corrections registry: enrolment needs an approval record "
+            "(approval_doc, approver, situation_code 1-5, start, end at most 92 days after start)"
+        )
+    if not config.corrections and approval is not None:
+        raise ApprovalError(f"registry {config.name!r} is not a corrections registry: it takes no approval record")
 
 
 # A window during which an entry may be matched: (start, end), end excluded.

@@ -26,7 +26,8 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.interfaces import Match
 from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
-from recognition.approvals import Approval, ApprovalError, ApprovalRecord, Window, covered
+from recognition.approvals import Approval, ApprovalRecord, Window, covered
+from recognition.approvals import check_fits as check_approval_fits
 from recognition.index import FaissIndex, IndexInfo
 from recognition.index_build import IndexPolicy, build_index
 from recognition.store import ConditionsChange, Person, RegistryStore
@@ -327,7 +328,7 @@ class Registries:
         now = now or self._clock()
         with self._update_lock:
             loaded = self._registry(registry)
-            _check_approval_given(loaded.config, approval)
+            check_approval_fits(loaded.config, approval)
             expires_at = now + dt.timedelta(days=loaded.config.retention_days)
             person, ids, record = self._store.add_approved_person(
                 registry=registry,
@@ -382,7 +383,7 @@ class Registries:
             if person is None:
                 raise UnknownPersonError(person_id)
             loaded = self._registry(person.registry)
-            _check_approval_given(loaded.config, approval)
+            check_approval_fits(loaded.config, approval)
             record = self._store.add_approval(person_id, approval, now=now, actor=actor)
             if record is None:
                 raise UnknownPersonError(person_id)  # erased meanwhile
@@ -603,17 +604,6 @@ class Registries:
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _check_approval_given(config: RegistryConfig, approval: Approval | None) -> None:
-    """A corrections registry needs an approval; any other registry takes none."""
-    if config.corrections and approval is None:
-        raise ApprovalError(
-            f"registry {config.name!r} is a corrections registry: enrolment needs an approval record "
-            "(approval_doc, approver, situation_code 1-5, start, end at most 92 days after start)"
-        )
-    if not config.corrections and approval is not None:
-        raise ApprovalError(f"registry {config.name!r} is not a corrections registry: it takes no approval record")
 
 
 def _audited(conditions: PersonConditions, fields: Sequence[str], *, only_set: bool = False) -> dict[str, Any]:
