@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Row, bindparam, func, literal, select
+from sqlalchemy import Connection, Row, Select, bindparam, func, literal, select
 
 from gridwatch.core.crypto import DecryptError
 from gridwatch.core.db import Database, DatabaseUnavailableError
@@ -570,22 +570,23 @@ class RegistryStore:
     # --- PersonDirectory: what rules read (one query each, no embeddings) ---------------------------
 
     def conditions(self, person_id: str) -> PersonConditions | None:
-        query = select(*_CONDITION_COLUMNS).where(persons_t.c.person_id == person_id)
+        query = _with_windows(select(*_CONDITION_COLUMNS)).where(persons_t.c.person_id == person_id)
         self._ensure_open()
-        row = self._db.transaction(lambda conn: conn.execute(query).first(), what="registry read", read_only=True)
-        return None if row is None else _conditions(row)
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
+        entries = _grouped_conditions(rows)
+        return entries[0] if entries else None
 
     def persons(self, registries: Collection[str]) -> list[PersonConditions]:
         if not registries:
             return []
         query = (
-            select(*_CONDITION_COLUMNS)
+            _with_windows(select(*_CONDITION_COLUMNS))
             .where(persons_t.c.registry.in_(sorted(set(registries))))
-            .order_by(*_ENROLMENT_ORDER)
+            .order_by(*_ENROLMENT_ORDER, approvals_t.c.seq)
         )
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
-        return [_conditions(row) for row in rows]
+        return _grouped_conditions(rows)
 
     def embeddings(self, registry: str, model_id: str) -> StoredEmbeddings:
         """All embeddings of a registry made with this model (others are not comparable), opened.
@@ -683,6 +684,29 @@ def _conditions(row: Row[*tuple[Any, ...]]) -> PersonConditions:
         allowed_hours=row.allowed_hours,
         case_ref=row.case_ref,
     )
+
+
+def _with_windows(query: Select[Any]) -> Select[Any]:
+    """``query`` on ``persons`` plus each approval's start and end (a row per approval; NULLs for none), so that
+    rules read an entry and its approvals in one statement."""
+    return query.add_columns(
+        approvals_t.c.start.label("approval_start"), approvals_t.c.end.label("approval_end")
+    ).select_from(persons_t.outerjoin(approvals_t, approvals_t.c.person_id == persons_t.c.person_id))
+
+
+def _grouped_conditions(rows: Sequence[Row[Any]]) -> list[PersonConditions]:
+    """One entry per person of rows from ``_with_windows`` (order kept), with its approvals' windows if any."""
+    entries: dict[str, PersonConditions] = {}
+    windows: dict[str, list[Window]] = {}
+    for row in rows:
+        if row.person_id not in entries:
+            entries[row.person_id] = _conditions(row)
+        if row.approval_start is not None:
+            windows.setdefault(row.person_id, []).append((row.approval_start, row.approval_end))
+    return [
+        replace(entry, approvals=tuple(sorted(windows[pid]))) if pid in windows else entry
+        for pid, entry in entries.items()
+    ]
 
 
 def _person(row: Row[*tuple[Any, ...]]) -> Person:

@@ -216,3 +216,27 @@ def test_erasing_an_entry_erases_its_approvals(registries: Registries, databases
         assert store.approvals(person.person_id) == []
     finally:
         store.close()
+
+
+def test_rules_read_the_approval_windows_with_the_conditions(registries: Registries, databases: Databases) -> None:
+    corr = registries.enroll("corr", "A", [("sha-a", unit(7)[0])], actor="t", approval=approval())
+    watch = registries.enroll("watch", "B", [("sha-b", unit(8)[0])], actor="t")
+    registries.extend_approval(corr.person_id, approval(start=START + dt.timedelta(days=92)), actor="t")
+    store = RegistryStore(databases(), keys=databases.keys())
+    try:
+        entry = store.conditions(corr.person_id)
+        assert entry is not None
+        assert entry.approvals == (
+            (START, START + dt.timedelta(days=92)),
+            (START + dt.timedelta(days=92), START + dt.timedelta(days=184)),
+        )
+        assert not entry.ignored_at(START + dt.timedelta(days=100))
+        assert entry.ignored_at(START + dt.timedelta(days=184))
+        [listed] = store.persons(["corr"])
+        assert listed == entry
+        other = store.conditions(watch.person_id)
+        assert other is not None
+        assert other.approvals is None
+        assert not other.ignored_at(START + dt.timedelta(days=1000))
+    finally:
+        store.close()
