@@ -265,10 +265,14 @@ def _print_operating_points(loaded) -> None:  # type: ignore[no-untyped-def]
 
 
 def _print_roster_warnings(loaded) -> None:  # type: ignore[no-untyped-def]
-    """Warnings, not errors: a duty roster that leaves its grid without anybody on duty (alerts then climb)."""
+    """Warnings, not errors: a duty roster that leaves its grid without anybody on duty (alerts then climb), and
+    route targets narrowed to the `corrections` role for a corrections registry's alerts."""
     from notifier.duty import roster_warnings
+    from notifier.routing import corrections_route_warnings
 
     for key_path, reason in roster_warnings(loaded.config, dt.datetime.now(dt.UTC)):
+        print(f"warning: {loaded.issue(key_path, reason)}", file=sys.stderr)
+    for key_path, reason in corrections_route_warnings(loaded.config):
         print(f"warning: {loaded.issue(key_path, reason)}", file=sys.stderr)
 
 

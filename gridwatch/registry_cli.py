@@ -1,5 +1,10 @@
-"""The `registry` subcommands: enrol, update, list, remove, import, purge, shred. Nothing heavy is imported
-until one runs.
+"""The `registry` subcommands: enrol, update, list, remove, import, purge, shred, and the approvals of
+corrections registries (`extend`, `approvals`). Nothing heavy is imported until one runs.
+
+An entry of a ``kind: corrections`` registry is enrolled with its approval record (``--approval-doc``,
+``--approver``, ``--situation-code``, ``--start``, ``--end``): without it, or with an approval longer than
+92 days, nothing is enrolled (exit 2). ``registry extend`` records a new approval (never an edit of the
+old one's end); ``registry approvals`` shows them. Both are audited.
 
 Per-person conditions (``--home``, ``--zone``, ``--hours``, ``--case-ref``) must name sources, zones and
 schedules of the loaded config: anything else is refused (exit 2) before the store is touched.
@@ -8,6 +13,7 @@ schedules of the loaded config: anything else is refused (exit 2) before the sto
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -36,6 +42,7 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
     enroll.add_argument("--name", required=True, help="display name shown to staff")
     _actor_arg(enroll)
     _condition_args(enroll)
+    _approval_args(enroll, required=False)
     enroll.add_argument("photos", nargs="+", type=Path)
     enroll.set_defaults(handler=cmd_enroll)
 
@@ -77,6 +84,25 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
     bulk.add_argument("archive", type=Path, metavar="ARCHIVE.zip")
     bulk.set_defaults(handler=cmd_import)
 
+    extend = actions.add_parser(
+        "extend",
+        help="record a new approval of a corrections entry (an extension; the earlier one is kept as it was)",
+        description="Record a new approval record for an entry of a corrections registry (Community Corrections "
+        "Law art. 29). The entry is matched while any of its approvals runs; the new one is checked like the "
+        "first (situation code 1-5, end at most 92 days after start). Audited.",
+    )
+    config_arg(extend)
+    extend.add_argument("person_id")
+    _actor_arg(extend)
+    _approval_args(extend, required=True)
+    extend.set_defaults(handler=cmd_extend)
+
+    approvals = actions.add_parser("approvals", help="show the approval records of a corrections entry (audited)")
+    config_arg(approvals)
+    approvals.add_argument("person_id")
+    _actor_arg(approvals)
+    approvals.set_defaults(handler=cmd_approvals)
+
     purge = actions.add_parser("purge", help="erase every entry past its expiry")
     config_arg(purge)
     purge.set_defaults(handler=cmd_purge)
@@ -96,6 +122,26 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
 
 def _actor_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who is doing this (audit log)")
+
+
+def _approval_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The approval record of a corrections entry (Community Corrections Law art. 29)."""
+    group = parser.add_argument_group(
+        "approval record" + ("" if required else " (required by a corrections registry, refused by others)")
+    )
+    group.add_argument("--approval-doc", dest="approval_doc", required=required, help="the approval's document number")
+    group.add_argument("--approver", required=required, help="who approved (an official or an office)")
+    group.add_argument(
+        "--situation-code", dest="situation_code", required=required, help="the art. 29 situation, 1 to 5"
+    )
+    group.add_argument(
+        "--start", required=required, help="start: an ISO 8601 time with its offset, or a date (00:00 UTC)"
+    )
+    group.add_argument(
+        "--end",
+        required=required,
+        help="end, at most 92 days after start; the entry is ignored from then on (a date: 00:00 UTC)",
+    )
 
 
 def _condition_args(parser: argparse.ArgumentParser, *, clearable: bool = False) -> None:
@@ -123,11 +169,21 @@ def _condition_args(parser: argparse.ArgumentParser, *, clearable: bool = False)
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from gridwatch.wiring import ReferencePhotos, require_keyring
+    from recognition.approvals import ApprovalError, approval_from, check_fits
     from recognition.enroll import EnrollmentError, enrollment_sample, read_photo
     from recognition.registries import UnknownRegistryError
 
     loaded = _load(args.config)
     if not _conditions_acceptable(loaded.config, args):
+        return EXIT_CONFIG
+    registry = next((r for r in loaded.config.registries if r.name == args.registry), None)
+    try:
+        approval = approval_from(vars(args))
+        if registry is not None:  # an unknown registry is reported below, as before
+            check_fits(registry, approval)  # before any photo is read
+    except ApprovalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing enrolled", file=sys.stderr)
         return EXIT_CONFIG
     require_keyring(loaded.config)  # templates (and reference photos) are sealed: the master key first
     parts = _recognition(loaded)
@@ -155,6 +211,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             allowed_zones=args.allowed_zones or (),
             allowed_hours=args.allowed_hours,
             case_ref=args.case_ref,
+            approval=approval,
         )
         ReferencePhotos(loaded.config, parts.store.database, parts.keys).keep(
             person.registry, person.person_id, samples[0].reference(read_photo(args.photos[0]))
@@ -171,7 +228,65 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"enrolled {person.person_id} in {person.registry} ({len(samples)} photo(s)), "
         f"expires {person.expires_at:%Y-%m-%d}"
     )
+    if approval is not None:
+        print(f"approved from {_instant(approval.start)} until {_instant(approval.end)} (matched only meanwhile)")
     return 0
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from recognition.approvals import ApprovalError, approval_from
+    from recognition.registries import UnknownPersonError
+
+    try:
+        approval = approval_from(vars(args))
+    except ApprovalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing changed", file=sys.stderr)
+        return EXIT_CONFIG
+    assert approval is not None  # every field is a required option
+    parts = _recognition(_load(args.config))
+    try:
+        parts.registries.load()
+        record = parts.registries.extend_approval(args.person_id, approval, actor=args.actor)
+    except UnknownPersonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ApprovalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing changed", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        parts.close()
+    print(
+        f"approval {record.approval_id} of {args.person_id} recorded: {_instant(approval.start)} until "
+        f"{_instant(approval.end)} (extends {record.supersedes or 'nothing'})"
+    )
+    return 0
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from recognition.registries import UnknownPersonError
+
+    parts = _recognition(_load(args.config))
+    try:
+        records = parts.registries.approvals(args.person_id, actor=args.actor)
+    except UnknownPersonError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        parts.close()
+    print(f"{'approval_id':<20} {'situation':>9}  {'start':<20}  {'end':<20}  {'extends':<20}  document / approver")
+    for r in records:
+        a = r.approval
+        print(
+            f"{r.approval_id:<20} {a.situation_code:>9}  {_instant(a.start):<20}  {_instant(a.end):<20}  "
+            f"{r.supersedes or '-':<20}  {a.approval_doc} / {a.approver}"
+        )
+    return 0
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def cmd_import(args: argparse.Namespace) -> int:

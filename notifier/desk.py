@@ -132,7 +132,7 @@ class Desk:
         if not router.active:
             return []
         plan = router.plan(alert)
-        return router.resolve(plan.notify, alert.grid, None, self._clock()).staff
+        return router.resolve(plan.notify, alert.grid, None, self._clock(), registry=alert.registry).staff
 
     def opener(self, alert: Alert) -> tuple[Callable[[Connection], None], Steps]:
         """``(open_in, steps)``: ``open_in(connection)`` opens the alert's case inside the outbox's
@@ -189,7 +189,7 @@ class Desk:
         """Notify the targets of ``level`` (``repeat`` > 0: a reminder at the level reached)."""
         router = self._router
         targets = case.plan.targets_of_level(level)
-        resolved = router.resolve(targets, case.grid, case.ladder_grid, now, climb=repeat == 0)
+        resolved = router.resolve(targets, case.grid, case.ladder_grid, now, climb=repeat == 0, registry=alert.registry)
         steps.gaps += resolved.gaps
         stamp = now.timestamp()
         for staff_id in resolved.staff:
@@ -494,7 +494,7 @@ class Desk:
             return case
         router = self._router
         allowed = router.staff(by) is not None and (
-            any_staff or by in case.recipients or router.may_handle(by, case.grid)
+            any_staff or by in case.recipients or router.may_handle(by, case.grid, registry=case.registry)
         )
         if not allowed:
             raise CaseNotFoundError(f"no alert {alert_id}")  # the same answer: nothing leaks

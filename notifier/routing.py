@@ -11,6 +11,11 @@ case (``Plan.join``): the first notifications go out together, the ladders merge
 Targets resolve against the grid tree and the duty rosters (see ``gridwatch.core.config.routes``):
 ``on_duty`` climbs over a gap to the first grid above that has somebody on duty; ``on_duty_parent``
 climbs one level from the grid the case's ladder has reached.
+
+Alerts of a ``kind: corrections`` registry (Community Corrections Law art. 29) reach only staff with the
+``corrections`` role, whatever the routes say: the staff a route's targets resolve to are narrowed to
+that role (``resolve(..., registry=)``), and ``corrections_route_warnings`` tells `config check` which
+targets are narrowed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gridwatch.core.config.issues import KeyPath
+from gridwatch.core.config.registries import CORRECTIONS_ROLE
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.config.routes import RouteConfig
 from gridwatch.core.config.staff import StaffConfig
@@ -154,6 +161,7 @@ class Router:
         self._roster = roster
         self._staff = {person.id: person for person in config.staff}
         self._parents = {grid.id: grid.parent for grid in config.grids}
+        self._corrections = frozenset(r.name for r in config.registries if r.corrections)
 
     @property
     def active(self) -> bool:
@@ -206,13 +214,30 @@ class Router:
         return True
 
     def resolve(
-        self, targets: Iterable[str], grid: str | None, ladder_grid: str | None, at: dt.datetime, *, climb: bool = True
+        self,
+        targets: Iterable[str],
+        grid: str | None,
+        ladder_grid: str | None,
+        at: dt.datetime,
+        *,
+        climb: bool = True,
+        registry: str | None = None,
     ) -> Resolved:
         """Staff ids (config order of first mention, no duplicates) the targets reach at ``at``.
 
         ``grid``: the alert's grid; ``ladder_grid``: where the case's ladder stands (None: not climbed
         yet). ``climb=False`` (a reminder) resolves ``on_duty_parent`` at the ladder's grid itself.
+        ``registry``: the alert's; a corrections registry's alert reaches only staff with the ``corrections`` role.
         """
+        resolved = self._resolve(targets, grid, ladder_grid, at, climb=climb)
+        if registry is None or registry not in self._corrections:
+            return resolved
+        narrowed = [s for s in resolved.staff if CORRECTIONS_ROLE in self._staff[s].roles]
+        return Resolved(narrowed, resolved.ladder_grid, resolved.gaps)
+
+    def _resolve(
+        self, targets: Iterable[str], grid: str | None, ladder_grid: str | None, at: dt.datetime, *, climb: bool
+    ) -> Resolved:
         staff: list[str] = []
         gaps: list[str] = []
         standing = ladder_grid if ladder_grid is not None else grid
@@ -251,11 +276,56 @@ class Router:
             at = self._parents.get(at)
         return lineage
 
-    def may_handle(self, staff_id: str, grid: str | None) -> bool:
-        """Whether a staff member is responsible for ``grid`` (their grids include it or a grid above it)."""
+    def may_handle(self, staff_id: str, grid: str | None, *, registry: str | None = None) -> bool:
+        """Whether a staff member is responsible for ``grid`` (their grids include it or a grid above it); for a
+        corrections registry's case, only with the ``corrections`` role."""
         person = self._staff.get(staff_id)
         if person is None:
+            return False
+        if registry is not None and registry in self._corrections and CORRECTIONS_ROLE not in person.roles:
             return False
         if grid is None:
             return True
         return bool({grid, *self._ancestors(grid)} & set(person.grids))
+
+
+def corrections_route_warnings(config: GridwatchConfig) -> list[tuple[KeyPath, str]]:
+    """`config check` warnings: every route target that may take a corrections registry's alert and may reach
+    staff without the ``corrections`` role (such targets are narrowed to that role when they resolve)."""
+    corrections = [r.name for r in config.registries if r.corrections]
+    if not corrections:
+        return []
+    with_role = {p.id for p in config.staff if CORRECTIONS_ROLE in p.roles}
+    warnings: list[tuple[KeyPath, str]] = []
+
+    def walk(routes: Sequence[RouteConfig], prefix: KeyPath, inherited: Sequence[str] | None) -> None:
+        for i, route in enumerate(routes):
+            loc: KeyPath = (*prefix, i)
+            registries = route.match.registry
+            taken = [name for name in corrections if registries is None or name in registries]
+            if not taken:
+                continue
+            notify = route.notify if route.notify is not None else inherited
+            targets: list[tuple[KeyPath, str]] = []
+            if route.notify is not None:
+                targets += [((*loc, "notify", j), t) for j, t in enumerate(route.notify)]
+            elif inherited is None and not route.routes:
+                targets.append(((*loc,), "on_duty"))  # the default first notification
+            for k, step in enumerate(route.escalate or []):
+                targets += [((*loc, "escalate", k, "notify", j), t) for j, t in enumerate(step.notify)]
+            for where, target in targets:
+                kind, _, name = target.partition(":")
+                if (kind == "role" and name == CORRECTIONS_ROLE) or (kind == "staff" and name in with_role):
+                    continue
+                warnings.append(
+                    (
+                        where,
+                        f"{target} may notify staff without the role {CORRECTIONS_ROLE!r}: alerts of the corrections "
+                        f"registr{'y' if len(taken) == 1 else 'ies'} {', '.join(taken)} reach only staff with that "
+                        f"role, so this target is narrowed to them (write role:{CORRECTIONS_ROLE} to say so)",
+                    )
+                )
+            walk(route.routes, (*loc, "routes"), notify)
+
+    walk(config.routes, ("routes",), None)
+    return warnings

@@ -3,6 +3,11 @@
 Every change and every human read of registry data is written to the audit log. Matching a
 probe is not audited here: what it leads to (a sighting, an alert) is. Per-person conditions
 (``gridwatch.core.persons``) are kept by the store only: matching does not use them, rules do.
+
+A ``kind: corrections`` registry's entries rest on approval records (``recognition.approvals``):
+enrolment without one is refused (``ApprovalError``), an entry is matched only while one of its
+approvals runs (on the injected clock), and an extension is a new record (``extend_approval``). Every
+read and addition of approval records is audited.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +26,8 @@ from gridwatch.core.audit import AuditLog
 from gridwatch.core.config.registries import RegistryConfig
 from gridwatch.core.interfaces import Match
 from gridwatch.core.persons import CONDITION_FIELDS, PersonConditions
+from recognition.approvals import Approval, ApprovalRecord, Window, covered
+from recognition.approvals import check_fits as check_approval_fits
 from recognition.index import FaissIndex, IndexInfo
 from recognition.index_build import IndexPolicy, build_index
 from recognition.store import ConditionsChange, Person, RegistryStore
@@ -107,6 +114,8 @@ class _LoadedRegistry:
     person_of: dict[int, str]
     # A person past their expiry is never matched, even before the (hourly) purge erases them.
     expires_of: dict[str, dt.datetime] = field(default_factory=dict)
+    # A corrections registry: each person's approval windows (no window now: never matched). None: another kind.
+    windows_of: dict[str, list[Window]] | None = None
 
 
 class Registries:
@@ -120,9 +129,12 @@ class Registries:
         audit: AuditLog,
         thresholds: AutoThresholds | None = None,
         index_policy: IndexPolicy | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         """``thresholds``: solves the ``threshold: auto`` registries (without it they keep the default).
-        ``index_policy``: how each registry's index is chosen by its size (``recognition.index_build``)."""
+        ``index_policy``: how each registry's index is chosen by its size (``recognition.index_build``).
+        ``clock``: what expiries and approval windows are compared with (default: the wall clock, UTC)."""
+        self._clock = clock or _utc_now
         self._configs = {c.name: c for c in configs}
         self._thresholds = thresholds
         self._store = store
@@ -180,8 +192,19 @@ class Registries:
         index = build_index(self._dim, stored.ids, stored.vectors, self._index_policy, name=config.name)
         self.index_builds += 1
         return _LoadedRegistry(
-            config, index, dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)), expires_of
+            config,
+            index,
+            dict(zip(stored.ids.tolist(), stored.person_ids, strict=True)),
+            expires_of,
+            self._windows(config),
         )
+
+    def _windows(self, config: RegistryConfig) -> dict[str, list[Window]] | None:
+        """A corrections registry's approval windows per person (what matching needs; read by the service,
+        not by a person, so not audited); None for another kind."""
+        if not config.corrections:
+            return None
+        return self._store.approval_windows([config.name]).get(config.name, {})
 
     def reconfigure(self, configs: Sequence[RegistryConfig]) -> None:
         """Apply a new registries config while searches run (config hot reload).
@@ -268,8 +291,10 @@ class Registries:
                         zip(ids.tolist(), (embeddings.person_ids[row] for row in rows), strict=True)
                     )
                 loaded.index.add(ids, embeddings.vectors[rows])
+            windows = self._windows(loaded.config)  # an approval added by another process (an extension)
             with self._lock:
                 loaded.expires_of.update(now_stored)
+                loaded.windows_of = windows
             if gone or new:
                 self.index_deltas += 1
 
@@ -292,14 +317,20 @@ class Registries:
         allowed_zones: Sequence[str] = (),
         allowed_hours: str | None = None,
         case_ref: str | None = None,
+        approval: Approval | None = None,
     ) -> Person:
         """Enrol a person with their conditions (checked for form by the store: ``ValueError``; whether
-        the ids exist in the config is the caller's check)."""
-        now = now or dt.datetime.now(dt.UTC)
+        the ids exist in the config is the caller's check).
+
+        ``approval``: required by a corrections registry, refused by any other (``ApprovalError``, nothing
+        enrolled); recorded in the same transaction as the entry.
+        """
+        now = now or self._clock()
         with self._update_lock:
             loaded = self._registry(registry)
+            check_approval_fits(loaded.config, approval)
             expires_at = now + dt.timedelta(days=loaded.config.retention_days)
-            person, ids = self._store.add_person(
+            person, ids, record = self._store.add_approved_person(
                 registry=registry,
                 display_name=display_name,
                 model_id=self._model_id,
@@ -310,11 +341,15 @@ class Registries:
                 allowed_zones=allowed_zones,
                 allowed_hours=allowed_hours,
                 case_ref=case_ref,
+                approval=approval,
+                actor=actor,
             )
             # Owner first, vectors second: a search between the two must not find vectors of nobody
             # (it would skip them and could name the second-best person without the margin check).
             with self._lock:
                 loaded.expires_of[person.person_id] = expires_at
+                if loaded.windows_of is not None and record is not None:
+                    loaded.windows_of[person.person_id] = [(record.approval.start, record.approval.end)]
                 loaded.person_of.update(dict.fromkeys(ids.tolist(), person.person_id))
             loaded.index.add(ids, np.stack([v for _, v in embeddings]).astype(np.float32))
         self._audit.append(
@@ -329,7 +364,48 @@ class Registries:
                 "conditions": _audited(person.conditions, CONDITION_FIELDS, only_set=True),
             },
         )
+        if record is not None:
+            self._audit.append("registry.approval.add", actor=actor, target=person.person_id, details=record.audited())
         return person
+
+    def extend_approval(
+        self, person_id: str, approval: Approval, *, actor: str, now: dt.datetime | None = None
+    ) -> ApprovalRecord:
+        """Record a new approval of a corrections entry (an extension); the earlier ones stay as they were.
+
+        Raises ``UnknownPersonError``, or ``ApprovalError`` (an invalid approval, or an entry of a registry
+        that is not a corrections registry). Audited.
+        """
+        approval.check()
+        now = now or self._clock()
+        with self._update_lock:
+            person = self._store.get(person_id)
+            if person is None:
+                raise UnknownPersonError(person_id)
+            loaded = self._registry(person.registry)
+            check_approval_fits(loaded.config, approval)
+            record = self._store.add_approval(person_id, approval, now=now, actor=actor)
+            if record is None:
+                raise UnknownPersonError(person_id)  # erased meanwhile
+            if loaded.windows_of is not None:
+                with self._lock:
+                    loaded.windows_of.setdefault(person_id, []).append((approval.start, approval.end))
+        self._audit.append("registry.approval.extend", actor=actor, target=person_id, details=record.audited())
+        return record
+
+    def approvals(self, person_id: str, *, actor: str) -> list[ApprovalRecord]:
+        """An entry's approval records, oldest first; the read is audited. ``UnknownPersonError`` if none."""
+        person = self._store.get(person_id)
+        if person is None:
+            raise UnknownPersonError(person_id)
+        records = self._store.approvals(person_id)
+        self._audit.append(
+            "registry.approval.read",
+            actor=actor,
+            target=person_id,
+            details={"registry": person.registry, "approvals": [r.approval_id for r in records]},
+        )
+        return records
 
     def update_conditions(
         self,
@@ -464,7 +540,7 @@ class Registries:
 
     def _candidates(self, loaded: _LoadedRegistry, vectors: npt.NDArray[np.float32]) -> list[Match | None]:
         """The best and second-best identity of each probe (second ``None`` if only one identity)."""
-        now = dt.datetime.now(dt.UTC)
+        now = self._clock()
         k = min(len(loaded.index), 16)
         similarities, ids = loaded.index.search(vectors, k)
         candidates = [self._best(loaded, similarities[row], ids[row], now) for row in range(len(vectors))]
@@ -505,6 +581,9 @@ class Registries:
             expires_at = loaded.expires_of.get(person)
             if expires_at is None or expires_at <= now:
                 continue  # expired (the purge has not erased it yet) or being erased
+            windows = loaded.windows_of
+            if windows is not None and not covered(windows.get(person, ()), now):
+                continue  # a corrections entry outside its approvals (before start, after end)
             if best_person is None:
                 best_person, best = person, similarity
             elif person != best_person:
@@ -521,6 +600,10 @@ class Registries:
             return self._loaded[name]
         except KeyError:
             raise UnknownRegistryError(name) from None
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _audited(conditions: PersonConditions, fields: Sequence[str], *, only_set: bool = False) -> dict[str, Any]:

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Row, bindparam, func, literal, select
+from sqlalchemy import Connection, Row, Select, bindparam, func, literal, select
 
 from gridwatch.core.crypto import DecryptError
 from gridwatch.core.db import Database, DatabaseUnavailableError
+from gridwatch.core.db.schema import approvals as approvals_t
 from gridwatch.core.db.schema import embeddings as embeddings_t
 from gridwatch.core.db.schema import generations
 from gridwatch.core.db.schema import persons as persons_t
@@ -49,6 +50,8 @@ from gridwatch.core.persons import (
     check_config_ids,
 )
 from gridwatch.core.registry_keys import RegistryKeys, WrappedKey, master_key_missing, template_aad
+from recognition import approvals as approval_rows
+from recognition.approvals import Approval, ApprovalRecord, Window
 
 if TYPE_CHECKING:
     from gridwatch.core.audit import AuditLog
@@ -62,7 +65,7 @@ _GENERATION = "registry"
 
 # How long an erasure waits for other connections (the running service's) to let the checkpoint finish.
 RECLAIM_WAIT_S = 10.0
-_ERASED_TABLES = (persons_t, embeddings_t)
+_ERASED_TABLES = (persons_t, embeddings_t, approvals_t)
 # Plaintext rows of an older version are sealed this many at a time (one transaction each).
 SEAL_BATCH = 1000
 
@@ -291,6 +294,40 @@ class RegistryStore:
         Conditions are checked for form only (``ValueError``); whether the ids exist in the config is
         the caller's check.
         """
+        person, ids, _ = self.add_approved_person(
+            registry=registry,
+            display_name=display_name,
+            model_id=model_id,
+            embeddings=embeddings,
+            now=now,
+            expires_at=expires_at,
+            home_sources=home_sources,
+            allowed_zones=allowed_zones,
+            allowed_hours=allowed_hours,
+            case_ref=case_ref,
+        )
+        return person, ids
+
+    def add_approved_person(
+        self,
+        *,
+        registry: str,
+        display_name: str,
+        model_id: str,
+        embeddings: list[tuple[str, npt.NDArray[np.float32]]],
+        now: dt.datetime,
+        expires_at: dt.datetime,
+        home_sources: Sequence[str] = (),
+        allowed_zones: Sequence[str] = (),
+        allowed_hours: str | None = None,
+        case_ref: str | None = None,
+        approval: Approval | None = None,
+        actor: str = "gridwatch",
+    ) -> tuple[Person, npt.NDArray[np.int64], ApprovalRecord | None]:
+        """``add_person``, with the entry's first approval (a corrections registry's) in the same transaction:
+        an entry of such a registry never exists without its approval. ``actor`` records who added it."""
+        if approval is not None:
+            approval.check()
         person_id = "p_" + secrets.token_hex(8)
         conditions = PersonConditions(
             person_id,
@@ -307,7 +344,7 @@ class RegistryStore:
         )
         aad = template_aad(registry, person_id, model_id)
 
-        def add(conn: Connection) -> tuple[list[int], bool]:
+        def add(conn: Connection) -> tuple[tuple[list[int], ApprovalRecord | None], bool]:
             conn.execute(
                 persons_t.insert().values(
                     person_id=person_id,
@@ -332,11 +369,63 @@ class RegistryStore:
                     .returning(embeddings_t.c.embedding_id)
                 )
                 ids.append(int(result.scalar_one()))
-            return ids, True
+            record = None
+            if approval is not None:
+                record = approval_rows.insert_in(
+                    conn,
+                    person_id=person_id,
+                    registry=registry,
+                    approval=approval,
+                    supersedes=None,
+                    now=now,
+                    actor=actor,
+                )
+            return (ids, record), True
 
-        ids = self._change(add, "registry enrolment")
+        ids, record = self._change(add, "registry enrolment")
         person = _with_conditions(Person(person_id, registry, display_name, now, expires_at, len(ids)), conditions)
-        return person, np.array(ids, dtype=np.int64)
+        return person, np.array(ids, dtype=np.int64), record
+
+    # --- approvals of corrections registries (recognition.approvals) ----------------------------------
+
+    def add_approval(
+        self, person_id: str, approval: Approval, *, now: dt.datetime, actor: str
+    ) -> ApprovalRecord | None:
+        """A new approval of an entry (an extension): it supersedes the entry's latest approval, which stays as
+        it was. None if there is no such person."""
+        approval.check()
+
+        def add(conn: Connection) -> tuple[ApprovalRecord | None, bool]:
+            person = conn.execute(select(persons_t.c.registry).where(persons_t.c.person_id == person_id)).first()
+            if person is None:
+                return None, False
+            earlier = approval_rows.of_person(conn, person_id)
+            record = approval_rows.insert_in(
+                conn,
+                person_id=person_id,
+                registry=person.registry,
+                approval=approval,
+                supersedes=earlier[-1].approval_id if earlier else None,
+                now=now,
+                actor=actor,
+            )
+            return record, True
+
+        return self._change(add, "approval record")
+
+    def approvals(self, person_id: str) -> list[ApprovalRecord]:
+        """An entry's approvals, oldest first (the caller audits who read them)."""
+        self._ensure_open()
+        return self._db.transaction(
+            lambda conn: approval_rows.of_person(conn, person_id), what="approval read", read_only=True
+        )
+
+    def approval_windows(self, registries: Sequence[str]) -> dict[str, dict[str, list[Window]]]:
+        """Registry → person → their approvals' windows: what matching needs, nothing else."""
+        self._ensure_open()
+        return self._db.transaction(
+            lambda conn: approval_rows.windows_of_registries(conn, registries), what="approval read", read_only=True
+        )
 
     def update_conditions(
         self,
@@ -481,22 +570,23 @@ class RegistryStore:
     # --- PersonDirectory: what rules read (one query each, no embeddings) ---------------------------
 
     def conditions(self, person_id: str) -> PersonConditions | None:
-        query = select(*_CONDITION_COLUMNS).where(persons_t.c.person_id == person_id)
+        query = _with_windows(select(*_CONDITION_COLUMNS)).where(persons_t.c.person_id == person_id)
         self._ensure_open()
-        row = self._db.transaction(lambda conn: conn.execute(query).first(), what="registry read", read_only=True)
-        return None if row is None else _conditions(row)
+        rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
+        entries = _grouped_conditions(rows)
+        return entries[0] if entries else None
 
     def persons(self, registries: Collection[str]) -> list[PersonConditions]:
         if not registries:
             return []
         query = (
-            select(*_CONDITION_COLUMNS)
+            _with_windows(select(*_CONDITION_COLUMNS))
             .where(persons_t.c.registry.in_(sorted(set(registries))))
-            .order_by(*_ENROLMENT_ORDER)
+            .order_by(*_ENROLMENT_ORDER, approvals_t.c.seq)
         )
         self._ensure_open()
         rows = self._db.transaction(lambda conn: conn.execute(query).all(), what="registry read", read_only=True)
-        return [_conditions(row) for row in rows]
+        return _grouped_conditions(rows)
 
     def embeddings(self, registry: str, model_id: str) -> StoredEmbeddings:
         """All embeddings of a registry made with this model (others are not comparable), opened.
@@ -594,6 +684,29 @@ def _conditions(row: Row[*tuple[Any, ...]]) -> PersonConditions:
         allowed_hours=row.allowed_hours,
         case_ref=row.case_ref,
     )
+
+
+def _with_windows(query: Select[Any]) -> Select[Any]:
+    """``query`` on ``persons`` plus each approval's start and end (a row per approval; NULLs for none), so that
+    rules read an entry and its approvals in one statement."""
+    return query.add_columns(
+        approvals_t.c.start.label("approval_start"), approvals_t.c.end.label("approval_end")
+    ).select_from(persons_t.outerjoin(approvals_t, approvals_t.c.person_id == persons_t.c.person_id))
+
+
+def _grouped_conditions(rows: Sequence[Row[Any]]) -> list[PersonConditions]:
+    """One entry per person of rows from ``_with_windows`` (order kept), with its approvals' windows if any."""
+    entries: dict[str, PersonConditions] = {}
+    windows: dict[str, list[Window]] = {}
+    for row in rows:
+        if row.person_id not in entries:
+            entries[row.person_id] = _conditions(row)
+        if row.approval_start is not None:
+            windows.setdefault(row.person_id, []).append((row.approval_start, row.approval_end))
+    return [
+        replace(entry, approvals=tuple(sorted(windows[pid]))) if pid in windows else entry
+        for pid, entry in entries.items()
+    ]
 
 
 def _person(row: Row[*tuple[Any, ...]]) -> Person:

@@ -66,6 +66,14 @@ class NotSeenRule(SightingRule):
         if entry is None or entry.registry not in self._registries:
             ctx.state.drop_timers(self.id, [timer.person_id])  # erased, expired, or moved to another registry
             return None
+        if entry.ignored_at(now):
+            # A corrections entry outside its approvals is ignored: no alert. An approval recorded ahead
+            # (an extension) counts the absence from its start; without one the timer waits for a sighting.
+            following = entry.next_approval_start(now)
+            ctx.state.move_timer(
+                timer, due_at=None if following is None else following + self._after, fired=timer.fired
+            )
+            return None
         schedule = ctx.schedules.get(cfg.active) if cfg.active is not None else None
         if cfg.active is not None and (schedule is None or not schedule.contains(now)):
             ctx.state.move_timer(timer, due_at=_next_arming(schedule, now), fired=timer.fired)

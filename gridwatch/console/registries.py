@@ -6,6 +6,11 @@ name, or a person of another registry, is a 404 like an unknown one. Enrolment r
 same reasons as ``gridwatch registry enroll`` (422 with the per-photo reasons, nothing enrolled); an
 upload above the bounds is a 413 before anything is decoded. Embeddings are never served. Every read and
 change goes through ``Registries``, which audits it under the signed-in user's name.
+
+An entry of a ``kind: corrections`` registry is enrolled with its approval record (form fields
+``approval_doc``, ``approver``, ``situation_code``, ``start``, ``end``): without it, or with one longer than
+92 days, the answer is a 422 and nothing is enrolled. ``.../approvals`` lists an entry's approval records
+(GET, audited) and records an extension (POST: a new record, never an edit of the old one's end).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at run time, and they
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridwatch.core.config.root import GridwatchConfig
 from gridwatch.core.persons import check_case_ref
 from gridwatch.wiring import RecognitionParts, ReferencePhotos
+from recognition.approvals import Approval, ApprovalError, ApprovalRecord, approval_from, check_fits
 from recognition.bulk_import import ArchiveReader, BulkImport, ImportArchiveError, ImportRow
 from recognition.enroll import EnrollmentError, enrollment_sample
 from recognition.registries import UnknownPersonError
@@ -62,6 +68,16 @@ class ConditionsBody(_Strict):
     clear_case_ref: bool = False
 
 
+class ApprovalBody(_Strict):
+    """An approval record of a corrections entry (Community Corrections Law art. 29)."""
+
+    approval_doc: str = Field(min_length=1, max_length=200)
+    approver: str = Field(min_length=1, max_length=200)
+    situation_code: int = Field(ge=1, le=5)
+    start: str = Field(min_length=10, max_length=40, description="ISO 8601 with offset, or a date (00:00 UTC).")
+    end: str = Field(min_length=10, max_length=40, description="At most 92 days after start.")
+
+
 @dataclass
 class RegistryAccess:
     """What the registry routes need of the service: the recognition parts and the live config."""
@@ -91,6 +107,21 @@ def person_item(person: Person) -> dict[str, Any]:
         "allowed_zones": list(person.allowed_zones),
         "allowed_hours": person.allowed_hours,
         "case_ref": person.case_ref,
+    }
+
+
+def approval_item(record: ApprovalRecord) -> dict[str, Any]:
+    approval = record.approval
+    return {
+        "approval_id": record.approval_id,
+        "approval_doc": approval.approval_doc,
+        "approver": approval.approver,
+        "situation_code": approval.situation_code,
+        "start": _iso(approval.start),
+        "end": _iso(approval.end),
+        "supersedes": record.supersedes,
+        "recorded_at": _iso(record.recorded_at),
+        "recorded_by": record.recorded_by,
     }
 
 
@@ -152,17 +183,56 @@ def registries_router(
         who: Who,
         display_name: Annotated[str, Form(alias="name", min_length=1, max_length=200)],
         photos: Annotated[list[UploadFile], File(description="One to ten photos of the person, one face each.")],
+        approval_doc: Annotated[str | None, Form(max_length=200)] = None,
+        approver: Annotated[str | None, Form(max_length=200)] = None,
+        situation_code: Annotated[str | None, Form(max_length=8)] = None,
+        start: Annotated[str | None, Form(max_length=40)] = None,
+        end: Annotated[str | None, Form(max_length=40)] = None,
     ) -> Any:
         allowed(who, name)
         if not 1 <= len(photos) <= MAX_PHOTOS:
             raise HTTPException(422, f"give 1 to {MAX_PHOTOS} photos")
+        fields = {"approval_doc": approval_doc, "approver": approver, "situation_code": situation_code}
+        try:
+            approval = approval_from({**fields, "start": start, "end": end})
+            check_fits(access.parts.registries.configs[name], approval)  # before any photo is decoded
+        except ApprovalError as exc:
+            raise HTTPException(422, str(exc)) from None
         contents = [await _bounded(photo, MAX_PHOTO_BYTES) for photo in photos]
         labels = [photo.filename or f"photo {i + 1}" for i, photo in enumerate(photos)]
         try:
-            person = await asyncio.to_thread(_enrol, access, name, display_name, labels, contents, who.user.name)
+            person = await asyncio.to_thread(
+                _enrol, access, name, display_name, labels, contents, who.user.name, approval
+            )
         except EnrolmentRefusedError as exc:
             return JSONResponse({"detail": str(exc), "refusals": exc.refusals}, status_code=422)
+        except ApprovalError as exc:
+            raise HTTPException(422, str(exc)) from None
         return person_item(person)
+
+    @router.get("/api/registries/{name}/persons/{person_id}/approvals")
+    async def approvals(name: Name, person_id: PersonId, who: Who) -> dict[str, Any]:
+        person_in(who, name, person_id)
+        try:
+            records = await asyncio.to_thread(access.parts.registries.approvals, person_id, actor=who.user.name)
+        except UnknownPersonError:
+            raise HTTPException(404, "no such person") from None
+        return {"approvals": [approval_item(r) for r in records]}
+
+    @router.post("/api/registries/{name}/persons/{person_id}/approvals", status_code=201)
+    async def extend(name: Name, person_id: PersonId, body: ApprovalBody, who: Who) -> dict[str, Any]:
+        person_in(who, name, person_id)
+        try:
+            approval = approval_from(body.model_dump())
+            assert approval is not None  # every field is required by the body
+            record = await asyncio.to_thread(
+                access.parts.registries.extend_approval, person_id, approval, actor=who.user.name
+            )
+        except UnknownPersonError:
+            raise HTTPException(404, "no such person") from None
+        except ApprovalError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return approval_item(record)
 
     @router.patch("/api/registries/{name}/persons/{person_id}")
     async def update(name: Name, person_id: PersonId, body: ConditionsBody, who: Who) -> dict[str, Any]:
@@ -251,7 +321,13 @@ def registries_router(
 
 
 def _enrol(
-    access: RegistryAccess, registry: str, name: str, labels: list[str], contents: list[bytes], actor: str
+    access: RegistryAccess,
+    registry: str,
+    name: str,
+    labels: list[str],
+    contents: list[bytes],
+    actor: str,
+    approval: Approval | None = None,
 ) -> Person:
     samples, refusals = [], []
     for label, data in zip(labels, contents, strict=True):
@@ -262,7 +338,7 @@ def _enrol(
     if refusals:
         raise EnrolmentRefusedError(refusals)
     person = access.parts.registries.enroll(
-        registry, name, [(s.photo_sha256, s.embedding) for s in samples], actor=actor
+        registry, name, [(s.photo_sha256, s.embedding) for s in samples], actor=actor, approval=approval
     )
     if access.reference_photos is not None:
         access.reference_photos.keep(registry, person.person_id, samples[0].reference(contents[0]))

@@ -33,6 +33,18 @@ class PersonConditions:
     allowed_zones: tuple[str, ...] = ()  # zones the person may be in; empty: no zone condition
     allowed_hours: str | None = None  # a schedule id: when the person may be seen; None: no time condition
     case_ref: str | None = None  # external case number the entry rests on
+    # An entry of a corrections registry: the (start, end) of each of its approvals; it is ignored outside them
+    # (no match, no alert). None: an entry that rests on no approval record.
+    approvals: tuple[tuple[dt.datetime, dt.datetime], ...] | None = None
+
+    def ignored_at(self, at: dt.datetime) -> bool:
+        """True when the entry rests on approvals and none of them runs at ``at`` (before start, from end on)."""
+        return self.approvals is not None and not any(start <= at < end for start, end in self.approvals)
+
+    def next_approval_start(self, at: dt.datetime) -> dt.datetime | None:
+        """The start of the next approval after ``at`` (an extension recorded ahead), or None."""
+        starts = [start for start, _ in self.approvals or () if start > at]
+        return min(starts) if starts else None
 
 
 def check_case_ref(value: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema, model_validator
 
@@ -57,8 +57,24 @@ class EvidenceConfig(StrictModel):
         return self.keep or self.reference_photo
 
 
+# Community Corrections Law art. 29: each approval of electronic monitoring lasts at most three months.
+MAX_APPROVAL_DAYS = 92
+# The staff role that alone receives the alerts of a corrections registry (``staff[].roles``).
+CORRECTIONS_ROLE = "corrections"
+
+RegistryKind = Literal["watchlist", "corrections"]
+
+
 class RegistryConfig(StrictModel):
     name: Identifier = Field(description="Registry name.")
+    kind: RegistryKind = Field(
+        default="watchlist",
+        description=(
+            "`corrections` (Community Corrections Law art. 29): every entry needs an approval record "
+            "(approval_doc, approver, situation_code 1-5, start, end <= start + 92 days) and is matched only "
+            "within it; an extension is a new approval; alerts go only to staff with the `corrections` role."
+        ),
+    )
     purpose: str = Field(min_length=3, max_length=500, description="Why this registry exists.")
     legal_basis: str = Field(min_length=3, max_length=500, description="The legal basis of the processing.")
     retention_days: int = Field(
@@ -150,6 +166,11 @@ class RegistryConfig(StrictModel):
                 "max_false_alerts_per_day is only used with threshold: auto; remove it or write threshold: auto"
             )
         return data
+
+    @property
+    def corrections(self) -> bool:
+        """True for a corrections registry: entries need approvals, alerts reach the `corrections` role only."""
+        return self.kind == "corrections"
 
     @property
     def auto_threshold(self) -> bool:

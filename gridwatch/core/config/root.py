@@ -12,7 +12,7 @@ from gridwatch.core.config.gates import GateConfig
 from gridwatch.core.config.grids import GridConfig
 from gridwatch.core.config.model import ModelConfig
 from gridwatch.core.config.notifier import NotifierConfig
-from gridwatch.core.config.registries import RegistryConfig
+from gridwatch.core.config.registries import CORRECTIONS_ROLE, RegistryConfig
 from gridwatch.core.config.routes import RouteConfig
 from gridwatch.core.config.rules import (
     FrequencyRuleConfig,
@@ -142,6 +142,17 @@ class GridwatchConfig(StrictModel):
         roles = {role for p in self.staff for role in p.roles}
         for i, route in enumerate(self.routes):
             problems += _route_references(("routes", i), route, registries, rules, grids, staff, roles)
+        if self.routes and CORRECTIONS_ROLE not in roles:
+            # Their alerts go to that role only (notifier.routing): without it they would reach nobody.
+            problems += [
+                (
+                    ("registries", i, "kind"),
+                    f"a corrections registry's alerts go only to staff with the role {CORRECTIONS_ROLE!r}, "
+                    "and no staff member has it",
+                )
+                for i, reg in enumerate(self.registries)
+                if reg.corrections
+            ]
         if self.routes and self.notifier.acks.signing_secret is None:
             problems.append(
                 (

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 # Stable constraint names, so that later migrations can alter them on both backends.
@@ -134,6 +135,33 @@ embeddings = Table(
     # A NULL key_id is a plaintext row of an older version, sealed in place when the store opens.
     Column("vector", LargeBinary, nullable=False),
     Column("key_id", String(32), nullable=True),
+)
+
+# Approval records of corrections registries (Community Corrections Law art. 29): one or more per entry,
+# never edited (an extension is a new row that names the one it extends in `supersedes`). The entry is
+# matched only while one of its approvals runs (start <= now < end). Erased with the person.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", String(32), primary_key=True),
+    Column(
+        "person_id",
+        String(ID_LENGTH),
+        ForeignKey("persons.person_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("seq", Integer, nullable=False),  # 1 for the entry's first approval, then each extension's number
+    Column("registry", String(ID_LENGTH), nullable=False, index=True),
+    Column("approval_doc", String(200), nullable=False),  # the approval document's number
+    Column("approver", String(200), nullable=False),  # who approved (an official or an office)
+    Column("situation_code", Integer, nullable=False),  # art. 29 situation, 1 to 5
+    Column("start", UtcDateTime, nullable=False),
+    Column("end", UtcDateTime, nullable=False),
+    Column("supersedes", String(32), nullable=True),  # the approval this one extends
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("recorded_by", String(ID_LENGTH), nullable=False),
+    UniqueConstraint("person_id", "seq"),  # two extensions made at once: one of them is refused, not both kept
 )
 
 # --- rule state (rules) ---------------------------------------------------------------------------
