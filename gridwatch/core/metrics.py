@@ -299,3 +299,14 @@ FRAMES_WITHOUT_MOTION = Counter(
     "Frames due for analysis that were not analysed because nothing moved (motion gating).",
     ["camera"],
 )
+
+# --- scale-out (gridwatch --role rules: a member of the rules consumer group) ----------------------
+RULES_PARTITIONS_OWNED = Gauge(
+    "gridwatch_rules_partitions_owned",
+    "Partitions of the sightings topic whose rule state and timers this rule worker owns.",
+)
+ALERTS_REPLAYED = Counter(
+    "gridwatch_alerts_replayed_total",
+    "Alerts made again for an event handled twice (at-least-once: the same alert id, the outbox kept one), by rule.",
+    ["rule"],
+)

@@ -148,6 +148,9 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FACES_OUTSIDE_ROI",
         "TRACKER_FAILURES",
         "FRAMES_WITHOUT_MOTION",
+        # scale-out (rule workers)
+        "RULES_PARTITIONS_OWNED",
+        "ALERTS_REPLAYED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
