@@ -291,10 +291,12 @@ class KafkaTransport:
                     await asyncio.wait_for(self._stopping.wait(), delay)
             finally:
                 sub.consumer = None
-                # Leaving the group: what this member owned is no longer its own (another member, or
-                # this one after it rejoins, is assigned it again).
-                await _give_up(sub, sub.owned)
-                await consumer.stop()
+                try:
+                    # Leaving the group: what this member owned is no longer its own (another member, or
+                    # this one after it rejoins, is assigned it again).
+                    await _give_up(sub, sub.owned)
+                finally:
+                    await consumer.stop()
 
     async def _consume_batches(self, sub: _Subscription, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():

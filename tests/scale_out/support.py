@@ -1,4 +1,4 @@
-"""Rule workers as real processes (``python -m gridwatch run --role rules``) for the scale-out tests."""
+"""gridwatch processes by role (``python -m gridwatch run --role ROLE``) for the scale-out tests."""
 
 from __future__ import annotations
 
@@ -27,8 +27,16 @@ def free_port() -> int:
         return port
 
 
-def write_rules_config(root: Path, *, bootstrap: str, database_url: str, group_prefix: str, port: int) -> Path:
-    """One rule worker's config: the site's rules, Kafka and PostgreSQL, and its own data dir and HTTP port."""
+def write_rules_config(
+    root: Path,
+    *,
+    bootstrap: str,
+    database_url: str,
+    group_prefix: str,
+    port: int,
+    notifier: str = "{console: {enabled: false}}",
+) -> Path:
+    """One process's config: the site's rules, Kafka and PostgreSQL, and its own data dir and HTTP port."""
     config = root / "config"
     config.mkdir(parents=True)
     (config / "gridwatch.yaml").write_text(
@@ -50,8 +58,7 @@ registries:
 rules:
   - {{id: absent, kind: not_seen, registries: [residents], after_s: 3600}}
   - {{id: seen-watch, kind: seen, registries: [watch], cooldown_s: 0}}
-notifier:
-  console: {{enabled: false}}
+notifier: {notifier}
 """
     )
     return config
@@ -59,11 +66,12 @@ notifier:
 
 @dataclass
 class RuleWorker:
-    """``gridwatch run --role rules`` as a subprocess; its output goes to a log file in its root."""
+    """``gridwatch run --role ROLE`` (rules by default) as a subprocess; its output goes to a log file in its root."""
 
     root: Path
     config: Path
     port: int
+    role: str = "rules"
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
 
@@ -74,7 +82,7 @@ class RuleWorker:
         environment = {**os.environ, **env, "PYTHONPATH": str(REPO)}
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gridwatch", "run", "-c", str(self.config), "--role", "rules"],
+                [sys.executable, "-m", "gridwatch", "run", "-c", str(self.config), "--role", self.role],
                 cwd=REPO,
                 env=environment,
                 stdout=out,
