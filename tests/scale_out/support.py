@@ -27,6 +27,17 @@ def free_port() -> int:
         return port
 
 
+def residents_registry(group_prefix: str) -> str:
+    """The registry of the `not_seen` rule. The session broker's topics are shared by every test, and a new
+    group reads them from the start: registries of this test alone keep other tests' sightings out."""
+    return f"residents-{group_prefix}"
+
+
+def watch_registry(group_prefix: str) -> str:
+    """The registry of the `seen` rule (one alert per sighting), of this test alone."""
+    return f"watch-{group_prefix}"
+
+
 def write_rules_config(
     root: Path,
     *,
@@ -37,6 +48,7 @@ def write_rules_config(
     notifier: str = "{console: {enabled: false}}",
 ) -> Path:
     """One process's config: the site's rules, Kafka and PostgreSQL, and its own data dir and HTTP port."""
+    residents, watch = residents_registry(group_prefix), watch_registry(group_prefix)
     config = root / "config"
     config.mkdir(parents=True)
     (config / "gridwatch.yaml").write_text(
@@ -53,11 +65,11 @@ service:
       group_prefix: {group_prefix}
       partitions: 6
 registries:
-  - {{name: residents, purpose: welfare checks, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
-  - {{name: watch, purpose: scale-out test, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
+  - {{name: {residents}, purpose: welfare checks, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
+  - {{name: {watch}, purpose: scale-out test, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
 rules:
-  - {{id: absent, kind: not_seen, registries: [residents], after_s: 3600}}
-  - {{id: seen-watch, kind: seen, registries: [watch], cooldown_s: 0}}
+  - {{id: absent, kind: not_seen, registries: [{residents}], after_s: 3600}}
+  - {{id: seen-watch, kind: seen, registries: [{watch}], cooldown_s: 0}}
 notifier: {notifier}
 """
     )

@@ -25,7 +25,8 @@ PERFORMER = TESTDATA / "faces" / "lin_manuel_miranda" / "lin1.png"
 DEADLINE_S = 60.0
 
 
-def write_config(root: Path, bootstrap: str, database_url: str) -> Path:
+def write_config(root: Path, bootstrap: str, database_url: str, tag: str) -> Path:
+    """A registry of this test alone (the session broker's sightings topic is shared by every test)."""
     config = root / "config"
     config.mkdir(parents=True)
     (config / "gridwatch.yaml").write_text(
@@ -42,9 +43,9 @@ cameras:
   - {{id: stage-cam, kind: file, path: "{CLIP}", loop: false, fps: 4, grid: grid-7,
       location_class: lobby, signage_verified_at: 2026-01-15}}
 registries:
-  - {{name: watch, purpose: role test, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
+  - {{name: watch-{tag}, purpose: role test, legal_basis: test fixture, retention_days: 1, threshold: 0.45}}
 rules:
-  - {{id: seen-watch, kind: seen, registries: [watch], cooldown_s: 3600}}
+  - {{id: seen-watch, kind: seen, registries: [watch-{tag}], cooldown_s: 3600}}
 """
     )
     return config
@@ -54,8 +55,9 @@ async def test_a_recognition_process_publishes_sightings_and_runs_no_rules(
     tmp_path: Path, kafka: Any, postgres_cluster: Any
 ) -> None:
     database_url = postgres_cluster.create_database()
-    config = write_config(tmp_path, kafka.bootstrap, database_url)
-    person_id = enrol(config, PERFORMER, "Performer")
+    tag = uuid.uuid4().hex[:8]
+    config = write_config(tmp_path, kafka.bootstrap, database_url, tag)
+    person_id = enrol(config, PERFORMER, "Performer", registry=f"watch-{tag}")
     loaded = load_config(config)
     check_role(loaded, Role.RECOGNITION)
     service = Service(loaded, role=Role.RECOGNITION)

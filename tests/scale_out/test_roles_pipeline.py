@@ -20,7 +20,7 @@ from gridwatch.core.db.schema import cooldowns
 from gridwatch.core.events import Quality, Sighting, SourceKind
 from gridwatch.core.transport import SIGHTINGS
 from gridwatch.transport.kafka import KafkaTransport
-from tests.scale_out.support import RuleWorker, free_port, wait_until, write_rules_config
+from tests.scale_out.support import RuleWorker, free_port, wait_until, watch_registry, write_rules_config
 from tests.support.keys import TEST_MASTER_KEY_B64
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +82,7 @@ async def test_a_notifier_process_delivers_what_a_rule_worker_stored(
                     captured_at=now,
                     received_at=now,
                     person_id=walker,
-                    registry="watch",
+                    registry=watch_registry(group_prefix),
                     similarity=0.7,
                     threshold=0.45,
                     model="test@0",
