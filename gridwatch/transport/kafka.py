@@ -36,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 from gridwatch.core.config.kafka import DEFAULT_TOPIC_NAMES
 from gridwatch.core.config.transport import KafkaTransportConfig
 from gridwatch.core.kafka_records import close_producer, cloudevent_headers
+from gridwatch.core.metrics import CONSUMER_LAG
 from gridwatch.core.redact import redact_text
 from gridwatch.core.transport import Channel, EventT, Handler, PartitionListener, Publisher, Tap, Taps
 
@@ -128,10 +129,6 @@ class KafkaTransport:
             raise ValueError(f"group {group!r} already consumes {channel.topic}")
         self._topics.add(channel.topic)
         self._subscriptions.append(_Subscription(channel, handler, group, partitions))
-
-    def owned_partitions(self) -> dict[str, list[int]]:
-        """Partitions this process owns, per subscription (``topic/group``), as of the last rebalance."""
-        return {f"{sub.channel.topic}/{sub.group}": sorted(sub.owned) for sub in self._subscriptions}
 
     def tap(self, channel: Channel[EventT], tap: Tap[EventT]) -> Callable[[], None]:
         return self._taps.add(channel, tap)
@@ -309,6 +306,7 @@ class KafkaTransport:
                 highwater = consumer.highwater(tp)
                 if highwater is not None:
                     sub.lag[tp] = max(0, highwater - records[-1].offset - 1)
+                    CONSUMER_LAG.labels(sub.channel.topic, sub.group, str(tp.partition)).set(sub.lag[tp])
                 try:
                     await consumer.commit({tp: records[-1].offset + 1})
                 except CommitFailedError as exc:
@@ -347,6 +345,8 @@ async def _give_up(sub: _Subscription, partitions: frozenset[int]) -> None:
     sub.owned = sub.owned - partitions
     for partition in partitions:
         sub.lag.pop(TopicPartition(sub.channel.topic, partition), None)
+        with contextlib.suppress(KeyError):  # a partition given up before its first batch has no series
+            CONSUMER_LAG.remove(sub.channel.topic, sub.group, str(partition))
     if sub.listener is not None:
         await sub.listener.revoked(partitions)
 

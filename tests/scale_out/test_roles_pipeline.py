@@ -102,6 +102,13 @@ async def test_a_notifier_process_delivers_what_a_rule_worker_stored(
             wait_until, lambda: delivered_cooldowns(database_url) >= WALKERS, 15, "cooldowns from delivery", 0.3
         )
         assert sorted(delivered()) == sorted(walkers)  # once each
+        # A rule worker's /metrics: the partitions it owns, and its consumer lag per partition.
+        owned = rules.partitions()
+        assert owned
+        assert rules.metric("gridwatch_rules_partitions_owned") == len(owned)
+        lag = [line for line in rules.get("/metrics").text.splitlines() if line.startswith("gridwatch_consumer_lag{")]
+        assert lag
+        assert all('topic="gridwatch.sightings"' in line or "stranger-attempts" in line for line in lag)
     finally:
         for process in processes:
             await asyncio.to_thread(process.stop)

@@ -150,6 +150,7 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FRAMES_WITHOUT_MOTION",
         # scale-out (rule workers)
         "RULES_PARTITIONS_OWNED",
+        "CONSUMER_LAG",
         "ALERTS_REPLAYED",
     }
     for python_name, metric in defined.items():
