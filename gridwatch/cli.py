@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the service")
     config_arg(run)
     run.add_argument("--for", dest="for_s", type=float, default=None, metavar="SECONDS", help="stop after this time")
+    run.add_argument(
+        "--role",
+        choices=["recognition", "rules", "notifier", "console", "all"],
+        default="all",
+        help="the part of the site this process runs (default all: one process); other roles need the kafka "
+        "transport and PostgreSQL",
+    )
     run.set_defaults(handler=_cmd_run)
 
     demo = commands.add_parser("demo", help="run the embedded default: a demo camera and registry, no Kafka")
@@ -324,8 +331,12 @@ def _cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from gridwatch.roles import Role, check_role
+
     loaded = _load(args.config)
-    return _run_service(loaded, args.for_s, watch=args.config)
+    role = Role(args.role)
+    check_role(loaded, role)  # ConfigError: printed with file:line and key path
+    return _run_service(loaded, args.for_s, watch=args.config, role=role)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -335,7 +346,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run_service(loaded, args.for_s)
 
 
-def _run_service(loaded, for_s: float | None, watch: Path | None = None) -> int:  # type: ignore[no-untyped-def]
+def _run_service(loaded, for_s: float | None, watch: Path | None = None, role=None) -> int:  # type: ignore[no-untyped-def]
     from gridwatch.core.fd_redact import redacted_stdio
     from gridwatch.core.logs import configure_logging
     from gridwatch.core.redact import register_secrets
@@ -346,10 +357,11 @@ def _run_service(loaded, for_s: float | None, watch: Path | None = None) -> int:
     # from before the first camera opens until after the service has stopped.
     with redacted_stdio():
         configure_logging(loaded.config.service.log_level, data_paths(loaded).log_file)
-        return asyncio.run(_serve(loaded, for_s, watch))
+        return asyncio.run(_serve(loaded, for_s, watch, role))
 
 
-async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # type: ignore[no-untyped-def]
+async def _serve(loaded, for_s: float | None, watch: Path | None, role=None) -> int:  # type: ignore[no-untyped-def]
+    from gridwatch.roles import Role
     from gridwatch.service import Service
 
     stop = asyncio.Event()
@@ -357,7 +369,7 @@ async def _serve(loaded, for_s: float | None, watch: Path | None) -> int:  # typ
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # `gridwatch run` follows its config (file changes and SIGHUP); the demo's config is a fixed bundle.
-    service = Service(loaded, watch_config=watch is not None, config_path=watch)
+    service = Service(loaded, watch_config=watch is not None, config_path=watch, role=role or Role.ALL)
     try:
         await service.start()
         with contextlib.suppress(TimeoutError):

@@ -13,11 +13,17 @@ and the notifier stop.
 
 Tests and the console observe a port with ``tap_sightings``/``tap_attempts``/``tap_alerts``; nobody
 patches a stage.
+
+A process runs one role (``gridwatch.roles``): ``all`` wires everything above; the other roles start
+only their part, on the Kafka transport and a shared PostgreSQL database. Every role keeps the HTTP
+API (``/healthz``, ``/metrics``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import time
 from collections import deque
@@ -50,9 +56,11 @@ from gridwatch.core.transport import ALERTS, SIGHTINGS, STRANGER_ATTEMPTS, Tap, 
 from gridwatch.gate_intake import GateIntake
 from gridwatch.http import HttpServer, create_app
 from gridwatch.reload import ConfigState, ConfigWatcher, ReloadTrigger, audit_reload, diff_configs
+from gridwatch.roles import Role
 from gridwatch.status import camera_declarations, camera_status_dict, gate_status_dict
 from gridwatch.transport import transport_for
 from gridwatch.wiring import (
+    Erasures,
     RecognitionParts,
     ReferencePhotos,
     Storage,
@@ -63,6 +71,7 @@ from gridwatch.wiring import (
     build_storage,
     data_paths,
     registry_confirmations,
+    registry_keys,
     require_keyring,
     rule_surroundings,
     stranger_watch,
@@ -81,6 +90,7 @@ from notifier.notifier import Notifier, build_sinks
 from recognition.evidence import EvidenceCapture, EvidenceStore
 from recognition.recognizer import Recognizer, SourceInfo
 from recognition.stage import RecognitionStage
+from recognition.store import RegistryStore
 from recognition.strangers import StrangerClusters
 from rules.engine import RuleEngine
 from rules.stage import RulesStage
@@ -88,6 +98,8 @@ from rules.stage import RulesStage
 log = logging.getLogger(__name__)
 
 RULES_GROUP = "rules"
+# How often a notifier process looks at the outboxes that other processes (rule workers) add to.
+OUTBOX_POLL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +169,26 @@ class NotifierPort:
                 self._cases.made(opened)
         else:
             log.info("alert %s was submitted before (a replayed sighting); not sent again", alert.alert_id)
+            metrics.ALERTS_REPLAYED.labels(rule=alert.rule).inc()
             if self._on_duplicate is not None:
                 await self._on_duplicate(alert)
 
 
 class Service:
-    def __init__(self, loaded: LoadedConfig, *, watch_config: bool = False, config_path: Path | None = None) -> None:
-        """``watch_config``: follow the config files (and SIGHUP) and apply valid edits while running."""
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        watch_config: bool = False,
+        config_path: Path | None = None,
+        role: Role = Role.ALL,
+    ) -> None:
+        """``watch_config``: follow the config files (and SIGHUP) and apply valid edits while running.
+
+        ``role``: the part of the site this process runs (checked by ``gridwatch.roles.check_role``).
+        """
         self._loaded = loaded
+        self._role = role
         self._watch_config = watch_config
         self._config_path = config_path
         self._config_state = ConfigState()
@@ -191,6 +215,8 @@ class Service:
         self._rules: RulesStage | None = None
         self._http: HttpServer | None = None
         self._console: ConsoleListener | None = None
+        self._directory: RegistryStore | None = None  # a rule worker's persons (no model pack needed)
+        self._outbox_poll: asyncio.Task[None] | None = None
         intake = loaded.config.service.gate_intake
         self._gate_intake = GateIntake(
             self._on_gate_event,
@@ -210,6 +236,10 @@ class Service:
     @property
     def http_port(self) -> int | None:
         return None if self._http is None else self._http.port
+
+    @property
+    def role(self) -> Role:
+        return self._role
 
     @property
     def console_port(self) -> int | None:
@@ -275,7 +305,74 @@ class Service:
         self._storage = build_storage(self._loaded)
         # Connects, migrates, imports an older version's files: a DatabaseError here stops the start.
         await asyncio.to_thread(self._storage.open)
-        self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
+        role = self._role
+        if role.runs(Role.RECOGNITION) or role.runs(Role.CONSOLE):
+            self._parts = build_recognition(self._loaded, self._audit, database=self._storage.database)
+        if role.runs(Role.RECOGNITION):
+            await self._start_recognition()
+        if role.runs(Role.RULES) or role.runs(Role.NOTIFIER) or role.runs(Role.CONSOLE):
+            self._notifier = Notifier(
+                config.notifier,
+                self._storage.outbox,
+                build_sinks(config.notifier, self._paths.root, config.service.name),
+                self._audit,
+                on_delivered=self._on_delivered,
+            )
+            if role.runs(Role.NOTIFIER):
+                await self._notifier.start()
+            # A rule worker opens each alert's case with it; a console acknowledges cases.
+            await self._start_cases(deliver=role.runs(Role.NOTIFIER))
+        if role.runs(Role.RULES):
+            await self._start_rules()
+        if self._role is not Role.ALL and role.runs(Role.NOTIFIER):
+            self._outbox_poll = asyncio.create_task(self._poll_outboxes(), name="gridwatch.outbox-poll")
+        if role.runs(Role.RECOGNITION) or role.runs(Role.RULES):
+            await self._transport.start()
+        register_outbox_probe(self._outbox_probe)
+        for queue in self._transport.depths():
+            QUEUE_DEPTH.labels(queue=queue).set_function(self._depth_of(queue))
+        QUEUE_DEPTH.labels(queue="gate-intake").set_function(lambda: self._gate_intake.pending)
+
+        routes: AppRoutes | None = None
+        if config.service.http.enabled:
+            http = config.service.http
+            routers = self._ack_routers() if role.runs(Role.NOTIFIER) or role.runs(Role.CONSOLE) else []
+            app = create_app(status=self.status, routers=routers, healthy=self.healthy, config=http)
+            routes = AppRoutes(app)
+            self._http = HttpServer(app, http.host, http.port, limits=http)
+            await self._http.start()
+        if config.service.console.enabled and role.runs(Role.CONSOLE):
+            await self._start_console()
+        if role.runs(Role.RECOGNITION):
+            await self._gate_intake.start()
+            self._sources = IngestSupervisor(
+                config_root=self._loaded.root,
+                frame_handler=self._frame_handler,
+                gate_handler=self._gate_intake.put,
+                routes=routes,
+                watermarks=DatabaseWatermarks(self._storage.database),
+            )
+            await self._sources.apply(config.cameras, config.gates)
+        if self._watch_config and role is Role.ALL:
+            self._watcher = ConfigWatcher(
+                self._config_path, self._on_config_change, self._on_config_error, current=self._loaded
+            )
+            await self._watcher.start()
+        log.info(
+            "gridwatch started (role %s): %d camera(s), %d gate(s), %d registr(ies), %d rule(s), transport %s",
+            role,
+            len(self.camera_status()),
+            len(self.gate_status()),
+            len(config.registries),
+            len(config.rules),
+            self._transport.driver,
+        )
+
+    async def _start_recognition(self) -> None:
+        """Recognition, publishing sightings and stranger attempts to the transport."""
+        assert self._storage is not None
+        assert self._parts is not None
+        config = self._loaded.config
         strangers = StrangerClusters(stranger_watch(config))
         evidence = self._evidence = EvidenceStore(self._storage.database, self._parts.keys)
         capture = EvidenceCapture(evidence) if self._keyring is not None else None
@@ -295,18 +392,25 @@ class Service:
         )
         await self._recognition.start()
 
-        self._notifier = Notifier(
-            config.notifier,
-            self._storage.outbox,
-            build_sinks(config.notifier, self._paths.root, config.service.name),
-            self._audit,
-            on_delivered=self._on_delivered,
-        )
-        await self._notifier.start()
-        await self._start_cases()
-        engine = RuleEngine(
-            config.rules, self._storage.rule_state, directory=self._parts.store, **rule_surroundings(config)
-        )
+    async def _start_rules(self) -> None:
+        """The rules stage: a member of the rules consumer group whose alerts go to the outbox."""
+        assert self._storage is not None
+        assert self._notifier is not None
+        assert self._audit is not None
+        config = self._loaded.config
+        directory: RegistryStore
+        if self._parts is not None:
+            directory = self._parts.store
+        else:
+            # A rule worker reads persons' conditions from the shared store; it loads no model pack.
+            database = self._storage.database
+            directory = self._directory = RegistryStore(
+                database,
+                keys=registry_keys(self._loaded),
+                erasure=Erasures((self._storage.rule_state,)),
+                audit=self._audit,
+            )
+        engine = RuleEngine(config.rules, self._storage.rule_state, directory=directory, **rule_surroundings(config))
         # A replayed event the rules judged again makes an alert the outbox has already: it does not
         # exist twice, so the engine does not count it, and the cooldown it took (the earlier one's
         # had run out, or the rule would not have made it) is dropped again.
@@ -318,45 +422,22 @@ class Service:
             self._alerts.tap(ALERTS, tap)
         self._rules = RulesStage(engine, self._alerts)
         await self._rules.start()
-        self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP)
+        # The stage owns the sightings' partitions Kafka assigns it (their timers move with them).
+        self._transport.subscribe(SIGHTINGS, self._rules.put, group=RULES_GROUP, partitions=self._rules)
         self._transport.subscribe(STRANGER_ATTEMPTS, self._rules.put_attempt, group=RULES_GROUP)
-        await self._transport.start()
-        register_outbox_probe(self._outbox_probe)
-        for queue in self._transport.depths():
-            QUEUE_DEPTH.labels(queue=queue).set_function(self._depth_of(queue))
-        QUEUE_DEPTH.labels(queue="gate-intake").set_function(lambda: self._gate_intake.pending)
 
-        routes: AppRoutes | None = None
-        if config.service.http.enabled:
-            http = config.service.http
-            app = create_app(status=self.status, routers=self._ack_routers(), healthy=self.healthy, config=http)
-            routes = AppRoutes(app)
-            self._http = HttpServer(app, http.host, http.port, limits=http)
-            await self._http.start()
-        if config.service.console.enabled:
-            await self._start_console()
-        await self._gate_intake.start()
-        self._sources = IngestSupervisor(
-            config_root=self._loaded.root,
-            frame_handler=self._frame_handler,
-            gate_handler=self._gate_intake.put,
-            routes=routes,
-            watermarks=DatabaseWatermarks(self._storage.database),
-        )
-        await self._sources.apply(config.cameras, config.gates)
-        if self._watch_config:
-            self._watcher = ConfigWatcher(
-                self._config_path, self._on_config_change, self._on_config_error, current=self._loaded
-            )
-            await self._watcher.start()
-        log.info(
-            "gridwatch started: %d camera(s), %d gate(s), %d registr(ies), %d rule(s), transport %s",
-            len(self._sources.camera_status()),
-            len(self._sources.gate_status()),
-            len(config.registries),
-            len(config.rules),
-            self._transport.driver,
-        )
+    async def _poll_outboxes(self) -> None:
+        """A notifier process is not told of alerts and notifications other processes store: look often."""
+        while True:
+            await asyncio.sleep(OUTBOX_POLL_S)
+            if self._notifier is not None:
+                self._notifier.wake()
+            if self._dispatcher is not None:
+                self._dispatcher.wake()
+            if self._case_events is not None:
+                self._case_events.wake()
+            if self._cases is not None:
+                self._cases.wake()
 
     async def stop(self) -> None:
         if not self._started:
@@ -364,6 +445,11 @@ class Service:
         self._started = False
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._outbox_poll is not None:
+            self._outbox_poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_poll
+            self._outbox_poll = None
         if self._sources is not None:
             await self._sources.stop()
         await self._gate_intake.stop()
@@ -389,14 +475,20 @@ class Service:
             await self._notifier.stop()
         if self._parts is not None:
             self._parts.store.close()  # shares the storage's database, which closes next
+        if self._directory is not None:
+            self._directory.close()
         if self._storage is not None:
             self._storage.close()
         if self._audit is not None:
             self._audit.close()
         log.info("gridwatch stopped")
 
-    async def _start_cases(self) -> None:
-        """The case desk and what delivers its steps: case events on Kafka (when enabled)."""
+    async def _start_cases(self, *, deliver: bool = True) -> None:
+        """The case desk and what delivers its steps: case events on Kafka (when enabled).
+
+        ``deliver`` False (a rule worker, a console): the desk only, for opening and acknowledging cases;
+        the notifier processes run the case timers and deliver what the steps queued.
+        """
         assert self._storage is not None
         config = self._loaded.config
         database = self._storage.database
@@ -412,6 +504,9 @@ class Service:
             links=self._ack_links,
             audit=self._audit,
         )
+        self._cases = CaseStage(desk, on_steps=self._on_case_steps)
+        if not deliver:
+            return
         self._dispatcher = NotificationDispatcher(
             NotificationOutbox(database),
             build_channels(config, config.service.name),
@@ -428,7 +523,6 @@ class Service:
                 service_name=config.service.name,
             )
             await self._case_events.start()
-        self._cases = CaseStage(desk, on_steps=self._on_case_steps)
         await self._cases.start()
         if acks.consume:
             self._ack_consumer = AckConsumer(
@@ -449,9 +543,10 @@ class Service:
         """The operator console's listener, fed by a tap on the alerts port and by committed case steps."""
         assert self._storage is not None, "storage not started"
         assert self._cases is not None, "case desk not started"
-        assert self._alerts is not None, "alerts port not built"
         assert self._audit is not None, "audit log not open"
         assert self._parts is not None, "recognition not started"
+        if self._evidence is None and self._keyring is not None:
+            self._evidence = EvidenceStore(self._storage.database, self._parts.keys)  # a console process
         self._console = ConsoleListener(
             self._loaded.config.service.console,
             database=self._storage.database,
@@ -469,7 +564,8 @@ class Service:
                 ReferencePhotos(self._loaded.config, self._storage.database, self._parts.keys),
             ),
         )
-        self._alerts.tap(ALERTS, self._console.on_alert)
+        if self._alerts is not None:  # alerts made in this process reach the console at once
+            self._alerts.tap(ALERTS, self._console.on_alert)
         await self._console.start()
 
     def _on_case_steps(self, steps: Steps) -> None:
@@ -526,6 +622,9 @@ class Service:
         """A sink took an alert: the cooldown it started runs from now."""
         if self._rules is not None:
             await asyncio.to_thread(self._rules.engine.delivered, alert_id)
+        elif self._storage is not None:
+            # A notifier process: the rule state is shared, whichever rule worker made the alert.
+            await asyncio.to_thread(self._storage.rule_state.mark_delivered, alert_id, dt.datetime.now(dt.UTC))
 
     async def _on_config_change(self, new: LoadedConfig, trigger: ReloadTrigger) -> None:
         diff = diff_configs(self._loaded.config, new.config)
@@ -610,6 +709,7 @@ class Service:
             "gates": [gate_status_dict(s, self._gate_intake.dropped.get(s.source_id, 0)) for s in self.gate_status()],
             "gate_queue": self._gate_queue_status(),
             "config": self._config_state.as_dict(),
+            "role": str(self._role),
             "transport": {"driver": self._transport.driver, "queues": self._transport.depths()},
             "notifier": self._notifier_status(),
             "recognition": None
@@ -628,6 +728,8 @@ class Service:
             else {
                 "sightings": engine.sightings,
                 "alerts": engine.alerts,
+                # The sightings partitions whose state and timers this process owns (None: all, one process).
+                "partitions": None if engine.state.owned is None else sorted(engine.state.owned),
                 "by_rule": {
                     rule: {"alerts": engine.alerts_by_rule[rule], "suppressed": engine.suppressed[rule]}
                     for rule in engine.rule_ids

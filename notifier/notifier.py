@@ -92,6 +92,11 @@ class Notifier:
     def sinks(self) -> list[DeliveryChannel]:
         return list(self._sinks)
 
+    def wake(self) -> None:
+        """Look at the outbox now (another process may have added alerts to it)."""
+        for event in self._wake.values():
+            event.set()
+
     async def start(self) -> None:
         if self._started:
             return

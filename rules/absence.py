@@ -46,7 +46,9 @@ class NotSeenRule(SightingRule):
         return []
 
     def arm(self, now: dt.datetime, ctx: RuleContext) -> None:
-        persons = {entry.person_id: entry for entry in ctx.directory.persons(self._registries)}
+        # A rule worker arms the persons of the partitions it owns (one process: everyone).
+        entries = ctx.directory.persons(self._registries)
+        persons = {entry.person_id: entry for entry in entries if ctx.state.owns(entry.person_id)}
         existing = ctx.state.timer_persons(self.id)
         missing = [entry for person_id, entry in persons.items() if person_id not in existing]
         if missing:

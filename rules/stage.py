@@ -8,6 +8,13 @@ which hands the event over again: no alert is lost, and a replayed event makes n
 The timer loop wakes at the next due time (at most every ``max_sleep_s``), arms timers for persons
 enrolled since the last pass, and fires what is due: each alert is stored first and the timer moved
 after, so a crash in between fires it again with the same id (the outbox drops the copy).
+
+As a member of the rules consumer group, the stage is the transport's ``PartitionListener``: a
+partition assigned to it has its timers armed and its overdue ones fired at once (its state is in the
+database, tagged with the partition); a revoked partition's timers stop firing here, and the revocation
+returns only after a timer pass in flight has stored its alerts. Two owners in a row may both fire a
+timer that came due around the handover (or that a killed owner fired but did not record): the alert id
+is the same, the outbox keeps one, and the timer moves only if it is still as the firing read it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from gridwatch.core.events import Alert, Sighting, StrangerAttempt
 from gridwatch.core.interfaces import AlertSink
-from gridwatch.core.metrics import LOOP_ERRORS
+from gridwatch.core.metrics import LOOP_ERRORS, RULES_PARTITIONS_OWNED
 from rules.engine import RuleEngine
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,8 @@ class RulesStage:
         self._max_sleep_s = max_sleep_s
         self._timer_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Held by a timer pass; a revocation waits for it, so no alert of a lost partition is made after.
+        self._pass_lock = asyncio.Lock()
 
     @property
     def engine(self) -> RuleEngine:
@@ -55,6 +65,21 @@ class RulesStage:
     def wake(self) -> None:
         """Run a timer pass now (a reload or an enrolment changed what the timers should be)."""
         self._wake.set()
+
+    async def assigned(self, partitions: frozenset[int], partition_of: Callable[[str], int]) -> None:
+        """Kafka assigned these partitions of the sightings: their timers are armed and fired from here on."""
+        async with self._pass_lock:
+            await asyncio.to_thread(self._engine.state.own, partitions, partition_of)
+        RULES_PARTITIONS_OWNED.set(len(self._engine.state.owned or ()))
+        log.info("rules: now owns partition(s) %s", sorted(self._engine.state.owned or ()))
+        self.wake()  # overdue timers of the new partitions fire now, not at the next planned pass
+
+    async def revoked(self, partitions: frozenset[int]) -> None:
+        """Kafka revoked these partitions: once a timer pass in flight is done, they are not acted for."""
+        async with self._pass_lock:
+            self._engine.state.disown(partitions)
+        RULES_PARTITIONS_OWNED.set(len(self._engine.state.owned or ()))
+        log.info("rules: gave up partition(s) %s", sorted(partitions))
 
     async def put(self, sighting: Sighting) -> None:
         log.debug(
@@ -85,6 +110,10 @@ class RulesStage:
 
     async def run_timers_once(self) -> None:
         """One pass: arm new timers, fire the due ones (what the loop does; tests and the simulator call it)."""
+        async with self._pass_lock:
+            await self._timer_pass()
+
+    async def _timer_pass(self) -> None:
         await asyncio.to_thread(self._engine.arm)
         while True:
             firings = await asyncio.to_thread(self._engine.due)

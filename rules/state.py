@@ -3,6 +3,12 @@
 The rows live in the one database (``gridwatch.core.db``) and carry the Kafka partition of the
 person they belong to (0 while stages run in one process), so a new owner of a partition can load them.
 Every method is one short transaction; the database layer retries a database that drops.
+
+Ownership: by default this state acts for every row (one process). A rule worker of a consumer group
+is told by ``own``/``disown`` which partitions it owns and how a key maps to its partition; from then
+on it writes each row with its key's partition, and only the owned partitions' timers are armed, due
+and counted here. Cooldowns and pass lists are read by key while an owned partition's event is handled,
+so they need no filter.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from gridwatch.core.db import Database
 from gridwatch.core.db.schema import cooldowns, rule_passes, rule_timers
@@ -86,6 +92,10 @@ class RuleState:
     def __init__(self, database: Database, *, partition: int = 0) -> None:
         self._db = database
         self._partition = partition
+        # None: this state acts for every partition (one process). Swapped whole, read by worker threads.
+        self._owned: frozenset[int] | None = None
+        self._partition_of: Callable[[str], int] | None = None
+        self._retagged = False
         self._open = False
         self._batch = threading.local()  # the connection of a ``batch`` running in this thread
 
@@ -100,6 +110,60 @@ class RuleState:
     def close(self) -> None:
         """Idempotent; the database itself is closed by its owner."""
         self._open = False
+
+    # -- partition ownership -----------------------------------------------------------------------
+
+    @property
+    def owned(self) -> frozenset[int] | None:
+        """The partitions this state acts for; ``None``: all of them (one process)."""
+        return self._owned
+
+    def partition_of(self, key: str) -> int:
+        """The partition a row of ``key`` (a person, or a stranger rule's subject) belongs to."""
+        return self._partition if self._partition_of is None else self._partition_of(key)
+
+    def owns(self, key: str) -> bool:
+        owned = self._owned
+        return owned is None or self.partition_of(key) in owned
+
+    def own(self, partitions: frozenset[int], partition_of: Callable[[str], int]) -> None:
+        """Act for these partitions too. The first time, timers written by one process (all tagged with
+        one partition) are tagged with their person's partition, so that their owner finds them."""
+        self._partition_of = partition_of
+        if not self._retagged:
+            self.retag_timers()
+            self._retagged = True
+        self._owned = (self._owned or frozenset()) | partitions
+
+    def disown(self, partitions: frozenset[int]) -> None:
+        """Stop acting for these partitions (their timers are no longer armed, due or counted here)."""
+        self._owned = (self._owned or frozenset()) - partitions
+
+    def retag_timers(self) -> int:
+        """Tag every timer with its person's partition (idempotent; every owner computes the same tags)."""
+        t = rule_timers.c
+
+        def retag(conn: Connection) -> int:
+            rows = conn.execute(select(t.rule, t.person_id, t.partition).where(t.person_id != RULE_START_ROW)).all()
+            moved = 0
+            for rule, person_id, partition in rows:
+                wanted = self.partition_of(person_id)
+                if partition != wanted:
+                    stmt = rule_timers.update().where(t.rule == rule, t.person_id == person_id).values(partition=wanted)
+                    conn.execute(stmt)
+                    moved += 1
+            return moved
+
+        return self._run(retag, "rule timers retag")
+
+    def _owned_timers(self, query: Select[Any]) -> Select[Any] | None:
+        """``query`` limited to the owned partitions' timers; None when nothing is owned."""
+        owned = self._owned
+        if owned is None:
+            return query
+        if not owned:
+            return None
+        return query.where(rule_timers.c.partition.in_(sorted(owned)))
 
     # -- cooldowns ---------------------------------------------------------------------------------
 
@@ -127,7 +191,7 @@ class RuleState:
             stmt = insert(conn, cooldowns).values(
                 rule=rule,
                 person_id=subject,
-                partition=self._partition,
+                partition=self.partition_of(subject),
                 last_alert_at=at,
                 severity_rank=severity_rank,
                 suppressed=0,
@@ -193,9 +257,13 @@ class RuleState:
         return self._run(get_or_set, "rule state write")
 
     def timer_persons(self, rule: str) -> set[str]:
+        """Persons with a timer of ``rule``, in the owned partitions."""
         t = rule_timers.c
-        query = select(t.person_id).where(t.rule == rule, t.person_id != RULE_START_ROW)
-        return self._run(lambda conn: {row[0] for row in conn.execute(query)}, "rule state read")
+        query = self._owned_timers(select(t.person_id).where(t.rule == rule, t.person_id != RULE_START_ROW))
+        if query is None:
+            return set()
+        owned_query = query
+        return self._run(lambda conn: {row[0] for row in conn.execute(owned_query)}, "rule state read")
 
     def arm_timers(self, rule: str, timers: Sequence[tuple[str, dt.datetime, dt.datetime]]) -> None:
         """Start absence timers ``(person, started_at, due_at)`` that do not exist yet."""
@@ -204,7 +272,7 @@ class RuleState:
 
         def arm(conn: Connection) -> None:
             rows = [
-                {"rule": rule, "person_id": p, "partition": self._partition, "started_at": s, "due_at": d}
+                {"rule": rule, "person_id": p, "partition": self.partition_of(p), "started_at": s, "due_at": d}
                 for p, s, d in timers
             ]
             stmt = insert(conn, rule_timers).on_conflict_do_nothing(
@@ -222,7 +290,7 @@ class RuleState:
             stmt = insert(conn, rule_timers).values(
                 rule=rule,
                 person_id=person_id,
-                partition=self._partition,
+                partition=self.partition_of(person_id),
                 started_at=seen_at,
                 last_seen_at=seen_at,
                 last_seen_source=source,
@@ -247,20 +315,28 @@ class RuleState:
         self._run(upsert, "rule state write")
 
     def due_timers(self, now: dt.datetime, limit: int = 1000) -> list[AbsenceTimer]:
+        """Timers due by ``now``, in the owned partitions."""
         t = rule_timers.c
-        query = (
-            select(t.rule, t.person_id, t.started_at, t.last_seen_at, t.last_seen_source, t.due_at, t.fired)
-            .where(t.due_at.is_not(None), t.due_at <= now, t.person_id != RULE_START_ROW)
-            .order_by(t.due_at)
-            .limit(limit)
+        query = self._owned_timers(
+            select(t.rule, t.person_id, t.started_at, t.last_seen_at, t.last_seen_source, t.due_at, t.fired).where(
+                t.due_at.is_not(None), t.due_at <= now, t.person_id != RULE_START_ROW
+            )
         )
-        rows = self._run(lambda conn: conn.execute(query).all(), "rule state read")
+        if query is None:
+            return []
+        owned_query = query.order_by(t.due_at).limit(limit)
+        rows = self._run(lambda conn: conn.execute(owned_query).all(), "rule state read")
         return [AbsenceTimer(r[0], r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
 
     def next_due(self) -> dt.datetime | None:
+        """The next due time of the owned partitions' timers."""
         t = rule_timers.c
-        query = select(func.min(t.due_at)).where(t.due_at.is_not(None), t.person_id != RULE_START_ROW)
-        value: dt.datetime | None = self._run(lambda conn: conn.execute(query).scalar(), "rule state read")
+        due = select(func.min(t.due_at)).where(t.due_at.is_not(None), t.person_id != RULE_START_ROW)
+        query = self._owned_timers(due)
+        if query is None:
+            return None
+        owned_query = query
+        value: dt.datetime | None = self._run(lambda conn: conn.execute(owned_query).scalar(), "rule state read")
         return value
 
     def move_timer(self, timer: AbsenceTimer, *, due_at: dt.datetime | None, fired: int) -> bool:
@@ -314,7 +390,7 @@ class RuleState:
             stmt = insert(conn, rule_passes).values(
                 rule=rule,
                 subject=subject,
-                partition=self._partition,
+                partition=self.partition_of(subject),
                 passes_json=json.dumps([item.to_json() for item in passes]),
                 updated_at=at,
             )

@@ -308,3 +308,19 @@ GATE_FACE_CHOICE = Counter(
     "(several faces, none clearly the subject: refused, nothing searched).",
     ["gate", "choice"],
 )
+
+# --- scale-out (gridwatch --role rules: a member of the rules consumer group) ----------------------
+RULES_PARTITIONS_OWNED = Gauge(
+    "gridwatch_rules_partitions_owned",
+    "Partitions of the sightings topic whose rule state and timers this rule worker owns.",
+)
+CONSUMER_LAG = Gauge(
+    "gridwatch_consumer_lag",
+    "Records of a partition this process owns that its consumer group has not handled yet (as of the last batch).",
+    ["topic", "group", "partition"],
+)
+ALERTS_REPLAYED = Counter(
+    "gridwatch_alerts_replayed_total",
+    "Alerts made again for an event handled twice (at-least-once: the same alert id, the outbox kept one), by rule.",
+    ["rule"],
+)

@@ -87,6 +87,22 @@ class Publisher(Protocol[EventT_contra]):
         ...
 
 
+class PartitionListener(Protocol):
+    """Told which partitions of a channel this process owns (Kafka's group protocol decides).
+
+    ``partition_of`` maps a key to its partition as the producers' partitioner does, so that rows
+    tagged with a partition (rule state, timers) can be matched to what is owned.
+    """
+
+    async def assigned(self, partitions: frozenset[int], partition_of: Callable[[str], int]) -> None:
+        """These partitions are now owned: load or arm their state. Called before their first event."""
+        ...
+
+    async def revoked(self, partitions: frozenset[int]) -> None:
+        """These partitions are no longer owned: stop acting for them (returns once nothing does)."""
+        ...
+
+
 class Transport(Protocol):
     """Carries events between stages. ``subscribe`` and ``publisher`` are called before ``start``."""
 
@@ -97,8 +113,19 @@ class Transport(Protocol):
 
     def publisher(self, channel: Channel[EventT]) -> Publisher[EventT]: ...
 
-    def subscribe(self, channel: Channel[EventT], handler: Handler[EventT], *, group: str) -> None:
-        """Every event of the channel reaches one subscriber of each group (one per process here)."""
+    def subscribe(
+        self,
+        channel: Channel[EventT],
+        handler: Handler[EventT],
+        *,
+        group: str,
+        partitions: PartitionListener | None = None,
+    ) -> None:
+        """Every event of the channel reaches one subscriber of each group (one per process here).
+
+        ``partitions``: told of the partitions this subscriber is assigned and loses (Kafka). The
+        in-process driver has one subscriber that owns everything, and never calls it.
+        """
         ...
 
     def tap(self, channel: Channel[EventT], tap: Tap[EventT]) -> Callable[[], None]:

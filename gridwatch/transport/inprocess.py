@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gridwatch.core.transport import Channel, EventT, Handler, Publisher, Tap, Taps
+from gridwatch.core.transport import Channel, EventT, Handler, PartitionListener, Publisher, Tap, Taps
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,15 @@ class InProcessTransport:
     def publisher(self, channel: Channel[EventT]) -> Publisher[EventT]:
         return _QueuePublisher(self, channel)
 
-    def subscribe(self, channel: Channel[EventT], handler: Handler[EventT], *, group: str) -> None:
+    def subscribe(
+        self,
+        channel: Channel[EventT],
+        handler: Handler[EventT],
+        *,
+        group: str,
+        partitions: PartitionListener | None = None,
+    ) -> None:
+        """``partitions`` is never called: this process is the only subscriber and owns everything."""
         subscriptions = self._subscriptions.setdefault(channel.topic, [])
         if any(s.name == f"{channel.topic}/{group}" for s in subscriptions):
             raise ValueError(f"group {group!r} already consumes {channel.topic}")

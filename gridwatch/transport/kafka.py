@@ -5,7 +5,9 @@ Records are the event JSON in the CloudEvents Kafka binary binding (``ce_*`` hea
 alert sink's. The producer waits for all in-sync replicas and is idempotent by default. Consumers
 commit an offset only after the handler returned, so an event is handled at least once; the
 handlers are idempotent (deterministic ids). A person's partition has one owner at a time, which
-serialises that person's rule state without locks of our own.
+serialises that person's rule state without locks of our own. A subscriber given a
+``PartitionListener`` is told which partitions it owns (Kafka's rebalance callbacks), so state
+tagged with a partition moves with it.
 
 A broker that is down is waited for: ``put`` retries until the record is acknowledged (upstream,
 cameras drop frames meanwhile; gates keep their own bounded intake), consumers reconnect with a
@@ -25,15 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, ValidationError
 
 from gridwatch.core.config.kafka import DEFAULT_TOPIC_NAMES
 from gridwatch.core.config.transport import KafkaTransportConfig
 from gridwatch.core.kafka_records import close_producer, cloudevent_headers
+from gridwatch.core.metrics import CONSUMER_LAG
 from gridwatch.core.redact import redact_text
-from gridwatch.core.transport import Channel, EventT, Handler, Publisher, Tap, Taps
+from gridwatch.core.transport import Channel, EventT, Handler, PartitionListener, Publisher, Tap, Taps
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +66,19 @@ def _new_topic(cfg: KafkaTransportConfig, name: str) -> NewTopic:
     )
 
 
+def partition_for(key: str, count: int) -> int:
+    """The partition the producer's default partitioner picks for ``key`` (murmur2, as Java clients do)."""
+    hashed: int = murmur2(key.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % count
+
+
 @dataclass(slots=True)
 class _Subscription:
     channel: Channel[Any]
     handler: Handler[Any]
     group: str
+    listener: PartitionListener | None = None
+    owned: frozenset[int] = frozenset()
     consumer: AIOKafkaConsumer | None = None
     task: asyncio.Task[None] | None = None
     skipped: int = 0
@@ -104,11 +117,18 @@ class KafkaTransport:
         self._topics.add(channel.topic)
         return _KafkaPublisher(self, channel)
 
-    def subscribe(self, channel: Channel[EventT], handler: Handler[EventT], *, group: str) -> None:
+    def subscribe(
+        self,
+        channel: Channel[EventT],
+        handler: Handler[EventT],
+        *,
+        group: str,
+        partitions: PartitionListener | None = None,
+    ) -> None:
         if any(s.channel.topic == channel.topic and s.group == group for s in self._subscriptions):
             raise ValueError(f"group {group!r} already consumes {channel.topic}")
         self._topics.add(channel.topic)
-        self._subscriptions.append(_Subscription(channel, handler, group))
+        self._subscriptions.append(_Subscription(channel, handler, group, partitions))
 
     def tap(self, channel: Channel[EventT], tap: Tap[EventT]) -> Callable[[], None]:
         return self._taps.add(channel, tap)
@@ -240,7 +260,6 @@ class KafkaTransport:
         while not self._stopping.is_set():
             cfg = self._config
             consumer = AIOKafkaConsumer(
-                sub.channel.topic,
                 **cfg.security_kwargs(),
                 bootstrap_servers=cfg.bootstrap_servers,
                 client_id=cfg.client_id,
@@ -251,6 +270,7 @@ class KafkaTransport:
             )
             try:
                 await consumer.start()
+                consumer.subscribe([sub.channel.topic], listener=_Rebalance(sub, consumer))
                 sub.consumer = consumer
                 attempt = 0
                 await self._consume_batches(sub, consumer)
@@ -268,7 +288,12 @@ class KafkaTransport:
                     await asyncio.wait_for(self._stopping.wait(), delay)
             finally:
                 sub.consumer = None
-                await consumer.stop()
+                try:
+                    # Leaving the group: what this member owned is no longer its own (another member, or
+                    # this one after it rejoins, is assigned it again).
+                    await _give_up(sub, sub.owned)
+                finally:
+                    await consumer.stop()
 
     async def _consume_batches(self, sub: _Subscription, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
@@ -281,6 +306,7 @@ class KafkaTransport:
                 highwater = consumer.highwater(tp)
                 if highwater is not None:
                     sub.lag[tp] = max(0, highwater - records[-1].offset - 1)
+                    CONSUMER_LAG.labels(sub.channel.topic, sub.group, str(tp.partition)).set(sub.lag[tp])
                 try:
                     await consumer.commit({tp: records[-1].offset + 1})
                 except CommitFailedError as exc:
@@ -311,3 +337,41 @@ class KafkaTransport:
                 attempt += 1
                 log.exception("transport: handler of %s failed; retrying in %.1f s", sub.channel.topic, delay)
                 await asyncio.sleep(delay)
+
+
+async def _give_up(sub: _Subscription, partitions: frozenset[int]) -> None:
+    if not partitions:
+        return
+    sub.owned = sub.owned - partitions
+    for partition in partitions:
+        sub.lag.pop(TopicPartition(sub.channel.topic, partition), None)
+        with contextlib.suppress(KeyError):  # a partition given up before its first batch has no series
+            CONSUMER_LAG.remove(sub.channel.topic, sub.group, str(partition))
+    if sub.listener is not None:
+        await sub.listener.revoked(partitions)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Kafka's group protocol tells a member what it owns; the subscription's listener follows it.
+
+    aiokafka awaits these callbacks inside the rebalance: a revoked partition's work has stopped
+    before any other member is assigned it.
+    """
+
+    def __init__(self, sub: _Subscription, consumer: AIOKafkaConsumer) -> None:
+        self._sub = sub
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await _give_up(self._sub, frozenset(tp.partition for tp in revoked if tp.topic == self._sub.channel.topic))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        sub = self._sub
+        partitions = frozenset(tp.partition for tp in assigned if tp.topic == sub.channel.topic)
+        sub.owned = sub.owned | partitions
+        log.info("transport: %s/%s owns partition(s) %s", sub.channel.topic, sub.group, sorted(sub.owned) or "-")
+        if sub.listener is None or not partitions:
+            return
+        known = self._consumer.partitions_for_topic(sub.channel.topic) or set()
+        count = max(len(known), max(partitions) + 1)
+        await sub.listener.assigned(partitions, lambda key: partition_for(key, count))

@@ -150,6 +150,10 @@ def test_every_metric_is_prefixed_and_named_with_its_unit() -> None:
         "FRAMES_WITHOUT_MOTION",
         # the face a gate snapshot is about (recognition.recognizer)
         "GATE_FACE_CHOICE",
+        # scale-out (rule workers)
+        "RULES_PARTITIONS_OWNED",
+        "CONSUMER_LAG",
+        "ALERTS_REPLAYED",
     }
     for python_name, metric in defined.items():
         for family in metric.collect():
