@@ -221,8 +221,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.restart:
         journal_path.unlink(missing_ok=True)
     journal = ImportJournal(journal_path)
-    progress = ProgressBar(sys.stderr)
     parts = _recognition(loaded)
+    progress: ProgressBar | None = None
     started = time.perf_counter()
     try:
         parts.registries.load()
@@ -233,6 +233,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if earlier:
             print(f"resuming: {earlier} person(s) done by an earlier run are skipped", file=sys.stderr)
         references = ReferencePhotos(loaded.config, parts.store.database, parts.keys)
+        progress = ProgressBar(sys.stderr)
         job = BulkImport(
             parts.registries,
             parts.analyzer,
@@ -251,7 +252,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     finally:
         parts.close()
-        progress.end()
+        if progress is not None:
+            progress.end()
     elapsed = time.perf_counter() - started
     for refusal in report.refused:
         print(json.dumps({"photo": refusal.photo, "refused": refusal.reason, "kind": refusal.kind}, ensure_ascii=False))
@@ -280,9 +282,11 @@ class ProgressBar:
     WIDTH = 30
 
     def __init__(self, stream: Any) -> None:
+        import time
+
         self._stream = stream
         self._tty = bool(stream.isatty())
-        self._started = 0.0
+        self._started = time.perf_counter()  # the rate counts from here (made just before the import starts)
         self._last_tenth = -1
         self._drawn = False
 
@@ -290,8 +294,6 @@ class ProgressBar:
         import time
 
         now = time.perf_counter()
-        if not self._started:
-            self._started = now
         share = done / total if total else 1.0
         rate = photos / (now - self._started) if now > self._started else 0.0
         filled = int(share * self.WIDTH)
