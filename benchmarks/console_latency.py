@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from gridwatch.core.crypto import DATA_KEY_ENV, new_data_key
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -169,11 +173,19 @@ async def measure(events: int, warmup: int) -> dict[str, Any]:
     }
 
 
+def ensure_data_key() -> None:
+    """Templates are sealed at rest: without ``GRIDWATCH_DATA_KEY``, a throwaway key of this run (said so)."""
+    if not os.environ.get(DATA_KEY_ENV, "").strip():
+        os.environ[DATA_KEY_ENV] = base64.b64encode(new_data_key()).decode("ascii")
+        print(f"{DATA_KEY_ENV} is not set: templates are sealed with a throwaway key of this run", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
+    ensure_data_key()
     figures = asyncio.run(measure(args.events, args.warmup))
     feed, base = figures["frame_to_console_feed"], figures["baseline_frame_to_gate_answer"]
     print(f"frame → alert on the console's live feed: p50 {feed['p50_ms']} ms, p99 {feed['p99_ms']} ms")

@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as dt
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from gridwatch.core.crypto import DATA_KEY_ENV, new_data_key
 
 REPO = Path(__file__).resolve().parents[1]
 GATE = "gate-bench"
@@ -165,6 +169,13 @@ async def run(events: int, warmup: int, baseline_runs: int, fetch_max_wait_ms: i
     }
 
 
+def ensure_data_key() -> None:
+    """Templates are sealed at rest: without ``GRIDWATCH_DATA_KEY``, a throwaway key of this run (said so)."""
+    if not os.environ.get(DATA_KEY_ENV, "").strip():
+        os.environ[DATA_KEY_ENV] = base64.b64encode(new_data_key()).decode("ascii")
+        print(f"{DATA_KEY_ENV} is not set: templates are sealed with a throwaway key of this run", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--events", type=int, default=200, help="measured events (after the warm-up)")
@@ -177,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the measuring consumer's long-poll wait (fetch.max.wait.ms; aiokafka's default is 500)",
     )
     args = parser.parse_args(argv)
+    ensure_data_key()
     sys.path.insert(0, str(REPO))  # the test helpers (Kafka broker, payload builders) live in tests/support
     logging.basicConfig(level=logging.WARNING)
 

@@ -72,16 +72,24 @@ def add_commands(commands: Any, config_arg: Callable[[argparse.ArgumentParser], 
 
     bulk = actions.add_parser(
         "import",
-        help="enrol many persons from a ZIP of photos (or persons.csv + photos); prints a per-photo report",
-        description="Enrol the persons of a ZIP archive: one person per photo named after the file, or the rows "
-        "of a persons.csv at the archive's root (columns photo,name[,home,zone,hours,case_ref]; several photos, "
-        "sources or zones separated by ';'). Each person is enrolled as `registry enroll` would; refused photos "
-        "are listed with their reason (exit 1 when any was refused).",
+        help="enrol many persons from a folder, a CSV or a ZIP of photos; progress, per-photo report, resumable",
+        description="Enrol the persons of SOURCE: a folder of <person>/<photo> (one person per sub-folder, named "
+        "after it), a CSV of person,photo[,home_sources,allowed_zones,allowed_hours,case_ref] (photo paths relative "
+        "to the CSV; rows of one person give them several photos; several sources or zones separated by ';'), or a "
+        "ZIP archive (one person per photo named after the file, or a persons.csv with photo,name[,home,zone,hours,"
+        "case_ref]). Each person is enrolled as `registry enroll` would; a face the registry already knows is "
+        "refused as a duplicate. Prints a JSON line per refused photo (reason and kind: no_face, several_faces, "
+        "too_small, poor_quality, unreadable, duplicate, not_a_photo, conditions), a progress bar on stderr and the "
+        "throughput at the end; exit 1 when any photo was refused. Interrupted, the same command resumes: persons "
+        "done before are skipped (a journal in the data directory), nobody is enrolled twice.",
     )
     config_arg(bulk)
     bulk.add_argument("--registry", required=True)
     _actor_arg(bulk)
-    bulk.add_argument("archive", type=Path, metavar="ARCHIVE.zip")
+    bulk.add_argument(
+        "--restart", action="store_true", help="forget what earlier runs of this import did and start over"
+    )
+    bulk.add_argument("source", type=Path, metavar="SOURCE", help="a folder, a .csv or a .zip")
     bulk.set_defaults(handler=cmd_import)
 
     extend = actions.add_parser(
@@ -290,37 +298,68 @@ def _instant(value: dt.datetime) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import hashlib
     import json
+    import time
 
-    from gridwatch.wiring import ReferencePhotos, require_keyring
-    from recognition.bulk_import import ArchiveReader, BulkImport, ImportArchiveError
+    from gridwatch.wiring import ReferencePhotos, data_paths, require_keyring
+    from recognition.bulk_import import (
+        ArchiveReader,
+        BulkImport,
+        CsvSource,
+        FolderSource,
+        ImportArchiveError,
+        ImportJournal,
+        ImportSource,
+    )
 
     loaded = _load(args.config)
+    source_path: Path = args.source
     try:
-        archive = ArchiveReader(args.archive.read_bytes())
+        source: ImportSource
+        if source_path.is_dir():
+            source = FolderSource(source_path)
+        elif source_path.suffix.lower() == ".csv":
+            source = CsvSource(source_path)
+        else:
+            source = ArchiveReader(source_path.read_bytes())
     except OSError as exc:
-        print(f"error: cannot read {args.archive}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        print(f"error: cannot read {source_path}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return EXIT_CONFIG
     except ImportArchiveError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     require_keyring(loaded.config)
+    # One journal per registry and source: the same command, run again, resumes where it stopped.
+    where = hashlib.sha256(str(source_path.resolve()).encode()).hexdigest()[:16]
+    journal_path = data_paths(loaded).root / "imports" / f"{args.registry}-{where}.jsonl"
+    if args.restart:
+        journal_path.unlink(missing_ok=True)
+    journal = ImportJournal(journal_path)
     parts = _recognition(loaded)
+    progress: ProgressBar | None = None
+    started = time.perf_counter()
     try:
         parts.registries.load()
         if args.registry not in parts.registries.configs:
             print(f"error: unknown registry {args.registry!r}", file=sys.stderr)
             return EXIT_CONFIG
+        earlier = journal.load()
+        if earlier:
+            print(f"resuming: {earlier} person(s) done by an earlier run are skipped", file=sys.stderr)
         references = ReferencePhotos(loaded.config, parts.store.database, parts.keys)
+        progress = ProgressBar(sys.stderr)
         job = BulkImport(
             parts.registries,
             parts.analyzer,
             parts.gate,
             args.registry,
-            archive,
+            source,
             actor=args.actor,
             known=lambda row: row_problem(loaded.config, row),
             on_enrolled=lambda person_id, photo: references.keep(args.registry, person_id, photo),
+            journal=journal,
+            on_progress=lambda report: progress.show(report.done, report.total, report.photos),
         )
         report = job.run()
     except ImportArchiveError as exc:
@@ -328,13 +367,64 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     finally:
         parts.close()
+        if progress is not None:
+            progress.end()
+    elapsed = time.perf_counter() - started
     for refusal in report.refused:
-        print(json.dumps({"photo": refusal.photo, "refused": refusal.reason}, ensure_ascii=False))
+        print(json.dumps({"photo": refusal.photo, "refused": refusal.reason, "kind": refusal.kind}, ensure_ascii=False))
+    kinds: dict[str, int] = {}
+    for refusal in report.refused:
+        kinds[refusal.kind] = kinds.get(refusal.kind, 0) + 1
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    resumed = f"; {report.resumed} done by an earlier run" if report.resumed else ""
     print(
-        f"enrolled {len(report.enrolled)} of {report.total} in {args.registry}; refused {len(report.refused)} photo(s)",
+        f"enrolled {len(report.enrolled)} of {report.total} in {args.registry}; refused {len(report.refused)} photo(s)"
+        + (f" ({by_kind})" if by_kind else "")
+        + resumed,
+        file=sys.stderr,
+    )
+    print(
+        f"throughput: {report.photos} photo(s) analysed in {elapsed:.1f} s, "
+        f"{report.photos / elapsed if elapsed > 0 else 0.0:.2f} photos/s (model loading included)",
         file=sys.stderr,
     )
     return EXIT_REFUSED if report.refused else 0
+
+
+class ProgressBar:
+    """Persons done out of all, on one line of a terminal (redrawn); on a pipe, a line every 10 %."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: Any) -> None:
+        import time
+
+        self._stream = stream
+        self._tty = bool(stream.isatty())
+        self._started = time.perf_counter()  # the rate counts from here (made just before the import starts)
+        self._last_tenth = -1
+        self._drawn = False
+
+    def show(self, done: int, total: int, photos: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        share = done / total if total else 1.0
+        rate = photos / (now - self._started) if now > self._started else 0.0
+        filled = int(share * self.WIDTH)
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} persons, {rate:.1f} photos/s"
+        if self._tty:
+            self._stream.write("\r" + line)
+            self._drawn = True
+        elif int(share * 10) != self._last_tenth:
+            self._last_tenth = int(share * 10)
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def end(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
 
 
 def row_problem(config: GridwatchConfig, row: ImportRow) -> str | None:
