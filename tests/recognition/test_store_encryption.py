@@ -76,15 +76,34 @@ def needles(templates: Templates) -> list[bytes]:
 
 
 def files_holding(paths: list[Path], runs: list[bytes]) -> list[str]:
+    """The files that hold any of ``runs`` at any offset.
+
+    One vectorised pass per byte alignment, not one scan per run: after a full test session the PostgreSQL
+    cluster holds hundreds of megabytes, and ~1,000 runs searched one by one took more than 5 minutes.
+    """
+    wanted = set(runs)
+    firsts = np.unique(np.frombuffer(b"".join(run[:8] for run in runs), dtype="<u8"))
     hits = []
     for path in paths:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             continue  # a server's temporary file gone since the listing (its content is elsewhere by now)
-        if any(run in data for run in runs):
+        if any(data[at : at + CHUNK] in wanted for at in _candidates(data, firsts)):
             hits.append(str(path))
     return hits
+
+
+def _candidates(data: bytes, firsts: np.ndarray) -> list[int]:
+    """Offsets where one of the runs' first 8 bytes stands (every alignment)."""
+    found: list[int] = []
+    for align in range(8):
+        usable = (len(data) - align) // 8 * 8
+        if usable <= 0:
+            continue
+        words = np.frombuffer(data, dtype="<u8", count=usable // 8, offset=align)
+        found += (np.flatnonzero(np.isin(words, firsts)) * 8 + align).tolist()
+    return found
 
 
 def enrol_all(store: RegistryStore, templates: Templates, registry: str = "watch") -> dict[str, str]:

@@ -100,6 +100,19 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, int], dict[
         only("registrar", "admin", ok=204),
         {**OTHER_REGISTRY, "admin": 204},
     ),
+    ("GET", "/api/registries/{name}/persons/{person_id}/approvals"): (None, only("registrar", "admin"), OTHER_REGISTRY),
+    # The registries of the rig are watchlists: an approval (corrections only) is refused, but only in scope.
+    ("POST", "/api/registries/{name}/persons/{person_id}/approvals"): (
+        {
+            "approval_doc": "SJ-2026-17",
+            "approver": "judicial office",
+            "situation_code": 2,
+            "start": "2026-12-01",
+            "end": "2027-01-31",
+        },
+        only("registrar", "admin", ok=422),
+        {**OTHER_REGISTRY, "admin": 422},
+    ),
     ("POST", "/api/registries/{name}/imports"): (
         {"_multipart": "import"},
         only("registrar", "admin", ok=202),
